@@ -1,0 +1,640 @@
+//! A checking pass over the config text before serde-json-core sees it.
+//!
+//! serde-json-core reports *what* went wrong but not *where*. This pass walks the JSON once,
+//! with a bounded nesting depth, and reports the first syntax error by line and column and the
+//! first value of a known key whose JSON type is wrong by its path (`servers[0].listeners[1].address`).
+//! Keys the schema does not know are logged at debug and skipped, so real MOSN files with
+//! `stream_filters`, `routers`, `pprof`... load. Pure, `core` only, no allocation.
+
+use core::fmt::{self, Write};
+use heapless::String;
+
+/// Deepest nesting accepted. MOSN files nest about 8 levels; the bound keeps the recursive
+/// walk (and serde-json-core's, which runs afterwards) far from the stack limit.
+pub const MAX_DEPTH: usize = 32;
+/// Longest rendered path in an error message.
+pub const PATH_TEXT_LEN: usize = 128;
+
+pub type PathText = String<PATH_TEXT_LEN>;
+
+use super::model::{MAX_CLUSTERS, MAX_HOSTS, MAX_LISTENERS};
+/// `servers` entries: MOSN runs one server per process, and so does baton.
+pub const MAX_SERVERS: usize = 1;
+/// Filter chains per listener: baton proxies one chain, as MOSN's tcp_proxy samples have.
+pub const MAX_CHAINS: usize = 1;
+/// Filters per chain and routes per `tcp_proxy`. Two lets MOSN's `proxy` + `tcp_proxy`
+/// fallback chain be read far enough to refuse it by name. These bounds keep the raw
+/// (pre-validation) config, which serde builds on the stack, near 64 KiB.
+pub const MAX_FILTERS: usize = 2;
+/// Longest name, address, type or duration string in the raw config.
+pub const RAW_STR_LEN: usize = 64;
+/// Longest path string (runtime directory, PID file) in the raw config.
+pub const PATH_STR_LEN: usize = 128;
+
+/// JSON type a known key must have.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Obj,
+    /// Array with at most this many entries (the capacity of its fixed-size vector, named).
+    Arr(usize, &'static str),
+    /// String of at most this many bytes.
+    Str(usize),
+    Bool,
+    /// Non-negative integer.
+    UInt,
+    /// Any value; its contents are not checked (e.g. `tls_context`, checked semantically).
+    Any,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Obj => "an object",
+            Kind::Arr(..) => "an array",
+            Kind::Str(_) => "a string",
+            Kind::Bool => "true or false",
+            Kind::UInt => "a non-negative integer",
+            Kind::Any => "a value",
+        }
+    }
+}
+
+/// Known keys by path pattern (`[]` stands for any array index) and their kinds.
+const SCHEMA: &[(&str, Kind)] = &[
+    ("servers", Kind::Arr(MAX_SERVERS, "MAX_SERVERS")),
+    ("servers[]", Kind::Obj),
+    ("servers[].default_log_path", Kind::Any),
+    ("servers[].default_log_level", Kind::Str(RAW_STR_LEN)),
+    ("servers[].graceful_timeout", Kind::Str(RAW_STR_LEN)),
+    (
+        "servers[].listeners",
+        Kind::Arr(MAX_LISTENERS, "MAX_LISTENERS"),
+    ),
+    ("servers[].listeners[]", Kind::Obj),
+    ("servers[].listeners[].name", Kind::Str(RAW_STR_LEN)),
+    ("servers[].listeners[].address", Kind::Str(RAW_STR_LEN)),
+    ("servers[].listeners[].bind_port", Kind::Bool),
+    ("servers[].listeners[].log_path", Kind::Any),
+    ("servers[].listeners[].log_level", Kind::Any),
+    (
+        "servers[].listeners[].filter_chains",
+        Kind::Arr(MAX_CHAINS, "MAX_CHAINS"),
+    ),
+    ("servers[].listeners[].filter_chains[]", Kind::Obj),
+    (
+        "servers[].listeners[].filter_chains[].tls_context",
+        Kind::Any,
+    ),
+    (
+        "servers[].listeners[].filter_chains[].filters",
+        Kind::Arr(MAX_FILTERS, "MAX_FILTERS"),
+    ),
+    ("servers[].listeners[].filter_chains[].filters[]", Kind::Obj),
+    (
+        "servers[].listeners[].filter_chains[].filters[].type",
+        Kind::Str(RAW_STR_LEN),
+    ),
+    (
+        "servers[].listeners[].filter_chains[].filters[].config",
+        Kind::Obj,
+    ),
+    (
+        "servers[].listeners[].filter_chains[].filters[].config.cluster",
+        Kind::Str(RAW_STR_LEN),
+    ),
+    (
+        "servers[].listeners[].filter_chains[].filters[].config.routes",
+        Kind::Arr(MAX_FILTERS, "MAX_FILTERS"),
+    ),
+    (
+        "servers[].listeners[].filter_chains[].filters[].config.routes[]",
+        Kind::Obj,
+    ),
+    (
+        "servers[].listeners[].filter_chains[].filters[].config.routes[].cluster",
+        Kind::Str(RAW_STR_LEN),
+    ),
+    ("cluster_manager", Kind::Obj),
+    (
+        "cluster_manager.clusters",
+        Kind::Arr(MAX_CLUSTERS, "MAX_CLUSTERS"),
+    ),
+    ("cluster_manager.clusters[]", Kind::Obj),
+    ("cluster_manager.clusters[].Name", Kind::Str(RAW_STR_LEN)),
+    ("cluster_manager.clusters[].name", Kind::Str(RAW_STR_LEN)),
+    ("cluster_manager.clusters[].type", Kind::Str(RAW_STR_LEN)),
+    ("cluster_manager.clusters[].lb_type", Kind::Str(RAW_STR_LEN)),
+    (
+        "cluster_manager.clusters[].max_request_per_conn",
+        Kind::UInt,
+    ),
+    (
+        "cluster_manager.clusters[].conn_buffer_limit_bytes",
+        Kind::UInt,
+    ),
+    (
+        "cluster_manager.clusters[].hosts",
+        Kind::Arr(MAX_HOSTS, "MAX_HOSTS"),
+    ),
+    ("cluster_manager.clusters[].hosts[]", Kind::Obj),
+    (
+        "cluster_manager.clusters[].hosts[].address",
+        Kind::Str(RAW_STR_LEN),
+    ),
+    ("cluster_manager.clusters[].hosts[].hostname", Kind::Any),
+    ("cluster_manager.clusters[].hosts[].weight", Kind::UInt),
+    ("admin", Kind::Obj),
+    ("admin.address", Kind::Obj),
+    ("admin.address.socket_address", Kind::Obj),
+    (
+        "admin.address.socket_address.address",
+        Kind::Str(RAW_STR_LEN),
+    ),
+    ("admin.address.socket_address.port_value", Kind::UInt),
+    ("baton", Kind::Obj),
+    ("baton.runtime_dir", Kind::Str(PATH_STR_LEN)),
+    ("baton.pid_file", Kind::Str(PATH_STR_LEN)),
+    ("baton.max_connections", Kind::UInt),
+    ("baton.buffer_size", Kind::UInt),
+    ("baton.backlog", Kind::UInt),
+    ("baton.connect_timeout", Kind::Str(RAW_STR_LEN)),
+    ("baton.idle_timeout", Kind::Str(RAW_STR_LEN)),
+    ("baton.drain_timeout", Kind::Str(RAW_STR_LEN)),
+    ("baton.handoff_timeout", Kind::Str(RAW_STR_LEN)),
+    ("baton.connect_attempts", Kind::UInt),
+    ("baton.fail_threshold", Kind::UInt),
+    ("baton.down_time", Kind::Str(RAW_STR_LEN)),
+    ("baton.max_draining", Kind::UInt),
+    ("baton.transfer_connections", Kind::Bool),
+];
+
+/// Where and what: the first problem found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonError {
+    pub line: u32,
+    pub col: u32,
+    /// Path of the offending value, empty for syntax errors outside any key.
+    pub path: PathText,
+    pub what: &'static str,
+    pub expected: Option<&'static str>,
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}, column {}: ", self.line, self.col)?;
+        match self.expected {
+            Some(exp) => write!(f, "`{}` must be {}, found {}", self.path, exp, self.what),
+            None if self.path.is_empty() => write!(f, "{}", self.what),
+            None => write!(f, "{} (in `{}`)", self.what, self.path),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Seg<'a> {
+    Key(&'a str),
+    Idx(usize),
+}
+
+struct Walker<'a> {
+    b: &'a [u8],
+    i: usize,
+    path: [Seg<'a>; MAX_DEPTH],
+    depth: usize,
+}
+
+/// Checks `text` and returns the first problem, if any.
+pub fn check(text: &[u8]) -> Result<(), JsonError> {
+    let mut w = Walker {
+        b: text,
+        i: 0,
+        path: [Seg::Idx(0); MAX_DEPTH],
+        depth: 0,
+    };
+    w.ws();
+    w.value(Some(Kind::Obj))?;
+    w.ws();
+    if w.i != w.b.len() {
+        return Err(w.err("unexpected text after the top-level object"));
+    }
+    Ok(())
+}
+
+impl<'a> Walker<'a> {
+    fn err(&self, what: &'static str) -> JsonError {
+        let (line, col) = self.position();
+        JsonError {
+            line,
+            col,
+            path: self.path_text(),
+            what,
+            expected: None,
+        }
+    }
+
+    fn position(&self) -> (u32, u32) {
+        let upto = &self.b[..self.i.min(self.b.len())];
+        let line = 1 + upto.iter().filter(|&&c| c == b'\n').count() as u32;
+        let line_start = upto.iter().rposition(|&c| c == b'\n').map_or(0, |p| p + 1);
+        let col = 1 + core::str::from_utf8(&upto[line_start..]).map_or(0, |s| s.chars().count());
+        (line, col as u32)
+    }
+
+    fn path_text(&self) -> PathText {
+        let mut s = PathText::new();
+        for (n, seg) in self.path[..self.depth].iter().enumerate() {
+            let _ = match seg {
+                Seg::Key(k) if n == 0 => write!(s, "{k}"),
+                Seg::Key(k) => write!(s, ".{k}"),
+                Seg::Idx(i) => write!(s, "[{i}]"),
+            };
+        }
+        s
+    }
+
+    /// The schema kind of the current path, `None` for an unknown key.
+    fn schema_kind(&self) -> Option<Kind> {
+        SCHEMA
+            .iter()
+            .find(|(p, _)| self.pattern_is(p))
+            .map(|(_, k)| *k)
+    }
+
+    fn pattern_is(&self, pattern: &str) -> bool {
+        let mut rest = pattern;
+        for (n, seg) in self.path[..self.depth].iter().enumerate() {
+            rest = match seg {
+                Seg::Key(k) => {
+                    let r = if n == 0 {
+                        rest
+                    } else {
+                        rest.strip_prefix('.').unwrap_or("\0")
+                    };
+                    match r.strip_prefix(k) {
+                        Some(r) => r,
+                        None => return false,
+                    }
+                }
+                Seg::Idx(_) => match rest.strip_prefix("[]") {
+                    Some(r) => r,
+                    None => return false,
+                },
+            };
+        }
+        rest.is_empty()
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+
+    /// One value; `want` is the kind the schema expects (`None`: unknown key, `Any`: opaque).
+    fn value(&mut self, want: Option<Kind>) -> Result<(), JsonError> {
+        let found = match self.peek() {
+            Some(b'{') => Kind::Obj,
+            Some(b'[') => Kind::Arr(0, ""),
+            Some(b'"') => Kind::Str(0),
+            Some(b't' | b'f') => Kind::Bool,
+            Some(b'0'..=b'9') if found_name(b'0', self.b, self.i) == "a number" => Kind::UInt,
+            Some(b'0'..=b'9') => Kind::Any,
+            Some(b'-' | b'n') => Kind::Any,
+            None => return Err(self.err("the file ends where a value was expected")),
+            Some(_) => {
+                return Err(self
+                    .err("expected a value (object, array, string, number, true, false or null)"))
+            }
+        };
+        if let Some(w) = want {
+            let null = self.peek() == Some(b'n');
+            // null is an absent optional; serde rejects it where a value is required.
+            let fits = w == Kind::Any || same_kind(w, found) || null;
+            if !fits {
+                let (line, col) = self.position();
+                let what = found_name(self.peek().unwrap_or(b' '), self.b, self.i);
+                return Err(JsonError {
+                    line,
+                    col,
+                    path: self.path_text(),
+                    what,
+                    expected: Some(w.name()),
+                });
+            }
+        }
+        let checked = want.is_some() && want != Some(Kind::Any);
+        match self.peek() {
+            Some(b'{') => self.object(checked),
+            Some(b'[') => self.array(checked, want),
+            Some(b'"') => self.checked_string(want),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            _ => self.number(),
+        }
+    }
+
+    fn enter(&mut self, seg: Seg<'a>) -> Result<(), JsonError> {
+        if self.depth == MAX_DEPTH {
+            return Err(self.err("nesting deeper than 32 levels"));
+        }
+        self.path[self.depth] = seg;
+        self.depth += 1;
+        Ok(())
+    }
+
+    fn object(&mut self, checked: bool) -> Result<(), JsonError> {
+        self.i += 1;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            if self.peek() != Some(b'"') {
+                return Err(self.err("expected a key in double quotes"));
+            }
+            let key = self.string()?;
+            self.ws();
+            if self.peek() != Some(b':') {
+                return Err(self.err("expected `:` after the key"));
+            }
+            self.i += 1;
+            self.ws();
+            self.enter(Seg::Key(key))?;
+            let want = if checked {
+                self.known_or_logged()
+            } else {
+                None
+            };
+            self.value(want)?;
+            self.depth -= 1;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("expected `,` or `}` after a value in an object")),
+            }
+        }
+    }
+
+    fn known_or_logged(&self) -> Option<Kind> {
+        let kind = self.schema_kind();
+        if kind.is_none() {
+            log::debug!("config: ignoring unknown key `{}`", self.path_text());
+        }
+        kind
+    }
+
+    fn checked_string(&mut self, want: Option<Kind>) -> Result<(), JsonError> {
+        let at = self.i;
+        let s = self.string()?;
+        match want {
+            Some(Kind::Str(max)) if s.len() > max => {
+                self.i = at;
+                Err(JsonError {
+                    what: too_long(max),
+                    ..self.err("")
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn array(&mut self, checked: bool, want: Option<Kind>) -> Result<(), JsonError> {
+        let limit = match want {
+            Some(Kind::Arr(n, name)) => Some((n, name)),
+            _ => None,
+        };
+        self.i += 1;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return Ok(());
+        }
+        let mut n = 0;
+        loop {
+            self.ws();
+            if let Some((max, name)) = limit.filter(|(max, _)| n >= *max) {
+                return Err(JsonError {
+                    what: too_many(max, name),
+                    ..self.err("")
+                });
+            }
+            self.enter(Seg::Idx(n))?;
+            let want = if checked { self.schema_kind() } else { None };
+            self.value(want)?;
+            self.depth -= 1;
+            n += 1;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("expected `,` or `]` after a value in an array")),
+            }
+        }
+    }
+
+    /// A string starting at the opening quote; returns its raw (still escaped) contents.
+    fn string(&mut self) -> Result<&'a str, JsonError> {
+        let start = self.i + 1;
+        self.i = start;
+        loop {
+            match self.peek() {
+                None => return Err(self.err("the file ends inside a string")),
+                Some(b'"') => break,
+                Some(b'\\') => {
+                    self.i += 1;
+                    match self.peek() {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 1,
+                        Some(b'u') => self.hex4()?,
+                        _ => return Err(self.err("invalid escape sequence in a string")),
+                    }
+                }
+                Some(c) if c < 0x20 => return Err(self.err("control character inside a string")),
+                Some(_) => self.i += 1,
+            }
+        }
+        let raw = &self.b[start..self.i];
+        self.i += 1;
+        core::str::from_utf8(raw).map_err(|_| self.err("a string is not valid UTF-8"))
+    }
+
+    fn hex4(&mut self) -> Result<(), JsonError> {
+        self.i += 1;
+        for _ in 0..4 {
+            if !self.peek().is_some_and(|c| c.is_ascii_hexdigit()) {
+                return Err(self.err("\\u must be followed by four hex digits"));
+            }
+            self.i += 1;
+        }
+        Ok(())
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<(), JsonError> {
+        if self.b[self.i..].starts_with(word) {
+            self.i += word.len();
+            Ok(())
+        } else {
+            Err(self.err("expected a value (object, array, string, number, true, false or null)"))
+        }
+    }
+
+    fn number(&mut self) -> Result<(), JsonError> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        let digits = self.digits();
+        if digits == 0 {
+            return Err(self.err("invalid number"));
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return Err(self.err("invalid number: digits must follow `.`"));
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.err("invalid number: digits must follow the exponent"));
+            }
+        }
+        Ok(())
+    }
+
+    fn digits(&mut self) -> usize {
+        let s = self.i;
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+        self.i - s
+    }
+}
+
+fn same_kind(a: Kind, b: Kind) -> bool {
+    core::mem::discriminant(&a) == core::mem::discriminant(&b)
+}
+
+fn too_long(max: usize) -> &'static str {
+    match max {
+        RAW_STR_LEN => "a string longer than 64 bytes",
+        _ => "a string longer than 128 bytes",
+    }
+}
+
+fn too_many(max: usize, name: &'static str) -> &'static str {
+    // Messages are static so errors stay allocation-free; one per named limit.
+    match (max, name) {
+        (_, "MAX_LISTENERS") => "more entries than MAX_LISTENERS (16) allows",
+        (_, "MAX_CLUSTERS") => "more entries than MAX_CLUSTERS (16) allows",
+        (_, "MAX_HOSTS") => "more entries than MAX_HOSTS (32) allows",
+        (_, "MAX_SERVERS") => "more entries than MAX_SERVERS (1) allows",
+        (_, "MAX_CHAINS") => "more entries than MAX_CHAINS (1) allows",
+        _ => "more entries than MAX_FILTERS (2) allows",
+    }
+}
+
+/// Describes the value found where another kind was expected.
+fn found_name(first: u8, b: &[u8], i: usize) -> &'static str {
+    match first {
+        b'{' => "an object",
+        b'[' => "an array",
+        b'"' => "a string",
+        b't' | b'f' => "a boolean",
+        b'n' => "null",
+        b'-' => "a negative number",
+        _ => {
+            let rest = &b[i..];
+            let end = rest
+                .iter()
+                .position(|c| !(c.is_ascii_digit()))
+                .unwrap_or(rest.len());
+            if matches!(rest.get(end), Some(b'.' | b'e' | b'E')) {
+                "a fractional number"
+            } else {
+                "a number"
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(s: &str) -> JsonError {
+        check(s.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn accepts_valid_and_unknown_keys() {
+        check(br#"{"servers":[{"listeners":[],"routers":[{"x":[1,2,{"y":null}]}]}],"pprof":{"debug":true}}"#)
+            .unwrap();
+        check(b"  {}  ").unwrap();
+        check(br#"{"a":"\u00e9\n","b":-1.5e3}"#).unwrap();
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let e = err("{\n  \"servers\": [\n  }");
+        assert_eq!((e.line, e.col), (3, 3));
+        assert_eq!(err("{\"a\" 1}").what, "expected `:` after the key");
+        assert_eq!(err("{\"a\":1,}").what, "expected a key in double quotes");
+        assert_eq!(err("{").what, "expected a key in double quotes");
+        assert_eq!(err("{\"a\":\"x").what, "the file ends inside a string");
+        assert_eq!(
+            err("{} x").what,
+            "unexpected text after the top-level object"
+        );
+        assert_eq!(err("[]").expected, Some("an object"));
+        assert!(err("{\"a\":01.}").what.starts_with("invalid number"));
+    }
+
+    #[test]
+    fn type_errors_name_the_path() {
+        let e = err(r#"{"servers":[{"listeners":[{"name":"a"},{"address":8080}]}]}"#);
+        assert_eq!(e.path.as_str(), "servers[0].listeners[1].address");
+        assert_eq!(e.expected, Some("a string"));
+        assert_eq!(e.what, "a number");
+        let e = err(r#"{"baton":{"max_connections":-5}}"#);
+        assert_eq!(e.path.as_str(), "baton.max_connections");
+        assert_eq!(e.what, "a negative number");
+        let e = err(r#"{"baton":{"max_connections":1.5}}"#);
+        assert_eq!(e.what, "a fractional number");
+        assert!(e
+            .to_string()
+            .contains("`baton.max_connections` must be a non-negative integer"));
+    }
+
+    #[test]
+    fn depth_is_bounded() {
+        let mut s = [b'['; 200];
+        s[0] = b'{';
+        let e = check(&s).unwrap_err();
+        assert!(e.what.starts_with("expected a key"));
+        let mut deep = heapless::Vec::<u8, 512>::new();
+        deep.extend_from_slice(b"{\"x\":").unwrap();
+        for _ in 0..100 {
+            deep.push(b'[').unwrap();
+        }
+        assert_eq!(
+            check(&deep).unwrap_err().what,
+            "nesting deeper than 32 levels"
+        );
+    }
+}

@@ -1,0 +1,42 @@
+//! Configuration: MOSN's `config.json` (tcp_proxy subset) plus baton's `"baton"` object.
+//!
+//! `model`, `value`, `json` and `parse` are sans-io (`core` + `heapless`); `read_file` is the
+//! only std edge here.
+
+pub mod json;
+pub mod model;
+pub mod parse;
+pub mod render;
+pub mod value;
+
+pub use model::*;
+pub use parse::{parse, ConfigError, Problem};
+
+use std::io::Read;
+
+/// Why a config file could not be used.
+#[derive(Debug)]
+pub enum LoadError {
+    Io(std::io::Error),
+    Invalid(ConfigError),
+}
+
+impl core::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "cannot read it: {e}"),
+            Self::Invalid(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Reads and validates a config file. Reads at most `MAX_CONFIG_BYTES + 1` bytes, so an
+/// oversize or endless file (a FIFO, /dev/zero) is refused without reading it whole.
+pub fn read_file(path: &str) -> Result<Config, LoadError> {
+    let file = std::fs::File::open(path).map_err(LoadError::Io)?;
+    let mut text = std::vec::Vec::with_capacity(4096);
+    file.take(MAX_CONFIG_BYTES as u64 + 1)
+        .read_to_end(&mut text)
+        .map_err(LoadError::Io)?;
+    parse(&text).map_err(LoadError::Invalid)
+}

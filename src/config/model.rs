@@ -1,0 +1,195 @@
+//! The validated configuration: fixed-capacity types built from `core` and `heapless` only.
+//!
+//! Invariants: every `Listener::cluster` indexes `Config::clusters`; every cluster has at least one
+//! host; listener addresses are unique. These hold for any `Config` returned by `config::load`.
+
+use core::net::SocketAddr;
+use heapless::{String, Vec};
+
+/// Proxy listeners per process. A gateway fronts a handful of local services; 16 keeps the
+/// handoff manifest in one `SCM_RIGHTS` message with room to spare.
+pub const MAX_LISTENERS: usize = 16;
+/// Clusters per config: at most one per listener is reachable, so the same bound.
+pub const MAX_CLUSTERS: usize = MAX_LISTENERS;
+/// Hosts per cluster. The load balancer keeps its per-attempt exclusion set in a `u64`.
+pub const MAX_HOSTS: usize = 32;
+/// Listener, cluster and host names (MOSN names are short identifiers).
+pub const NAME_LEN: usize = 64;
+/// Runtime directory path. `sun_path` holds 108 bytes; this leaves room for `/reconfig.sock`.
+pub const PATH_LEN: usize = 90;
+/// Largest config file accepted; it is read into memory once at start-up.
+pub const MAX_CONFIG_BYTES: usize = 64 * 1024;
+/// Upper bound for `max_connections`: each connection costs two descriptors and two buffers.
+pub const MAX_CONNECTIONS_LIMIT: u32 = 262_144;
+/// Smallest and largest per-direction buffer.
+pub const MIN_BUFFER: u32 = 1024;
+pub const MAX_BUFFER: u32 = 1 << 20;
+
+const _: () = assert!(MAX_HOSTS <= 64, "the LB exclusion set is a u64 bitmask");
+const _: () = assert!(
+    PATH_LEN + "/reconfig.sock".len() < 108,
+    "sun_path is 108 bytes"
+);
+
+pub type Name = String<NAME_LEN>;
+pub type Path = String<PATH_LEN>;
+
+/// Load-balancing policy of a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LbPolicy {
+    RoundRobin,
+    Random,
+    LeastConn,
+}
+
+impl LbPolicy {
+    /// MOSN's spelling of each policy.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "LB_ROUNDROBIN" | "" => Some(Self::RoundRobin),
+            "LB_RANDOM" => Some(Self::Random),
+            "LB_LEASTCONNECTION" | "LB_LEAST_CONNECTION" | "LB_LEAST_REQUEST" => {
+                Some(Self::LeastConn)
+            }
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RoundRobin => "LB_ROUNDROBIN",
+            Self::Random => "LB_RANDOM",
+            Self::LeastConn => "LB_LEASTCONNECTION",
+        }
+    }
+}
+
+/// Log verbosity, from `default_log_level` or `--log-level`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    /// Accepts MOSN's upper-case names and the lower-case command-line ones.
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut buf = [0u8; 8];
+        if s.len() > buf.len() {
+            return None;
+        }
+        for (d, c) in buf.iter_mut().zip(s.bytes()) {
+            *d = c.to_ascii_lowercase();
+        }
+        match &buf[..s.len()] {
+            b"error" | b"fatal" => Some(Self::Error),
+            b"warn" | b"warning" => Some(Self::Warn),
+            b"info" => Some(Self::Info),
+            b"debug" => Some(Self::Debug),
+            b"trace" => Some(Self::Trace),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warn => "warn",
+            Self::Info => "info",
+            Self::Debug => "debug",
+            Self::Trace => "trace",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Host {
+    pub addr: SocketAddr,
+    /// Relative share for round-robin and random, divisor for least-connections. 1..=100.
+    pub weight: u16,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cluster {
+    pub name: Name,
+    pub lb: LbPolicy,
+    pub hosts: Vec<Host, MAX_HOSTS>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Listener {
+    /// MOSN allows unnamed listeners; they get `listener-N` here.
+    pub name: Name,
+    pub addr: SocketAddr,
+    /// Index into `Config::clusters`.
+    pub cluster: usize,
+}
+
+/// baton's own settings (the `"baton"` object). Durations are in milliseconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub runtime_dir: Path,
+    pub pid_file: Option<Path>,
+    pub max_connections: u32,
+    pub buffer_size: u32,
+    pub backlog: u32,
+    pub connect_timeout_ms: u64,
+    /// 0 disables the idle timeout.
+    pub idle_timeout_ms: u64,
+    pub drain_timeout_ms: u64,
+    pub handoff_timeout_ms: u64,
+    /// Hosts tried per client before it is closed.
+    pub connect_attempts: u8,
+    /// Consecutive failures that mark a host down.
+    pub fail_threshold: u8,
+    pub down_time_ms: u64,
+    /// Old processes allowed to drain at once; the oldest is told to close when exceeded.
+    pub max_draining: u8,
+    /// Move established connections to the new process instead of draining them (issue 5).
+    pub transfer_connections: bool,
+}
+
+impl Settings {
+    pub const DEFAULT_RUNTIME_DIR: &'static str = "/run/baton";
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let mut runtime_dir = Path::new();
+        let _ = runtime_dir.push_str(Self::DEFAULT_RUNTIME_DIR);
+        Self {
+            runtime_dir,
+            pid_file: None,
+            max_connections: 1024,
+            buffer_size: 16 * 1024,
+            backlog: 1024,
+            connect_timeout_ms: 3_000,
+            idle_timeout_ms: 600_000,
+            drain_timeout_ms: 30_000,
+            handoff_timeout_ms: 5_000,
+            connect_attempts: 3,
+            fail_threshold: 3,
+            down_time_ms: 10_000,
+            max_draining: 2,
+            transfer_connections: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub listeners: Vec<Listener, MAX_LISTENERS>,
+    pub clusters: Vec<Cluster, MAX_CLUSTERS>,
+    pub admin: Option<SocketAddr>,
+    pub log_level: LogLevel,
+    pub settings: Settings,
+}
+
+impl Config {
+    pub fn listener_by_addr(&self, addr: &SocketAddr) -> Option<usize> {
+        self.listeners.iter().position(|l| &l.addr == addr)
+    }
+}

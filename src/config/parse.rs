@@ -1,0 +1,758 @@
+//! From config text to a validated `Config`: the JSON pre-pass, serde-json-core into raw
+//! fixed-capacity types, then validation that names the offending field. `core` + `heapless` only.
+
+use core::fmt::{self, Write};
+use core::net::SocketAddr;
+use heapless::{String, Vec};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+
+use super::json::{
+    self, JsonError, PathText, MAX_CHAINS, MAX_FILTERS, MAX_SERVERS, PATH_STR_LEN, RAW_STR_LEN,
+};
+use super::model::*;
+use super::value::{parse_addr, parse_duration_ms, parse_ip_port};
+
+type Raw = String<RAW_STR_LEN>;
+type RawPath = String<PATH_STR_LEN>;
+
+#[derive(Deserialize)]
+struct RawConfig {
+    servers: Option<Vec<RawServer, MAX_SERVERS>>,
+    cluster_manager: Option<RawClusterManager>,
+    admin: Option<RawAdmin>,
+    baton: Option<RawBaton>,
+}
+
+#[derive(Deserialize)]
+struct RawServer {
+    default_log_level: Option<Raw>,
+    graceful_timeout: Option<Raw>,
+    listeners: Option<Vec<RawListener, MAX_LISTENERS>>,
+}
+
+#[derive(Deserialize)]
+struct RawListener {
+    name: Option<Raw>,
+    address: Option<Raw>,
+    bind_port: Option<bool>,
+    filter_chains: Option<Vec<RawChain, MAX_CHAINS>>,
+}
+
+#[derive(Deserialize)]
+struct RawChain {
+    tls_context: Option<NonEmpty>,
+    filters: Option<Vec<RawFilter, MAX_FILTERS>>,
+}
+
+#[derive(Deserialize)]
+struct RawFilter {
+    #[serde(rename = "type")]
+    kind: Option<Raw>,
+    config: Option<RawTcpProxy>,
+}
+
+#[derive(Deserialize)]
+struct RawTcpProxy {
+    cluster: Option<Raw>,
+    routes: Option<Vec<RawRoute, MAX_FILTERS>>,
+}
+
+#[derive(Deserialize)]
+struct RawRoute {
+    cluster: Option<Raw>,
+}
+
+#[derive(Deserialize)]
+struct RawClusterManager {
+    clusters: Option<Vec<RawCluster, MAX_CLUSTERS>>,
+}
+
+#[derive(Deserialize)]
+struct RawCluster {
+    #[serde(rename = "Name")]
+    name_upper: Option<Raw>,
+    name: Option<Raw>,
+    lb_type: Option<Raw>,
+    hosts: Option<Vec<RawHost, MAX_HOSTS>>,
+}
+
+#[derive(Deserialize)]
+struct RawHost {
+    address: Option<Raw>,
+    weight: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct RawAdmin {
+    address: Option<RawAdminAddress>,
+}
+
+#[derive(Deserialize)]
+struct RawAdminAddress {
+    socket_address: Option<RawSocketAddress>,
+}
+
+#[derive(Deserialize)]
+struct RawSocketAddress {
+    address: Option<Raw>,
+    port_value: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct RawBaton {
+    runtime_dir: Option<RawPath>,
+    pid_file: Option<RawPath>,
+    max_connections: Option<u64>,
+    buffer_size: Option<u64>,
+    backlog: Option<u64>,
+    connect_timeout: Option<Raw>,
+    idle_timeout: Option<Raw>,
+    drain_timeout: Option<Raw>,
+    handoff_timeout: Option<Raw>,
+    connect_attempts: Option<u64>,
+    fail_threshold: Option<u64>,
+    down_time: Option<Raw>,
+    max_draining: Option<u64>,
+    transfer_connections: Option<bool>,
+}
+
+/// Whether an object has any entry (`tls_context: {}` is "no TLS"; anything in it is TLS).
+struct NonEmpty(bool);
+
+impl<'de> Deserialize<'de> for NonEmpty {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = NonEmpty;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<NonEmpty, A::Error> {
+                let mut any = false;
+                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
+                    any = true;
+                }
+                Ok(NonEmpty(any))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// What is wrong with one field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Problem {
+    Missing,
+    BadAddress(Raw),
+    BadDuration(Raw),
+    BadLogLevel(Raw),
+    BadLbType(Raw),
+    UnknownCluster(Raw),
+    DuplicateAddress(PathText),
+    DuplicateName(PathText),
+    NoHosts,
+    NoListeners,
+    NoTcpProxy,
+    UnsupportedFilter(Raw),
+    TlsNotSupported,
+    BindPortFalse,
+    OutOfRange { min: u64, max: u64, found: u64 },
+    TooLong { max: usize },
+    TooMany { limit: &'static str, max: usize },
+    RelativePath,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigError {
+    TooLarge {
+        size: usize,
+    },
+    Json(JsonError),
+    /// serde-json-core refused something the pre-pass let through (rare; no position known).
+    Serde(serde_json_core::de::Error),
+    Field {
+        path: PathText,
+        problem: Problem,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge { size } => write!(
+                f,
+                "the config file is {size} bytes; the limit is MAX_CONFIG_BYTES = {MAX_CONFIG_BYTES}"
+            ),
+            Self::Json(e) => write!(f, "{e}"),
+            Self::Serde(e) => write!(f, "the config could not be read: {e}"),
+            Self::Field { path, problem } => write!(f, "{path}: {problem}"),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Missing => f.write_str("is required"),
+            Self::BadAddress(s) => write!(f, "\"{s}\" is not an address; write IP:PORT, e.g. \"127.0.0.1:8080\" or \"[::1]:8080\""),
+            Self::BadDuration(s) => write!(f, "\"{s}\" is not a duration; write e.g. \"30s\", \"500ms\", \"1m\" (at most 168h)"),
+            Self::BadLogLevel(s) => write!(f, "\"{s}\" is not a log level; use ERROR, WARN, INFO, DEBUG or TRACE"),
+            Self::BadLbType(s) => write!(f, "\"{s}\" is not supported; use LB_ROUNDROBIN, LB_RANDOM or LB_LEASTCONNECTION"),
+            Self::UnknownCluster(s) => write!(f, "cluster \"{s}\" is not defined in cluster_manager.clusters"),
+            Self::DuplicateAddress(p) => write!(f, "the same address is already used by {p}"),
+            Self::DuplicateName(p) => write!(f, "the same name is already used by {p}"),
+            Self::NoHosts => f.write_str("has no hosts; add at least one {\"address\": \"IP:PORT\"}"),
+            Self::NoListeners => f.write_str("no listeners are configured; add one under servers[0].listeners"),
+            Self::NoTcpProxy => f.write_str("has no tcp_proxy filter; baton needs one filter {\"type\": \"tcp_proxy\", \"config\": {\"cluster\": NAME}}"),
+            Self::UnsupportedFilter(s) => write!(f, "filter \"{s}\" is not supported; baton is an L4 proxy and supports only \"tcp_proxy\""),
+            Self::TlsNotSupported => f.write_str("TLS is not supported; leave tls_context empty ({}) and terminate TLS in the service"),
+            Self::BindPortFalse => f.write_str("bind_port false (a virtual listener) is not supported; set it to true"),
+            Self::OutOfRange { min, max, found } => write!(f, "{found} is out of range; use {min}..={max}"),
+            Self::TooLong { max } => write!(f, "is longer than {max} bytes"),
+            Self::TooMany { limit, max } => write!(f, "more than {limit} = {max} in total"),
+            Self::RelativePath => f.write_str("must be an absolute path"),
+        }
+    }
+}
+
+/// Parses and validates a config file's contents.
+pub fn parse(text: &[u8]) -> Result<Config, ConfigError> {
+    if text.len() > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge { size: text.len() });
+    }
+    json::check(text).map_err(ConfigError::Json)?;
+    let mut scratch = [0u8; PATH_STR_LEN];
+    let (raw, _) = serde_json_core::from_slice_escaped::<RawConfig>(text, &mut scratch)
+        .map_err(ConfigError::Serde)?;
+    build(&raw)
+}
+
+fn field(path: fmt::Arguments<'_>, problem: Problem) -> ConfigError {
+    let mut p = PathText::new();
+    let _ = p.write_fmt(path);
+    ConfigError::Field { path: p, problem }
+}
+
+fn build(raw: &RawConfig) -> Result<Config, ConfigError> {
+    let clusters = build_clusters(raw)?;
+    let mut cfg = Config {
+        listeners: Vec::new(),
+        clusters,
+        admin: build_admin(raw)?,
+        log_level: LogLevel::Info,
+        settings: Settings::default(),
+    };
+    let servers = raw.servers.as_deref().unwrap_or(&[]);
+    let mut graceful = None;
+    for (si, s) in servers.iter().enumerate() {
+        if let Some(l) = &s.default_log_level {
+            cfg.log_level = LogLevel::parse(l).ok_or_else(|| {
+                field(
+                    format_args!("servers[{si}].default_log_level"),
+                    Problem::BadLogLevel(l.clone()),
+                )
+            })?;
+        }
+        if let Some(g) = &s.graceful_timeout {
+            graceful = Some(duration(g, format_args!("servers[{si}].graceful_timeout"))?);
+        }
+        for (li, l) in s.listeners.as_deref().unwrap_or(&[]).iter().enumerate() {
+            let listener = build_listener(&cfg, l, si, li)?;
+            cfg.listeners.push(listener).map_err(|_| {
+                field(
+                    format_args!("servers[{si}].listeners[{li}]"),
+                    Problem::TooMany {
+                        limit: "MAX_LISTENERS",
+                        max: MAX_LISTENERS,
+                    },
+                )
+            })?;
+        }
+    }
+    if cfg.listeners.is_empty() {
+        return Err(field(format_args!("servers"), Problem::NoListeners));
+    }
+    if let Some(g) = graceful {
+        cfg.settings.drain_timeout_ms = g;
+    }
+    if let Some(b) = &raw.baton {
+        apply_settings(&mut cfg.settings, b)?;
+    }
+    check_admin_clash(&cfg)?;
+    Ok(cfg)
+}
+
+fn build_listener(
+    cfg: &Config,
+    l: &RawListener,
+    si: usize,
+    li: usize,
+) -> Result<Listener, ConfigError> {
+    let mut name = Name::new();
+    match &l.name {
+        Some(n) if !n.is_empty() => name.push_str(n).map_err(|_| {
+            field(
+                format_args!("servers[{si}].listeners[{li}].name"),
+                Problem::TooLong { max: NAME_LEN },
+            )
+        })?,
+        _ => write!(name, "listener-{}", cfg.listeners.len()).unwrap_or(()),
+    }
+    let at = |f: &str, p: Problem| {
+        field(
+            format_args!("listener \"{name}\" (servers[{si}].listeners[{li}]{f})"),
+            p,
+        )
+    };
+    if l.bind_port == Some(false) {
+        return Err(at(".bind_port", Problem::BindPortFalse));
+    }
+    let text = l
+        .address
+        .as_ref()
+        .ok_or_else(|| at(".address", Problem::Missing))?;
+    let addr = parse_addr(text).ok_or_else(|| at(".address", Problem::BadAddress(text.clone())))?;
+    let cluster_name = tcp_proxy_cluster(l, &at)?;
+    let cluster = cfg
+        .clusters
+        .iter()
+        .position(|c| c.name.as_str() == cluster_name.as_str())
+        .ok_or_else(|| {
+            at(
+                " tcp_proxy cluster",
+                Problem::UnknownCluster(cluster_name.clone()),
+            )
+        })?;
+    if let Some(other) = cfg.listeners.iter().find(|o| o.addr == addr) {
+        let mut p = PathText::new();
+        let _ = write!(p, "listener \"{}\"", other.name);
+        return Err(at(".address", Problem::DuplicateAddress(p)));
+    }
+    if let Some(other) = cfg.listeners.iter().find(|o| o.name == name) {
+        let mut p = PathText::new();
+        let _ = write!(p, "the listener at {}", other.addr);
+        return Err(at(".name", Problem::DuplicateName(p)));
+    }
+    Ok(Listener {
+        name,
+        addr,
+        cluster,
+    })
+}
+
+/// The cluster named by the listener's single `tcp_proxy` filter; any other filter or TLS is refused.
+fn tcp_proxy_cluster(
+    l: &RawListener,
+    at: &dyn Fn(&str, Problem) -> ConfigError,
+) -> Result<Raw, ConfigError> {
+    let mut found: Option<Raw> = None;
+    for (ci, chain) in l.filter_chains.as_deref().unwrap_or(&[]).iter().enumerate() {
+        if chain.tls_context.as_ref().is_some_and(|t| t.0) {
+            return Err(at(
+                &path_fmt(format_args!(".filter_chains[{ci}].tls_context")),
+                Problem::TlsNotSupported,
+            ));
+        }
+        for (fi, f) in chain.filters.as_deref().unwrap_or(&[]).iter().enumerate() {
+            let here = path_fmt(format_args!(".filter_chains[{ci}].filters[{fi}]"));
+            let kind = f.kind.as_deref().unwrap_or("");
+            if kind != "tcp_proxy" {
+                return Err(at(
+                    &here,
+                    Problem::UnsupportedFilter(f.kind.clone().unwrap_or_default()),
+                ));
+            }
+            let c = f.config.as_ref();
+            let route = c
+                .and_then(|c| c.routes.as_ref())
+                .and_then(|r| r.first())
+                .and_then(|r| r.cluster.clone());
+            let name = c.and_then(|c| c.cluster.clone()).or(route);
+            let name = name.ok_or_else(|| {
+                at(
+                    &path_fmt(format_args!("{here}.config.cluster")),
+                    Problem::Missing,
+                )
+            })?;
+            found.get_or_insert(name);
+        }
+    }
+    found.ok_or_else(|| at(".filter_chains", Problem::NoTcpProxy))
+}
+
+fn path_fmt(a: fmt::Arguments<'_>) -> PathText {
+    let mut p = PathText::new();
+    let _ = p.write_fmt(a);
+    p
+}
+
+fn build_clusters(raw: &RawConfig) -> Result<Vec<Cluster, MAX_CLUSTERS>, ConfigError> {
+    let mut out: Vec<Cluster, MAX_CLUSTERS> = Vec::new();
+    let list = raw
+        .cluster_manager
+        .as_ref()
+        .and_then(|m| m.clusters.as_deref())
+        .unwrap_or(&[]);
+    for (ci, c) in list.iter().enumerate() {
+        let name = c
+            .name_upper
+            .as_ref()
+            .or(c.name.as_ref())
+            .filter(|n| !n.is_empty());
+        let name = name.ok_or_else(|| {
+            field(
+                format_args!("cluster_manager.clusters[{ci}].name"),
+                Problem::Missing,
+            )
+        })?;
+        let at = |f: &str, p: Problem| {
+            field(
+                format_args!("cluster \"{name}\" (cluster_manager.clusters[{ci}]{f})"),
+                p,
+            )
+        };
+        let lb_text = c.lb_type.clone().unwrap_or_default();
+        let lb = LbPolicy::parse(&lb_text)
+            .ok_or_else(|| at(".lb_type", Problem::BadLbType(lb_text.clone())))?;
+        let mut hosts = Vec::new();
+        for (hi, h) in c.hosts.as_deref().unwrap_or(&[]).iter().enumerate() {
+            hosts
+                .push(build_host(h, &|p| {
+                    at(&path_fmt(format_args!(".hosts[{hi}]")), p)
+                })?)
+                .ok();
+        }
+        if hosts.is_empty() {
+            return Err(at(".hosts", Problem::NoHosts));
+        }
+        if out.iter().any(|o| o.name.as_str() == name.as_str()) {
+            return Err(at(".name", Problem::DuplicateName(PathText::new())));
+        }
+        let mut n = Name::new();
+        n.push_str(name)
+            .map_err(|_| at(".name", Problem::TooLong { max: NAME_LEN }))?;
+        out.push(Cluster { name: n, lb, hosts }).ok();
+    }
+    Ok(out)
+}
+
+fn build_host(h: &RawHost, at: &dyn Fn(Problem) -> ConfigError) -> Result<Host, ConfigError> {
+    let text = h.address.as_ref().ok_or_else(|| at(Problem::Missing))?;
+    let addr = parse_addr(text).ok_or_else(|| at(Problem::BadAddress(text.clone())))?;
+    let weight = range(h.weight.unwrap_or(1), 1, 100).map_err(at)?;
+    Ok(Host {
+        addr,
+        weight: weight as u16,
+    })
+}
+
+fn build_admin(raw: &RawConfig) -> Result<Option<SocketAddr>, ConfigError> {
+    let Some(sa) = raw
+        .admin
+        .as_ref()
+        .and_then(|a| a.address.as_ref())
+        .and_then(|a| a.socket_address.as_ref())
+    else {
+        return Ok(None);
+    };
+    let p = "admin.address.socket_address";
+    let ip = sa
+        .address
+        .as_ref()
+        .ok_or_else(|| field(format_args!("{p}.address"), Problem::Missing))?;
+    let port = sa
+        .port_value
+        .ok_or_else(|| field(format_args!("{p}.port_value"), Problem::Missing))?;
+    let port = range(port, 1, 65535).map_err(|e| field(format_args!("{p}.port_value"), e))?;
+    parse_ip_port(ip, port as u16)
+        .map(Some)
+        .ok_or_else(|| field(format_args!("{p}.address"), Problem::BadAddress(ip.clone())))
+}
+
+fn check_admin_clash(cfg: &Config) -> Result<(), ConfigError> {
+    match (cfg.admin, cfg.admin.and_then(|a| cfg.listener_by_addr(&a))) {
+        (Some(_), Some(i)) => {
+            let mut p = PathText::new();
+            let _ = write!(p, "listener \"{}\"", cfg.listeners[i].name);
+            Err(field(
+                format_args!("admin.address"),
+                Problem::DuplicateAddress(p),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn range(v: u64, min: u64, max: u64) -> Result<u64, Problem> {
+    if (min..=max).contains(&v) {
+        Ok(v)
+    } else {
+        Err(Problem::OutOfRange { min, max, found: v })
+    }
+}
+
+fn duration(s: &Raw, path: fmt::Arguments<'_>) -> Result<u64, ConfigError> {
+    parse_duration_ms(s).ok_or_else(|| field(path, Problem::BadDuration(s.clone())))
+}
+
+fn apply_settings(st: &mut Settings, b: &RawBaton) -> Result<(), ConfigError> {
+    let num =
+        |v: Option<u64>, name: &str, min: u64, max: u64, dflt: u64| -> Result<u64, ConfigError> {
+            v.map_or(Ok(dflt), |v| range(v, min, max))
+                .map_err(|p| field(format_args!("baton.{name}"), p))
+        };
+    let dur = |v: &Option<Raw>, name: &str, dflt: u64| -> Result<u64, ConfigError> {
+        v.as_ref()
+            .map_or(Ok(dflt), |s| duration(s, format_args!("baton.{name}")))
+    };
+    if let Some(d) = &b.runtime_dir {
+        st.runtime_dir = abs_path(d, "runtime_dir")?;
+    }
+    if let Some(p) = &b.pid_file {
+        st.pid_file = Some(abs_path(p, "pid_file")?);
+    }
+    st.max_connections = num(
+        b.max_connections,
+        "max_connections",
+        1,
+        MAX_CONNECTIONS_LIMIT as u64,
+        st.max_connections as u64,
+    )? as u32;
+    st.buffer_size = num(
+        b.buffer_size,
+        "buffer_size",
+        MIN_BUFFER as u64,
+        MAX_BUFFER as u64,
+        st.buffer_size as u64,
+    )? as u32;
+    st.backlog = num(b.backlog, "backlog", 1, 65535, st.backlog as u64)? as u32;
+    st.connect_attempts = num(
+        b.connect_attempts,
+        "connect_attempts",
+        1,
+        MAX_HOSTS as u64,
+        st.connect_attempts as u64,
+    )? as u8;
+    st.fail_threshold = num(
+        b.fail_threshold,
+        "fail_threshold",
+        1,
+        255,
+        st.fail_threshold as u64,
+    )? as u8;
+    st.max_draining = num(
+        b.max_draining,
+        "max_draining",
+        1,
+        16,
+        st.max_draining as u64,
+    )? as u8;
+    st.connect_timeout_ms = dur(&b.connect_timeout, "connect_timeout", st.connect_timeout_ms)?;
+    st.idle_timeout_ms = dur(&b.idle_timeout, "idle_timeout", st.idle_timeout_ms)?;
+    st.drain_timeout_ms = dur(&b.drain_timeout, "drain_timeout", st.drain_timeout_ms)?;
+    st.handoff_timeout_ms = dur(&b.handoff_timeout, "handoff_timeout", st.handoff_timeout_ms)?;
+    st.down_time_ms = dur(&b.down_time, "down_time", st.down_time_ms)?;
+    if st.connect_timeout_ms == 0 {
+        return Err(field(
+            format_args!("baton.connect_timeout"),
+            Problem::OutOfRange {
+                min: 1,
+                max: u64::MAX,
+                found: 0,
+            },
+        ));
+    }
+    if st.handoff_timeout_ms == 0 {
+        return Err(field(
+            format_args!("baton.handoff_timeout"),
+            Problem::OutOfRange {
+                min: 1,
+                max: u64::MAX,
+                found: 0,
+            },
+        ));
+    }
+    st.transfer_connections = b.transfer_connections.unwrap_or(st.transfer_connections);
+    Ok(())
+}
+
+fn abs_path(p: &RawPath, name: &str) -> Result<Path, ConfigError> {
+    if !p.starts_with('/') {
+        return Err(field(format_args!("baton.{name}"), Problem::RelativePath));
+    }
+    let mut out = Path::new();
+    out.push_str(p).map_err(|_| {
+        field(
+            format_args!("baton.{name}"),
+            Problem::TooLong { max: PATH_LEN },
+        )
+    })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    extern crate std;
+    use std::string::ToString;
+
+    const SAMPLE: &str = include_str!("../../tests/data/tcpproxy-sample-0.8.1.json");
+    const FALLBACK: &str = include_str!("../../tests/data/proxy-fallback-example.json");
+
+    fn err(s: &str) -> std::string::String {
+        parse(s.as_bytes()).unwrap_err().to_string()
+    }
+
+    const MIN: &str = r#"{"servers":[{"listeners":[{"name":"l","address":"127.0.0.1:1","filter_chains":[{"filters":[{"type":"tcp_proxy","config":{"cluster":"c"}}]}]}]}],
+        "cluster_manager":{"clusters":[{"name":"c","hosts":[{"address":"127.0.0.1:2"}]}]}BATON}"#;
+
+    fn with(extra: &str) -> std::string::String {
+        MIN.replace("BATON", extra)
+    }
+
+    #[test]
+    fn mosn_sample_loads_unchanged() {
+        let c = parse(SAMPLE.as_bytes()).unwrap();
+        assert_eq!(c.listeners.len(), 1);
+        assert_eq!(c.listeners[0].name.as_str(), "proxyListener");
+        assert_eq!(c.listeners[0].addr.to_string(), "127.0.0.1:2045");
+        assert_eq!(c.clusters[0].name.as_str(), "serverCluster");
+        assert_eq!(c.clusters[0].lb, LbPolicy::Random);
+        assert_eq!(c.clusters[0].hosts[0].addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.admin, None);
+    }
+
+    #[test]
+    fn mosn_l7_filter_is_refused_naming_listener_and_filter() {
+        let e = err(FALLBACK);
+        assert!(e.contains("listener \"listener-0\""), "{e}");
+        assert!(e.contains("filter \"proxy\" is not supported"), "{e}");
+    }
+
+    #[test]
+    fn settings_and_graceful_timeout() {
+        let c = parse(with("").as_bytes()).unwrap();
+        assert_eq!(c.settings, Settings::default());
+        let c = parse(with(r#","baton":{"max_connections":10,"idle_timeout":"1m","drain_timeout":"2s","runtime_dir":"/tmp/x"}"#).as_bytes()).unwrap();
+        assert_eq!(
+            (
+                c.settings.max_connections,
+                c.settings.idle_timeout_ms,
+                c.settings.drain_timeout_ms
+            ),
+            (10, 60_000, 2_000)
+        );
+        let g = with("").replace(
+            "{\"listeners\"",
+            "{\"graceful_timeout\":\"7s\",\"listeners\"",
+        );
+        assert_eq!(
+            parse(g.as_bytes()).unwrap().settings.drain_timeout_ms,
+            7_000
+        );
+    }
+
+    #[test]
+    fn bad_configs_point_at_the_field() {
+        let cases: &[(std::string::String, &str)] = &[
+            (
+                with(r#","baton":{"max_connections":0}"#),
+                "baton.max_connections: 0 is out of range",
+            ),
+            (
+                with(r#","baton":{"idle_timeout":"5 minutes"}"#),
+                "baton.idle_timeout: \"5 minutes\" is not a duration",
+            ),
+            (
+                with(r#","baton":{"runtime_dir":"run"}"#),
+                "baton.runtime_dir: must be an absolute path",
+            ),
+            (
+                with("").replace("127.0.0.1:1", "127.0.0.1"),
+                "servers[0].listeners[0].address): \"127.0.0.1\" is not an address",
+            ),
+            (
+                with("").replace("\"cluster\":\"c\"", "\"cluster\":\"nope\""),
+                "cluster \"nope\" is not defined",
+            ),
+            (
+                with("").replace("[{\"address\":\"127.0.0.1:2\"}]", "[]"),
+                "cluster \"c\" (cluster_manager.clusters[0].hosts): has no hosts",
+            ),
+            (
+                with("").replace("\"filter_chains\"", "\"bind_port\":false,\"filter_chains\""),
+                "bind_port false",
+            ),
+            (
+                with("").replace(
+                    "[{\"filters\"",
+                    "[{\"tls_context\":{\"status\":true},\"filters\"",
+                ),
+                "TLS is not supported",
+            ),
+            (
+                with(
+                    r#","admin":{"address":{"socket_address":{"address":"127.0.0.1","port_value":70000}}}"#,
+                ),
+                "port_value: 70000 is out of range",
+            ),
+            (
+                with(
+                    r#","admin":{"address":{"socket_address":{"address":"127.0.0.1","port_value":1}}}"#,
+                ),
+                "admin.address: the same address is already used by listener \"l\"",
+            ),
+            (
+                with("")
+                    .replace("\"lb_type\"", "x")
+                    .replace("\"name\":\"c\"", "\"name\":\"c\",\"lb_type\":\"LB_MAGLEV\""),
+                "\"LB_MAGLEV\" is not supported",
+            ),
+            (
+                with("").replace("\"address\":\"127.0.0.1:1\"", "\"address\":1"),
+                "`servers[0].listeners[0].address` must be a string, found a number",
+            ),
+            ("{\"servers\":[".into(), "line 1, column 13"),
+            ("{}".into(), "servers: no listeners are configured"),
+        ];
+        for (text, want) in cases {
+            let e = err(text);
+            assert!(e.contains(want), "want {want:?} in {e:?}");
+        }
+        let big = std::vec![b' '; MAX_CONFIG_BYTES + 1];
+        assert!(parse(&big)
+            .unwrap_err()
+            .to_string()
+            .contains("MAX_CONFIG_BYTES"));
+    }
+
+    #[test]
+    fn duplicate_listener_addresses_and_limits() {
+        let l = r#"{"name":"NAME","address":"127.0.0.1:1","filter_chains":[{"filters":[{"type":"tcp_proxy","config":{"cluster":"c"}}]}]}"#;
+        let two = std::format!("{},{}", l.replace("NAME", "a"), l.replace("NAME", "b"));
+        let text = MIN
+            .replace("BATON", "")
+            .replacen(&l.replace("NAME", "l"), &two, 1);
+        assert!(
+            err(&text).contains("the same address is already used by listener \"a\""),
+            "{}",
+            err(&text)
+        );
+        let hosts: std::vec::Vec<_> = (0..33)
+            .map(|i| std::format!("{{\"address\":\"127.0.0.1:{}\"}}", i + 1))
+            .collect();
+        let text = MIN
+            .replace("BATON", "")
+            .replace("{\"address\":\"127.0.0.1:2\"}", &hosts.join(","));
+        assert!(err(&text).contains("MAX_HOSTS (32)"), "{}", err(&text));
+    }
+
+    #[test]
+    fn rendered_config_parses_back_identically() {
+        let c = parse(with(r#","baton":{"max_connections":77,"pid_file":"/tmp/p"},"admin":{"address":{"socket_address":{"address":"127.0.0.1","port_value":9}}}"#).as_bytes()).unwrap();
+        let mut s = std::string::String::new();
+        crate::config::render::write_json(&mut s, &c).unwrap();
+        assert_eq!(parse(s.as_bytes()).unwrap(), c, "{s}");
+    }
+}

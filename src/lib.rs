@@ -1,0 +1,17 @@
+//! baton: a hot-restartable L4 TCP proxy for embedded Linux gateways.
+//!
+//! Layers, each using only the ones listed before it:
+//!
+//! 1. sans-io (`core` + `heapless` only, testable without sockets): `config` (model, parsing),
+//!    `buf`, `conn` (proxied connection state machine), `lb` (load balancing, passive health),
+//!    `http` (admin request parser), `stats` (counters and their rendering),
+//!    `handoff::codec` (hot-restart wire format).
+//! 2. `sys`: the only module with `unsafe`: raw descriptors, `fork`/`pidfd`, and the few
+//!    system calls nix does not wrap.
+//! 3. `net` and `poller`: sockets and the edge-triggered epoll loop.
+//! 4. `server`: the event loop that owns listeners, connections, admin and timers.
+//! 5. `handoff::transport` and `restart`: the hot-restart protocol on top of a running server.
+//! 6. `main`: command line, logging, exit codes.
+#![deny(unsafe_code)]
+
+pub mod config;
