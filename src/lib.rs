@@ -14,4 +14,17 @@
 //! 6. `main`: command line, logging, exit codes.
 #![deny(unsafe_code)]
 
+pub mod admin;
+pub mod cli;
 pub mod config;
+pub mod conn;
+pub mod http;
+pub mod lb;
+pub mod net;
+pub mod pidfile;
+pub mod poller;
+pub mod restart;
+pub mod runtime;
+pub mod server;
+pub mod stats;
+pub mod sys;

@@ -1,0 +1,240 @@
+//! The admin endpoint (MOSN's "service listener"): a few HTTP/1.x GETs, one response per
+//! connection. Kept off the proxy's budget: a fixed number of connections with fixed buffers,
+//! a deadline per connection, and nothing it does can block the event loop.
+
+use core::fmt::Write;
+use core::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{self as so, MsgFlags};
+
+use crate::config::{render, Config};
+use crate::http::{self, Parsed, Route, SliceWriter, HEAD_ROOM, MAX_REQUEST};
+use crate::net;
+use crate::poller::{Kind, Poller, Token};
+use crate::server::{Inherited, Server, StartError};
+use crate::stats;
+
+/// Admin connections served at once; more are closed at accept.
+pub const MAX_ADMIN_CONNS: usize = 4;
+/// Largest response: `/stats` with every listener and host at their limits is about 80 KiB.
+pub const MAX_RESPONSE: usize = 128 * 1024;
+/// A client must send its request and read the answer within this time (slowloris guard).
+pub const ADMIN_TIMEOUT_MS: u64 = 5_000;
+
+struct AdminConn {
+    fd: Option<OwnedFd>,
+    gen: u16,
+    req: [u8; MAX_REQUEST],
+    req_len: usize,
+    out: Box<[u8]>,
+    out_start: usize,
+    out_end: usize,
+    deadline: u64,
+}
+
+#[derive(Default)]
+pub struct Admin {
+    pub addr: Option<SocketAddr>,
+    pub listener: Option<OwnedFd>,
+    conns: Vec<AdminConn>,
+}
+
+impl Admin {
+    pub fn new(
+        cfg: &Config,
+        poller: &Poller,
+        inherited: &mut Inherited,
+    ) -> Result<Admin, StartError> {
+        let Some(addr) = cfg.admin else {
+            return Ok(Admin::default());
+        };
+        let fd = match inherited.admin.take() {
+            Some((a, fd)) if a == addr => {
+                log::info!("admin on {addr}: adopted from the previous process");
+                fd
+            }
+            other => {
+                if let Some((a, _)) = other {
+                    log::info!("admin on {a}: not in the new config, closed");
+                }
+                let fd = net::listen(&addr, 64)
+                    .map_err(|errno| StartError::AdminBind { addr, errno })?;
+                log::info!("admin on {addr}: bound");
+                fd
+            }
+        };
+        poller
+            .add_read(&fd, Token::new(Kind::AdminListener, 0))
+            .map_err(StartError::Poller)?;
+        let conns = (0..MAX_ADMIN_CONNS)
+            .map(|_| AdminConn {
+                fd: None,
+                gen: 0,
+                req: [0; MAX_REQUEST],
+                req_len: 0,
+                out: vec![0; MAX_RESPONSE].into_boxed_slice(),
+                out_start: 0,
+                out_end: 0,
+                deadline: 0,
+            })
+            .collect();
+        Ok(Admin {
+            addr: Some(addr),
+            listener: Some(fd),
+            conns,
+        })
+    }
+
+    /// Stops answering: closes the listener copy and every admin connection (hot restart).
+    pub fn shut(&mut self, poller: &Poller) {
+        if let Some(fd) = self.listener.take() {
+            poller.delete(&fd);
+        }
+        for c in &mut self.conns {
+            c.fd = None;
+        }
+    }
+
+    pub fn on_event(&mut self, tok: Token, server: &Server, state: &'static str) {
+        match tok.kind {
+            Kind::AdminListener => self.accept(server),
+            _ => self.serve(tok, server, state),
+        }
+    }
+
+    fn accept(&mut self, server: &Server) {
+        let Some(l) = self.listener.as_ref() else {
+            return;
+        };
+        while let Ok(Some(fd)) = net::accept(l) {
+            let Some(i) = self.conns.iter().position(|c| c.fd.is_none()) else {
+                log::debug!(
+                    "admin: {MAX_ADMIN_CONNS} requests already in progress, closing a new one"
+                );
+                continue;
+            };
+            let c = &mut self.conns[i];
+            c.gen = c.gen.wrapping_add(1);
+            c.req_len = 0;
+            c.out_start = 0;
+            c.out_end = 0;
+            c.deadline = server.now + ADMIN_TIMEOUT_MS;
+            let _ = server.poller.add(
+                &fd,
+                Token {
+                    kind: Kind::Admin,
+                    index: i as u32,
+                    gen: c.gen,
+                    side: 0,
+                },
+            );
+            c.fd = Some(fd);
+        }
+    }
+
+    fn serve(&mut self, tok: Token, server: &Server, state: &'static str) {
+        let Some(c) = self.conns.get_mut(tok.index as usize) else {
+            return;
+        };
+        if c.gen != tok.gen {
+            return;
+        }
+        let Some(fd) = c.fd.as_ref().map(|f| f.as_raw_fd()) else {
+            return;
+        };
+        if c.out_end == 0 {
+            match read_request(fd, c) {
+                Ok(Parsed::Incomplete) => return,
+                Ok(Parsed::Get(route)) => respond(c, route, server, state),
+                Ok(Parsed::Error(status)) => respond_error(c, status),
+                Err(()) => {
+                    c.fd = None;
+                    return;
+                }
+            }
+        }
+        while c.out_start < c.out_end {
+            match so::send(fd, &c.out[c.out_start..c.out_end], MsgFlags::MSG_NOSIGNAL) {
+                Ok(n) => c.out_start += n,
+                Err(Errno::EAGAIN) => return,
+                Err(Errno::EINTR) => {}
+                Err(_) => break,
+            }
+        }
+        c.fd = None;
+    }
+
+    /// Closes connections past their deadline.
+    pub fn tick(&mut self, now: u64) {
+        for c in self
+            .conns
+            .iter_mut()
+            .filter(|c| c.fd.is_some() && c.deadline <= now)
+        {
+            log::debug!("admin: request timed out");
+            c.fd = None;
+        }
+    }
+}
+
+/// Reads what is available; `Err` when the peer closed or failed before a full request.
+fn read_request(fd: i32, c: &mut AdminConn) -> Result<Parsed, ()> {
+    loop {
+        if c.req_len == MAX_REQUEST {
+            return Ok(http::parse(&c.req));
+        }
+        match so::recv(fd, &mut c.req[c.req_len..], MsgFlags::empty()) {
+            Ok(0) => return Err(()),
+            Ok(n) => c.req_len += n,
+            Err(Errno::EAGAIN) => return Ok(http::parse(&c.req[..c.req_len])),
+            Err(Errno::EINTR) => {}
+            Err(_) => return Err(()),
+        }
+    }
+}
+
+fn respond(c: &mut AdminConn, route: Route, server: &Server, state: &'static str) {
+    let head_only = c.req.starts_with(b"HEAD ");
+    let mut w = SliceWriter::new(&mut c.out[HEAD_ROOM..]);
+    let snap = server.snapshot(state);
+    let ctype = match route {
+        Route::Stats => {
+            let _ = stats::write_json(&mut w, &snap);
+            "application/json"
+        }
+        Route::Metrics => {
+            let _ = stats::write_prometheus(&mut w, &snap);
+            "text/plain; version=0.0.4"
+        }
+        Route::Health => {
+            let _ = w.write_str("ok\n");
+            "text/plain"
+        }
+        Route::Config => {
+            let _ = render::write_json(&mut w, &server.cfg);
+            let _ = w.write_str("\n");
+            "application/json"
+        }
+    };
+    if w.overflow {
+        return respond_error(c, 500);
+    }
+    let len = w.len;
+    let start = http::frame(&mut c.out, 200, ctype, len);
+    c.out_start = start;
+    c.out_end = if head_only {
+        HEAD_ROOM
+    } else {
+        HEAD_ROOM + len
+    };
+}
+
+fn respond_error(c: &mut AdminConn, status: u16) {
+    let mut w = SliceWriter::new(&mut c.out[HEAD_ROOM..]);
+    let _ = writeln!(w, "{} {}", status, http::reason(status));
+    let len = w.len;
+    c.out_start = http::frame(&mut c.out, status, "text/plain", len);
+    c.out_end = HEAD_ROOM + len;
+}

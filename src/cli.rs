@@ -1,0 +1,133 @@
+//! Command-line parsing (no clap: the surface is small and fixed).
+
+use crate::config::LogLevel;
+
+pub const DEFAULT_CONFIG: &str = "/etc/baton/baton.json";
+
+pub const USAGE: &str = "\
+usage: baton [-c PATH] [--check] [--runtime-dir DIR] [--pid-file PATH] [--log-level LEVEL]
+       baton --version | --help
+
+  -c, --config PATH     config file (MOSN config.json, tcp_proxy subset) [/etc/baton/baton.json]
+      --check           validate the config, print `ok` or the errors; exit 0 or 2
+      --runtime-dir DIR directory for reconfig.sock, listen.sock and the lock (overrides the config)
+      --pid-file PATH   file that always names the process owning the listeners
+      --log-level LEVEL error|warn|info|debug|trace (overrides default_log_level)
+  -V, --version         print the version
+  -h, --help            print this help
+
+Running a second baton with the same runtime directory hands the listeners over to it
+(hot restart); SIGHUP does the same in place, keeping the PID. SIGTERM/SIGINT stop at once,
+SIGQUIT stops accepting and drains open connections first.";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    pub config: String,
+    pub check: bool,
+    pub runtime_dir: Option<String>,
+    pub pid_file: Option<String>,
+    pub log_level: Option<LogLevel>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    Run(Args),
+    Version,
+    Help,
+}
+
+/// Parses arguments (without the program name). The error says what to fix.
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
+    let mut a = Args {
+        config: DEFAULT_CONFIG.into(),
+        check: false,
+        runtime_dir: None,
+        pid_file: None,
+        log_level: None,
+    };
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| format!("{name} needs a value; see baton --help"))
+        };
+        match flag.as_str() {
+            "-c" | "--config" => a.config = value("--config")?,
+            "--check" | "-t" => a.check = true,
+            "--runtime-dir" => {
+                a.runtime_dir = Some(absolute(value("--runtime-dir")?, "--runtime-dir")?)
+            }
+            "--pid-file" => a.pid_file = Some(absolute(value("--pid-file")?, "--pid-file")?),
+            "--log-level" => {
+                let v = value("--log-level")?;
+                a.log_level = Some(LogLevel::parse(&v).ok_or_else(|| {
+                    format!("--log-level {v}: use error, warn, info, debug or trace")
+                })?);
+            }
+            "-V" | "--version" => return Ok(Command::Version),
+            "-h" | "--help" => return Ok(Command::Help),
+            other => return Err(format!("unknown argument `{other}`; see baton --help")),
+        }
+    }
+    Ok(Command::Run(a))
+}
+
+/// Paths for sockets and PID files must be absolute: the process may be re-executed elsewhere.
+fn absolute(p: String, flag: &str) -> Result<String, String> {
+    if p.starts_with('/') && p.len() <= crate::config::PATH_LEN {
+        Ok(p)
+    } else if !p.starts_with('/') {
+        Err(format!("{flag} {p}: give an absolute path"))
+    } else {
+        Err(format!(
+            "{flag}: the path is longer than {} bytes",
+            crate::config::PATH_LEN
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Command, String> {
+        parse(s.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn flags() {
+        let Command::Run(a) =
+            p("-c /x.json --check --runtime-dir=/run/b --log-level DEBUG").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (a.config.as_str(), a.check, a.runtime_dir.as_deref()),
+            ("/x.json", true, Some("/run/b"))
+        );
+        assert_eq!(a.log_level, Some(LogLevel::Debug));
+        assert_eq!(p("--version").unwrap(), Command::Version);
+        assert_eq!(
+            p("").unwrap(),
+            Command::Run(Args {
+                config: DEFAULT_CONFIG.into(),
+                check: false,
+                runtime_dir: None,
+                pid_file: None,
+                log_level: None
+            })
+        );
+        assert!(p("--bogus")
+            .unwrap_err()
+            .contains("unknown argument `--bogus`"));
+        assert!(p("-c").unwrap_err().contains("--config needs a value"));
+        assert!(p("--pid-file rel.pid").unwrap_err().contains("absolute"));
+        assert!(p("--log-level loud").unwrap_err().contains("use error"));
+    }
+}

@@ -1,0 +1,352 @@
+//! The proxied connection as a state machine that never calls a system call (sans-io).
+//!
+//! A connection has two sides (client, upstream) and two flows (client→upstream and
+//! upstream→client). Each flow owns a window `[head, tail)` into a buffer the caller lends on each
+//! call, so a `Conn` itself is a few dozen bytes and idle connections cost no buffer memory that
+//! was ever touched. The caller performs I/O through `Transport` and feeds readiness from epoll.
+//!
+//! Invariants: a flow reads from its source only when its window is empty, so a slow writer stops
+//! the proxy from reading the other side (backpressure, no growth); `shut` is set once, after the
+//! source's EOF and an empty window, and sends exactly one `shutdown(SHUT_WR)`; a connection is
+//! finished when both flows are shut.
+
+/// One end of a proxied connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Client = 0,
+    Upstream = 1,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::Client => Side::Upstream,
+            Side::Upstream => Side::Client,
+        }
+    }
+}
+
+/// The result of one read or write, as the state machine needs to see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Io {
+    Done(usize),
+    /// Read returned 0 (peer sent FIN).
+    Eof,
+    WouldBlock,
+    /// ECONNRESET, EPIPE or any other hard error: the connection is reset on both sides.
+    Reset,
+}
+
+/// The I/O the state machine asks for. Implemented over sockets by the server, in memory by tests.
+pub trait Transport {
+    fn recv(&mut self, from: Side, buf: &mut [u8]) -> Io;
+    fn send(&mut self, to: Side, buf: &[u8]) -> Io;
+    fn shutdown_write(&mut self, to: Side);
+}
+
+/// Bytes read from one side and not yet written to the other.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flow {
+    pub head: u32,
+    pub tail: u32,
+    /// The source sent FIN.
+    pub eof: bool,
+    /// FIN was passed on to the destination.
+    pub shut: bool,
+    /// Bytes moved through this flow.
+    pub bytes: u64,
+}
+
+impl Flow {
+    pub fn pending(&self) -> usize {
+        (self.tail - self.head) as usize
+    }
+}
+
+/// Edge-triggered readiness cache for one socket (epoll reports edges; we remember levels).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ready {
+    pub readable: bool,
+    pub writable: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for a non-blocking upstream connect to complete.
+    Connecting,
+    Open,
+}
+
+/// What the caller must do after `pump`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Keep the connection; wait for readiness.
+    Open,
+    /// Both directions finished cleanly: close both sockets.
+    Done,
+    /// One side reset or failed: reset both sockets (close with SO_LINGER 0).
+    Reset,
+}
+
+/// Index of the flow whose source is `side`.
+fn flow_from(side: Side) -> usize {
+    side as usize
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conn {
+    pub phase: Phase,
+    /// Readiness per side, indexed by `Side as usize`.
+    pub ready: [Ready; 2],
+    /// `flows[0]`: client→upstream, `flows[1]`: upstream→client.
+    pub flows: [Flow; 2],
+    /// True while anything moved since the caller last cleared it (drives the idle timer).
+    pub active: bool,
+}
+
+impl Conn {
+    pub fn new() -> Self {
+        Conn {
+            phase: Phase::Connecting,
+            ready: [Ready::default(); 2],
+            flows: [Flow::default(); 2],
+            active: false,
+        }
+    }
+
+    /// Records readiness reported by epoll for one side.
+    pub fn on_ready(&mut self, side: Side, readable: bool, writable: bool) {
+        let r = &mut self.ready[side as usize];
+        r.readable |= readable;
+        r.writable |= writable;
+    }
+
+    /// The upstream connect completed; data may flow.
+    pub fn on_connected(&mut self) {
+        self.phase = Phase::Open;
+    }
+
+    /// Moves as many bytes as readiness allows in both directions. `bufs[i]` is the buffer of
+    /// `flows[i]`; it must be the same buffer on every call for this connection.
+    pub fn pump(&mut self, t: &mut impl Transport, bufs: [&mut [u8]; 2]) -> Outcome {
+        if self.phase != Phase::Open {
+            return Outcome::Open;
+        }
+        let [b0, b1] = bufs;
+        if self.pump_flow(Side::Client, t, b0).is_err()
+            || self.pump_flow(Side::Upstream, t, b1).is_err()
+        {
+            return Outcome::Reset;
+        }
+        if self.flows[0].shut && self.flows[1].shut {
+            Outcome::Done
+        } else {
+            Outcome::Open
+        }
+    }
+
+    fn pump_flow(&mut self, src: Side, t: &mut impl Transport, buf: &mut [u8]) -> Result<(), ()> {
+        let dst = src.other();
+        let fi = flow_from(src);
+        loop {
+            let f = self.flows[fi];
+            if f.pending() > 0 {
+                if !self.ready[dst as usize].writable {
+                    break;
+                }
+                match t.send(dst, &buf[f.head as usize..f.tail as usize]) {
+                    Io::Done(n) => self.consumed(fi, n),
+                    Io::WouldBlock => self.ready[dst as usize].writable = false,
+                    Io::Eof | Io::Reset => return Err(()),
+                }
+                continue;
+            }
+            if f.eof || !self.ready[src as usize].readable {
+                break;
+            }
+            match t.recv(src, buf) {
+                Io::Done(n) => {
+                    self.flows[fi].head = 0;
+                    self.flows[fi].tail = n as u32;
+                    self.active = true;
+                }
+                Io::Eof => self.flows[fi].eof = true,
+                Io::WouldBlock => self.ready[src as usize].readable = false,
+                Io::Reset => return Err(()),
+            }
+        }
+        let f = &mut self.flows[fi];
+        if f.eof && f.pending() == 0 && !f.shut {
+            f.shut = true;
+            t.shutdown_write(dst);
+        }
+        Ok(())
+    }
+
+    fn consumed(&mut self, fi: usize, n: usize) {
+        let f = &mut self.flows[fi];
+        f.head += n as u32;
+        f.bytes += n as u64;
+        if f.head == f.tail {
+            f.head = 0;
+            f.tail = 0;
+        }
+        self.active = true;
+    }
+}
+
+impl Default for Conn {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A tiny in-memory transport: each side has an inbox (what the peer sent us), an outbox
+    //! (what we wrote to it) with a capacity, a FIN flag, and a reset flag.
+    use super::*;
+    extern crate std;
+    use std::vec::Vec;
+
+    #[derive(Default)]
+    struct Peer {
+        inbox: Vec<u8>,
+        fin: bool,
+        reset: bool,
+        out: Vec<u8>,
+        out_cap: usize,
+        got_fin: bool,
+    }
+
+    struct Mem {
+        p: [Peer; 2],
+    }
+
+    impl Transport for Mem {
+        fn recv(&mut self, from: Side, buf: &mut [u8]) -> Io {
+            let p = &mut self.p[from as usize];
+            if p.reset {
+                return Io::Reset;
+            }
+            if p.inbox.is_empty() {
+                return if p.fin { Io::Eof } else { Io::WouldBlock };
+            }
+            let n = buf.len().min(p.inbox.len());
+            buf[..n].copy_from_slice(&p.inbox[..n]);
+            p.inbox.drain(..n);
+            Io::Done(n)
+        }
+        fn send(&mut self, to: Side, buf: &[u8]) -> Io {
+            let p = &mut self.p[to as usize];
+            if p.reset {
+                return Io::Reset;
+            }
+            let n = buf.len().min(p.out_cap - p.out.len());
+            if n == 0 {
+                return Io::WouldBlock;
+            }
+            p.out.extend_from_slice(&buf[..n]);
+            Io::Done(n)
+        }
+        fn shutdown_write(&mut self, to: Side) {
+            assert!(!self.p[to as usize].got_fin, "double shutdown");
+            self.p[to as usize].got_fin = true;
+        }
+    }
+
+    fn setup(cap: usize) -> (Conn, Mem) {
+        let mut c = Conn::new();
+        c.on_connected();
+        let mk = || Peer {
+            out_cap: cap,
+            ..Default::default()
+        };
+        (c, Mem { p: [mk(), mk()] })
+    }
+
+    fn all_ready(c: &mut Conn) {
+        c.on_ready(Side::Client, true, true);
+        c.on_ready(Side::Upstream, true, true);
+    }
+
+    #[test]
+    fn bytes_pass_both_ways_unchanged() {
+        let (mut c, mut m) = setup(1 << 20);
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
+        m.p[0].inbox = data.clone();
+        m.p[1].inbox = b"reply".to_vec();
+        all_ready(&mut c);
+        let (mut a, mut b) = ([0u8; 64], [0u8; 64]);
+        assert_eq!(c.pump(&mut m, [&mut a, &mut b]), Outcome::Open);
+        assert_eq!(m.p[1].out, data);
+        assert_eq!(m.p[0].out, b"reply");
+        assert_eq!((c.flows[0].bytes, c.flows[1].bytes), (10_000, 5));
+    }
+
+    #[test]
+    fn half_close_is_propagated_and_stays_open() {
+        let (mut c, mut m) = setup(1 << 20);
+        m.p[0].inbox = b"request".to_vec();
+        m.p[0].fin = true;
+        all_ready(&mut c);
+        let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
+        assert_eq!(c.pump(&mut m, [&mut a, &mut b]), Outcome::Open);
+        assert!(m.p[1].got_fin && !m.p[0].got_fin);
+        // the upstream still answers after the client's FIN
+        m.p[1].inbox = b"response".to_vec();
+        m.p[1].fin = true;
+        c.on_ready(Side::Upstream, true, false);
+        assert_eq!(c.pump(&mut m, [&mut a, &mut b]), Outcome::Done);
+        assert_eq!(m.p[0].out, b"response");
+        assert!(m.p[0].got_fin);
+    }
+
+    #[test]
+    fn slow_reader_stops_reading_the_other_side() {
+        let (mut c, mut m) = setup(100);
+        m.p[0].inbox = std::vec![7u8; 10_000];
+        all_ready(&mut c);
+        let (mut a, mut b) = ([0u8; 64], [0u8; 64]);
+        c.pump(&mut m, [&mut a, &mut b]);
+        // the upstream took 100 bytes; the proxy holds at most one buffer (64) more
+        assert_eq!(m.p[1].out.len(), 100);
+        assert!(10_000 - m.p[0].inbox.len() <= 100 + 64);
+        assert!(!c.ready[1].writable && c.ready[0].readable);
+        // the reader drains; writable edge; the rest flows
+        m.p[1].out_cap = 1 << 20;
+        c.on_ready(Side::Upstream, false, true);
+        c.pump(&mut m, [&mut a, &mut b]);
+        assert_eq!(m.p[1].out.len(), 10_000);
+    }
+
+    #[test]
+    fn reset_on_either_side_resets_the_connection() {
+        for side in [0, 1] {
+            let (mut c, mut m) = setup(1 << 20);
+            m.p[side].reset = true;
+            all_ready(&mut c);
+            let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
+            assert_eq!(c.pump(&mut m, [&mut a, &mut b]), Outcome::Reset);
+        }
+    }
+
+    #[test]
+    fn nothing_moves_while_connecting() {
+        let mut c = Conn::new();
+        let mut m = Mem {
+            p: [
+                Peer {
+                    inbox: b"x".to_vec(),
+                    out_cap: 9,
+                    ..Default::default()
+                },
+                Peer::default(),
+            ],
+        };
+        all_ready(&mut c);
+        let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
+        assert_eq!(c.pump(&mut m, [&mut a, &mut b]), Outcome::Open);
+        assert_eq!(m.p[0].inbox, b"x");
+    }
+}

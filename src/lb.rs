@@ -1,0 +1,237 @@
+//! Load balancing and passive health per cluster (sans-io).
+//!
+//! `pick` chooses a host among those not yet tried for this client (a `u64` bitmask) and not
+//! marked down; when every untried host is down it still picks one (failing open: a cluster that
+//! is all down is retried rather than refused for the whole cool-down).
+
+use crate::config::{Host, LbPolicy};
+
+/// Live state of one host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostState {
+    pub active: u32,
+    pub total: u64,
+    pub failures: u64,
+    /// Failures since the last success.
+    pub consecutive: u8,
+    /// Monotonic ms until which the host is skipped; 0 when up.
+    pub down_until: u64,
+    /// Smooth weighted round-robin's current weight.
+    current: i64,
+}
+
+impl HostState {
+    pub fn is_down(&self, now: u64) -> bool {
+        self.down_until > now
+    }
+}
+
+/// What a health update changed, for the one log line it deserves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HealthChange {
+    None,
+    MarkedDown,
+    MarkedUp,
+}
+
+/// A connect to the host failed or timed out.
+pub fn on_failure(h: &mut HostState, now: u64, threshold: u8, down_ms: u64) -> HealthChange {
+    h.failures += 1;
+    h.consecutive = h.consecutive.saturating_add(1);
+    if h.consecutive >= threshold && !h.is_down(now) {
+        h.down_until = now + down_ms.max(1);
+        return HealthChange::MarkedDown;
+    }
+    HealthChange::None
+}
+
+/// A connect to the host succeeded.
+pub fn on_success(h: &mut HostState) -> HealthChange {
+    let was_marked = h.down_until != 0;
+    h.consecutive = 0;
+    h.down_until = 0;
+    if was_marked {
+        HealthChange::MarkedUp
+    } else {
+        HealthChange::None
+    }
+}
+
+/// xorshift64*: a fast, allocation-free generator for LB_RANDOM. Not for anything secret.
+pub fn next_random(state: &mut u64) -> u64 {
+    let mut x = *state | 1;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+/// Chooses a host index, or `None` when every host was tried already.
+pub fn pick(
+    policy: LbPolicy,
+    hosts: &[Host],
+    st: &mut [HostState],
+    tried: u64,
+    now: u64,
+    rng: &mut u64,
+) -> Option<usize> {
+    let untried = |i: usize| tried & (1u64 << i) == 0;
+    let up = |i: usize, st: &[HostState]| untried(i) && !st[i].is_down(now);
+    let any_up = (0..hosts.len()).any(|i| up(i, st));
+    let eligible = |i: usize, st: &[HostState]| if any_up { up(i, st) } else { untried(i) };
+    if !(0..hosts.len()).any(|i| eligible(i, st)) {
+        return None;
+    }
+    Some(match policy {
+        LbPolicy::RoundRobin => smooth_wrr(hosts, st, |i, st| eligible(i, st)),
+        LbPolicy::Random => weighted_random(hosts, st, rng, |i, st| eligible(i, st)),
+        LbPolicy::LeastConn => least_conn(hosts, st, |i, st| eligible(i, st)),
+    })
+}
+
+/// nginx's smooth weighted round-robin: spreads picks evenly in proportion to weights.
+fn smooth_wrr(
+    hosts: &[Host],
+    st: &mut [HostState],
+    ok: impl Fn(usize, &[HostState]) -> bool,
+) -> usize {
+    let mut total = 0i64;
+    let mut best: Option<usize> = None;
+    for i in 0..hosts.len() {
+        if !ok(i, st) {
+            continue;
+        }
+        st[i].current += hosts[i].weight as i64;
+        total += hosts[i].weight as i64;
+        if best.is_none_or(|b| st[i].current > st[b].current) {
+            best = Some(i);
+        }
+    }
+    let b = best.unwrap_or(0);
+    st[b].current -= total;
+    b
+}
+
+fn weighted_random(
+    hosts: &[Host],
+    st: &[HostState],
+    rng: &mut u64,
+    ok: impl Fn(usize, &[HostState]) -> bool,
+) -> usize {
+    let total: u64 = (0..hosts.len())
+        .filter(|&i| ok(i, st))
+        .map(|i| hosts[i].weight as u64)
+        .sum();
+    let mut r = next_random(rng) % total.max(1);
+    let mut last = 0;
+    for i in (0..hosts.len()).filter(|&i| ok(i, st)) {
+        last = i;
+        let w = hosts[i].weight as u64;
+        if r < w {
+            return i;
+        }
+        r -= w;
+    }
+    last
+}
+
+/// Fewest active connections per unit of weight; ties go to the lower index.
+fn least_conn(hosts: &[Host], st: &[HostState], ok: impl Fn(usize, &[HostState]) -> bool) -> usize {
+    let mut best: Option<usize> = None;
+    for i in (0..hosts.len()).filter(|&i| ok(i, st)) {
+        let better = |b: usize| {
+            (st[i].active as u64) * (hosts[b].weight as u64)
+                < (st[b].active as u64) * (hosts[i].weight as u64)
+        };
+        if best.is_none_or(better) {
+            best = Some(i);
+        }
+    }
+    best.unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::SocketAddr;
+
+    fn hosts(weights: &[u16]) -> heapless::Vec<Host, 8> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| Host {
+                addr: SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16)),
+                weight: w,
+            })
+            .collect()
+    }
+
+    fn counts(policy: LbPolicy, weights: &[u16], n: usize) -> [usize; 4] {
+        let h = hosts(weights);
+        let mut st = [HostState::default(); 4];
+        let mut rng = 42;
+        let mut c = [0; 4];
+        for _ in 0..n {
+            c[pick(policy, &h, &mut st, 0, 0, &mut rng).unwrap()] += 1;
+        }
+        c
+    }
+
+    #[test]
+    fn round_robin_follows_weights_exactly() {
+        assert_eq!(
+            counts(LbPolicy::RoundRobin, &[1, 1, 1], 300),
+            [100, 100, 100, 0]
+        );
+        assert_eq!(counts(LbPolicy::RoundRobin, &[3, 1], 400), [300, 100, 0, 0]);
+    }
+
+    #[test]
+    fn random_follows_weights_roughly() {
+        let c = counts(LbPolicy::Random, &[1, 3], 40_000);
+        assert!((9_000..11_000).contains(&c[0]), "{c:?}");
+    }
+
+    #[test]
+    fn least_conn_prefers_idle_hosts() {
+        let h = hosts(&[1, 1, 2]);
+        let mut st = [HostState::default(); 3];
+        st[0].active = 5;
+        st[1].active = 2;
+        st[2].active = 3; // 1.5 per unit of weight
+        assert_eq!(
+            pick(LbPolicy::LeastConn, &h, &mut st, 0, 0, &mut 1),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn tried_and_down_hosts_are_skipped_but_fail_open() {
+        let h = hosts(&[1, 1, 1]);
+        let mut st = [HostState::default(); 3];
+        assert_eq!(on_failure(&mut st[0], 100, 2, 1000), HealthChange::None);
+        assert_eq!(
+            on_failure(&mut st[0], 100, 2, 1000),
+            HealthChange::MarkedDown
+        );
+        for _ in 0..10 {
+            let p = pick(LbPolicy::RoundRobin, &h, &mut st, 0b010, 500, &mut 1);
+            assert_eq!(p, Some(2));
+        }
+        // all untried hosts down: still one is tried
+        st[2].down_until = 2000;
+        assert_eq!(
+            pick(LbPolicy::RoundRobin, &h, &mut st, 0b010, 500, &mut 1).map(|i| i != 1),
+            Some(true)
+        );
+        assert_eq!(
+            pick(LbPolicy::RoundRobin, &h, &mut st, 0b111, 500, &mut 1),
+            None
+        );
+        // cool-down over: back in rotation; a success marks it up
+        assert!(!st[0].is_down(1100));
+        assert_eq!(on_success(&mut st[0]), HealthChange::MarkedUp);
+        assert_eq!(on_success(&mut st[0]), HealthChange::None);
+    }
+}

@@ -1,0 +1,137 @@
+//! Socket helpers over nix: listening, non-blocking accept and connect, and the `Transport`
+//! that lets the connection state machine do I/O on real sockets.
+
+use core::net::SocketAddr;
+use nix::errno::Errno;
+use nix::sys::socket::{
+    self as so, sockopt, AddressFamily, Backlog, MsgFlags, SockFlag, SockType, SockaddrStorage,
+};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+use crate::conn::{Io, Side, Transport};
+
+fn family(a: &SocketAddr) -> AddressFamily {
+    if a.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    }
+}
+
+fn stream_socket(a: &SocketAddr) -> Result<OwnedFd, Errno> {
+    so::socket(
+        family(a),
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+}
+
+/// A non-blocking listening TCP socket bound to `addr`.
+pub fn listen(addr: &SocketAddr, backlog: u32) -> Result<OwnedFd, Errno> {
+    let fd = stream_socket(addr)?;
+    so::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    if addr.is_ipv6() {
+        // The listener's identity is its exact address: [::]:80 must not also take 0.0.0.0:80.
+        so::setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+    }
+    so::bind(fd.as_raw_fd(), &SockaddrStorage::from(*addr))?;
+    so::listen(
+        &fd,
+        Backlog::new(backlog.min(i32::MAX as u32) as i32).unwrap_or(Backlog::MAXCONN),
+    )?;
+    Ok(fd)
+}
+
+/// Accepts one pending connection, `Ok(None)` when the queue is empty.
+pub fn accept(listener: &impl AsFd) -> Result<Option<OwnedFd>, Errno> {
+    loop {
+        match so::accept4(listener, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC) {
+            Ok(fd) => return Ok(Some(fd)),
+            Err(Errno::EAGAIN) => return Ok(None),
+            // the client gave up while queued, or a signal: try the next one
+            Err(Errno::ECONNABORTED | Errno::EINTR | Errno::EPROTO) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Starts a non-blocking connect; completion is reported by writability and `SO_ERROR`.
+pub fn connect(addr: &SocketAddr) -> Result<OwnedFd, Errno> {
+    let fd = stream_socket(addr)?;
+    let _ = so::setsockopt(&fd, sockopt::TcpNoDelay, &true);
+    match so::connect(fd.as_raw_fd(), &SockaddrStorage::from(*addr)) {
+        Ok(()) | Err(Errno::EINPROGRESS) => Ok(fd),
+        Err(e) => Err(e),
+    }
+}
+
+/// The pending error of a socket (`SO_ERROR`), `None` when the connect succeeded.
+pub fn take_error(fd: &impl AsFd) -> Option<Errno> {
+    match so::getsockopt(fd, sockopt::SocketError) {
+        Ok(0) => None,
+        Ok(e) => Some(Errno::from_raw(e)),
+        Err(e) => Some(e),
+    }
+}
+
+pub fn set_nodelay(fd: &impl AsFd) {
+    let _ = so::setsockopt(fd, sockopt::TcpNoDelay, &true);
+}
+
+/// Closes a socket with an RST instead of a FIN (SO_LINGER with a zero timeout, see socket(7)).
+pub fn reset(fd: OwnedFd) {
+    let _ = so::setsockopt(
+        &fd,
+        sockopt::Linger,
+        &nix::libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        },
+    );
+    drop(fd);
+}
+
+/// The local address of a socket, if it is an IP socket.
+pub fn local_addr(fd: &impl AsRawFd) -> Option<SocketAddr> {
+    let ss: SockaddrStorage = so::getsockname(fd.as_raw_fd()).ok()?;
+    if let Some(v4) = ss.as_sockaddr_in() {
+        return Some(SocketAddr::from((v4.ip(), v4.port())));
+    }
+    ss.as_sockaddr_in6()
+        .map(|v6| SocketAddr::from((v6.ip(), v6.port())))
+}
+
+/// Socket I/O for one proxied connection: `fds[Side as usize]`.
+pub struct FdTransport {
+    pub fds: [RawFd; 2],
+}
+
+impl Transport for FdTransport {
+    fn recv(&mut self, from: Side, buf: &mut [u8]) -> Io {
+        loop {
+            return match so::recv(self.fds[from as usize], buf, MsgFlags::empty()) {
+                Ok(0) => Io::Eof,
+                Ok(n) => Io::Done(n),
+                Err(Errno::EAGAIN) => Io::WouldBlock,
+                Err(Errno::EINTR) => continue,
+                Err(_) => Io::Reset,
+            };
+        }
+    }
+
+    fn send(&mut self, to: Side, buf: &[u8]) -> Io {
+        loop {
+            return match so::send(self.fds[to as usize], buf, MsgFlags::MSG_NOSIGNAL) {
+                Ok(n) => Io::Done(n),
+                Err(Errno::EAGAIN) => Io::WouldBlock,
+                Err(Errno::EINTR) => continue,
+                Err(_) => Io::Reset,
+            };
+        }
+    }
+
+    fn shutdown_write(&mut self, to: Side) {
+        let _ = so::shutdown(self.fds[to as usize], so::Shutdown::Write);
+    }
+}

@@ -1,0 +1,128 @@
+//! The process's main loop: the server's events plus signals (through `signalfd(2)`) and the
+//! hot-restart sockets. One thread; no work happens in signal handlers.
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+
+use crate::poller::{Event, Kind, Token};
+use crate::restart::Restart;
+use crate::server::{Mode, Server};
+
+/// Signals baton handles; they are blocked and read from a signalfd.
+pub fn handled_signals() -> SigSet {
+    let mut s = SigSet::empty();
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGHUP,
+        Signal::SIGCHLD,
+    ] {
+        s.add(sig);
+    }
+    s
+}
+
+/// Blocks the handled signals and ignores SIGPIPE (writes use MSG_NOSIGNAL anyway).
+pub fn block_signals() -> Result<SignalFd, Errno> {
+    let set = handled_signals();
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+    crate::sys::ignore_sigpipe();
+    SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+}
+
+pub struct Runtime {
+    pub server: Server,
+    pub signals: SignalFd,
+    pub restart: Restart,
+}
+
+impl Runtime {
+    pub fn new(server: Server, signals: SignalFd, restart: Restart) -> Result<Self, Errno> {
+        server
+            .poller
+            .add_read(&signals, Token::new(Kind::Signal, 0))?;
+        Ok(Runtime {
+            server,
+            signals,
+            restart,
+        })
+    }
+
+    /// Runs until the server stops. Returns the process exit code.
+    pub fn run(&mut self) -> i32 {
+        loop {
+            let n = match self.server.poll() {
+                Ok(n) => n,
+                Err(e) => {
+                    log::error!("event loop failed: {}", e.desc());
+                    return 1;
+                }
+            };
+            for i in 0..n {
+                if let Some(ev) = self.server.handle(i) {
+                    self.foreign(ev);
+                }
+            }
+            self.server.after_events();
+            self.restart.tick(&mut self.server);
+            if self.server.mode == Mode::Stopped {
+                self.restart.finish(&self.server);
+                log::info!("stopped (pid {})", std::process::id());
+                return 0;
+            }
+        }
+    }
+
+    fn foreign(&mut self, ev: Event) {
+        let Some(tok) = ev.token else { return };
+        match tok.kind {
+            Kind::Signal => self.signals(),
+            _ => self.restart.on_event(tok, ev, &mut self.server),
+        }
+    }
+
+    fn signals(&mut self) {
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGTERM | Signal::SIGINT) => {
+                    log::info!(
+                        "stopping: closing listeners and {} connections",
+                        self.server.active
+                    );
+                    self.server.close_all();
+                    self.server.start_draining(0);
+                    self.server.mode = Mode::Stopped;
+                }
+                Ok(Signal::SIGQUIT) => {
+                    if self.server.mode == Mode::Serving {
+                        log::info!("graceful stop requested");
+                        self.server
+                            .start_draining(self.server.cfg.settings.drain_timeout_ms);
+                    }
+                }
+                Ok(Signal::SIGHUP) => self.restart.on_sighup(&mut self.server, &self.signals),
+                Ok(Signal::SIGCHLD) => reap(),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Collects exited children (old generations forked by SIGHUP) so none stays a zombie.
+fn reap() {
+    while let Ok(st) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        match st {
+            WaitStatus::StillAlive => break,
+            WaitStatus::Exited(pid, code) => {
+                log::debug!("previous generation {pid} exited with {code}")
+            }
+            WaitStatus::Signaled(pid, sig, _) => {
+                log::debug!("previous generation {pid} ended by {sig}")
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,659 @@
+//! The proxy's event loop state: listeners, the connection table, the admin endpoint and timers.
+//!
+//! Everything is sized once in `Server::new` from the config (connection slots, one buffer arena,
+//! the free list, the epoll event array); after that, accepting, proxying and closing never
+//! allocate. A connection is a slot index plus a 16-bit generation in its epoll token, so an event
+//! for a slot that was closed and reused is dropped. Events that belong to the layers above
+//! (signals, hot-restart sockets) are handed back to the caller by `handle`.
+
+use core::net::SocketAddr;
+use nix::errno::Errno;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Instant;
+
+use crate::config::{Config, MAX_HOSTS, MAX_LISTENERS};
+use crate::conn::{Conn, Outcome, Phase, Side};
+use crate::lb::{self, HealthChange, HostState};
+use crate::net::{self, FdTransport};
+use crate::poller::{Event, Kind, Poller, Token};
+use crate::stats::{ListenerCounters, Snapshot, Totals};
+use crate::{admin, sys};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Timer resolution: connect, idle, admin and drain deadlines are checked this often.
+pub const TICK_MS: u64 = 250;
+/// Descriptors needed besides two per connection: listeners, admin, epoll, signalfd,
+/// control sockets, the lock, stdio, and slack for a handoff in progress.
+pub const FD_OVERHEAD: u64 = 64 + MAX_LISTENERS as u64;
+/// Largest buffer arena (`max_connections × 2 × buffer_size`) baton reserves.
+pub const MAX_BUFFER_MEMORY: u64 = 1 << 30;
+
+/// Why the server could not start. Each says what to change.
+#[derive(Debug)]
+pub enum StartError {
+    Bind {
+        listener: crate::config::Name,
+        addr: SocketAddr,
+        errno: Errno,
+    },
+    AdminBind {
+        addr: SocketAddr,
+        errno: Errno,
+    },
+    FdLimit {
+        need: u64,
+        hard: u64,
+    },
+    Memory {
+        bytes: u64,
+    },
+    Poller(Errno),
+}
+
+impl core::fmt::Display for StartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Bind { listener, addr, errno: Errno::EADDRINUSE } => write!(f, "listener \"{listener}\": {addr} is already in use by another program; stop it or change the listener's address"),
+            Self::Bind { listener, addr, errno: Errno::EACCES } => write!(f, "listener \"{listener}\": binding {addr} needs privileges (ports below 1024 need root or CAP_NET_BIND_SERVICE)"),
+            Self::Bind { listener, addr, errno } => write!(f, "listener \"{listener}\": cannot listen on {addr}: {}", errno.desc()),
+            Self::AdminBind { addr, errno } => write!(f, "admin: cannot listen on {addr}: {}; change admin.address", errno.desc()),
+            Self::FdLimit { need, hard } => write!(f, "max_connections needs {need} file descriptors but the hard limit (ulimit -Hn) is {hard}; lower baton.max_connections or raise the limit"),
+            Self::Memory { bytes } => write!(f, "cannot reserve {} MiB of buffers; lower baton.max_connections or baton.buffer_size", bytes >> 20),
+            Self::Poller(e) => write!(f, "cannot create the event loop: {}", e.desc()),
+        }
+    }
+}
+
+/// Listening sockets handed over by a predecessor, by address.
+#[derive(Default)]
+pub struct Inherited {
+    pub listeners: Vec<(SocketAddr, OwnedFd)>,
+    pub admin: Option<(SocketAddr, OwnedFd)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Serving,
+    /// Not accepting; finishing open connections until the deadline (monotonic ms).
+    Draining {
+        deadline: u64,
+    },
+    Stopped,
+}
+
+struct Slot {
+    conn: Conn,
+    fds: [Option<OwnedFd>; 2],
+    gen: u16,
+    used: bool,
+    listener: u8,
+    host: u8,
+    attempts: u8,
+    /// Hosts tried for this client (bit per host index).
+    tried: u64,
+    /// Connect deadline while connecting, idle deadline once open (monotonic ms).
+    deadline: u64,
+}
+
+pub struct Server {
+    pub cfg: Config,
+    pub poller: Poller,
+    /// This process's copy of each listening socket, by config index; `None` once draining.
+    pub listeners: heapless::Vec<Option<OwnedFd>, MAX_LISTENERS>,
+    pub listener_counters: heapless::Vec<ListenerCounters, MAX_LISTENERS>,
+    pub admin: admin::Admin,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    bufs: Box<[u8]>,
+    buf_size: usize,
+    hosts: heapless::Vec<heapless::Vec<HostState, MAX_HOSTS>, MAX_LISTENERS>,
+    pub totals: Totals,
+    pub active: u32,
+    pub mode: Mode,
+    /// Table full or out of descriptors: accepting waits for a slot to free.
+    paused: bool,
+    resume: bool,
+    clock: Instant,
+    pub now: u64,
+    last_tick: u64,
+    rng: u64,
+}
+
+impl Server {
+    /// Binds (or adopts from `inherited`) every listener, registers everything, and sizes every
+    /// table. Inherited sockets the config no longer has are closed here.
+    pub fn new(cfg: Config, inherited: &mut Inherited) -> Result<Server, StartError> {
+        let st = &cfg.settings;
+        raise_fd_limit(
+            2 * st.max_connections as u64 + FD_OVERHEAD + admin::MAX_ADMIN_CONNS as u64,
+        )?;
+        let arena = st.max_connections as u64 * 2 * st.buffer_size as u64;
+        if arena > MAX_BUFFER_MEMORY || arena > usize::MAX as u64 {
+            return Err(StartError::Memory { bytes: arena });
+        }
+        let bufs = sys::zeroed_buffer(arena as usize).ok_or(StartError::Memory { bytes: arena })?;
+        let poller = Poller::new().map_err(StartError::Poller)?;
+        let n = st.max_connections as usize;
+        let mut slots = Vec::with_capacity(n);
+        slots.resize_with(n, || Slot {
+            conn: Conn::new(),
+            fds: [None, None],
+            gen: 0,
+            used: false,
+            listener: 0,
+            host: 0,
+            attempts: 0,
+            tried: 0,
+            deadline: 0,
+        });
+        let hosts = cfg
+            .clusters
+            .iter()
+            .map(|c| c.hosts.iter().map(|_| HostState::default()).collect())
+            .collect();
+        let admin = admin::Admin::new(&cfg, &poller, inherited)?;
+        let mut s = Server {
+            listeners: heapless::Vec::new(),
+            listener_counters: heapless::Vec::new(),
+            admin,
+            free: (0..n as u32).rev().collect(),
+            slots,
+            buf_size: st.buffer_size as usize,
+            bufs,
+            hosts,
+            totals: Totals::default(),
+            active: 0,
+            mode: Mode::Serving,
+            paused: false,
+            resume: false,
+            clock: Instant::now(),
+            now: 0,
+            last_tick: 0,
+            rng: seed(),
+            poller,
+            cfg,
+        };
+        s.open_listeners(inherited)?;
+        inherited.listeners.clear();
+        Ok(s)
+    }
+
+    fn open_listeners(&mut self, inherited: &mut Inherited) -> Result<(), StartError> {
+        for (i, l) in self.cfg.listeners.iter().enumerate() {
+            let fd = match inherited.listeners.iter().position(|(a, _)| *a == l.addr) {
+                Some(p) => {
+                    log::info!(
+                        "listener \"{}\" on {}: adopted from the previous process",
+                        l.name,
+                        l.addr
+                    );
+                    inherited.listeners.swap_remove(p).1
+                }
+                None => {
+                    let fd = net::listen(&l.addr, self.cfg.settings.backlog).map_err(|errno| {
+                        StartError::Bind {
+                            listener: l.name.clone(),
+                            addr: l.addr,
+                            errno,
+                        }
+                    })?;
+                    log::info!("listener \"{}\" on {}: bound", l.name, l.addr);
+                    fd
+                }
+            };
+            self.poller
+                .add_read(&fd, Token::new(Kind::Listener, i))
+                .map_err(StartError::Poller)?;
+            let _ = self.listeners.push(Some(fd));
+            let _ = self.listener_counters.push(ListenerCounters::default());
+        }
+        for (addr, _) in &inherited.listeners {
+            log::info!("listener on {addr}: not in the new config, closed");
+        }
+        Ok(())
+    }
+
+    /// Waits for events (at most one tick) and updates the clock. Returns the number ready.
+    pub fn poll(&mut self) -> Result<usize, Errno> {
+        let wait = (self.last_tick + TICK_MS)
+            .saturating_sub(self.now)
+            .clamp(1, TICK_MS);
+        let n = self.poller.wait(wait as u16)?;
+        self.now = self.clock.elapsed().as_millis() as u64;
+        Ok(n)
+    }
+
+    /// Handles event `i` of the last `poll`; returns it when it belongs to a layer above.
+    pub fn handle(&mut self, i: usize) -> Option<Event> {
+        let ev = self.poller.event(i);
+        let tok = ev.token?;
+        match tok.kind {
+            Kind::Listener => self.accept_from(tok.index as usize),
+            Kind::Conn => self.conn_event(tok, ev),
+            Kind::AdminListener | Kind::Admin => self.admin_event(tok),
+            _ => return Some(ev),
+        }
+        None
+    }
+
+    /// Work after a batch of events: resume accepting, run timers when a tick is due.
+    pub fn after_events(&mut self) {
+        if self.resume {
+            self.resume = false;
+            self.resume_accepting();
+        }
+        if self.now >= self.last_tick + TICK_MS {
+            self.last_tick = self.now;
+            self.tick();
+        }
+        if let Mode::Draining { .. } = self.mode {
+            if self.active == 0 {
+                self.mode = Mode::Stopped;
+            }
+        }
+    }
+
+    /// One turn of the loop for callers with nothing else to handle (tests, benchmarks).
+    pub fn turn(&mut self) -> Result<(), Errno> {
+        let n = self.poll()?;
+        for i in 0..n {
+            self.handle(i);
+        }
+        self.after_events();
+        Ok(())
+    }
+
+    // ----- accepting -----
+
+    fn accept_from(&mut self, li: usize) {
+        if self.mode != Mode::Serving {
+            return;
+        }
+        while let Some(&idx) = self.free.last() {
+            let Some(fd) = self.listeners[li].as_ref() else {
+                return;
+            };
+            match net::accept(fd) {
+                Ok(Some(client)) => self.open(li, idx as usize, client),
+                Ok(None) => return,
+                Err(e @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)) => {
+                    self.pause(e);
+                    return;
+                }
+                Err(e) => {
+                    log::warn!(
+                        "listener \"{}\": accept failed: {}",
+                        self.cfg.listeners[li].name,
+                        e.desc()
+                    );
+                    return;
+                }
+            }
+        }
+        self.pause(Errno::EUSERS);
+    }
+
+    fn pause(&mut self, why: Errno) {
+        if !self.paused {
+            match why {
+                Errno::EUSERS => log::warn!(
+                    "max_connections ({}) reached: new clients wait in the backlog",
+                    self.cfg.settings.max_connections
+                ),
+                e => log::warn!("accept paused until a connection closes: {}", e.desc()),
+            }
+        }
+        self.paused = true;
+    }
+
+    fn resume_accepting(&mut self) {
+        if !self.paused || self.free.is_empty() {
+            return;
+        }
+        self.paused = false;
+        for li in 0..self.listeners.len() {
+            self.accept_from(li);
+        }
+    }
+
+    fn open(&mut self, li: usize, idx: usize, client: OwnedFd) {
+        self.free.pop();
+        net::set_nodelay(&client);
+        let s = &mut self.slots[idx];
+        s.gen = s.gen.wrapping_add(1);
+        s.used = true;
+        s.conn = Conn::new();
+        s.listener = li as u8;
+        s.tried = 0;
+        s.attempts = 0;
+        let tok = conn_token(idx, s.gen, Side::Client);
+        let _ = self.poller.add(&client, tok);
+        s.fds = [Some(client), None];
+        self.active += 1;
+        self.totals.accepted += 1;
+        let c = &mut self.listener_counters[li];
+        c.accepted += 1;
+        c.active += 1;
+        log::debug!("conn {idx}: accepted on listener {li}");
+        self.connect_next(idx);
+    }
+
+    // ----- upstream connect, failover, health -----
+
+    fn connect_next(&mut self, idx: usize) {
+        let li = self.slots[idx].listener as usize;
+        let ci = self.cfg.listeners[li].cluster;
+        loop {
+            let s = &mut self.slots[idx];
+            let cluster = &self.cfg.clusters[ci];
+            let picked = if s.attempts < self.cfg.settings.connect_attempts {
+                lb::pick(
+                    cluster.lb,
+                    &cluster.hosts,
+                    &mut self.hosts[ci],
+                    s.tried,
+                    self.now,
+                    &mut self.rng,
+                )
+            } else {
+                None
+            };
+            let Some(h) = picked else {
+                self.totals.refused += 1;
+                log::debug!("conn {idx}: no upstream reachable, closing the client");
+                return self.close(idx, true);
+            };
+            s.tried |= 1 << h;
+            s.attempts += 1;
+            s.host = h as u8;
+            match net::connect(&cluster.hosts[h].addr) {
+                Ok(fd) => {
+                    let _ = self.poller.add(&fd, conn_token(idx, s.gen, Side::Upstream));
+                    s.fds[1] = Some(fd);
+                    s.deadline = self.now + self.cfg.settings.connect_timeout_ms;
+                    return;
+                }
+                Err(e) => self.host_failed(ci, h, e),
+            }
+        }
+    }
+
+    fn host_failed(&mut self, ci: usize, h: usize, e: Errno) {
+        self.totals.upstream_failures += 1;
+        let st = &self.cfg.settings;
+        let change = lb::on_failure(
+            &mut self.hosts[ci][h],
+            self.now,
+            st.fail_threshold,
+            st.down_time_ms,
+        );
+        if change == HealthChange::MarkedDown {
+            let c = &self.cfg.clusters[ci];
+            log::warn!(
+                "cluster \"{}\": host {} marked down for {} ms after {} failed connects (last: {})",
+                c.name,
+                c.hosts[h].addr,
+                st.down_time_ms,
+                st.fail_threshold,
+                e.desc()
+            );
+        }
+    }
+
+    fn connected(&mut self, idx: usize) {
+        let ci = self.cluster_of(idx);
+        let s = &mut self.slots[idx];
+        let h = s.host as usize;
+        s.conn.on_connected();
+        s.deadline = idle_deadline(self.now, self.cfg.settings.idle_timeout_ms);
+        let hs = &mut self.hosts[ci][h];
+        hs.active += 1;
+        hs.total += 1;
+        if lb::on_success(hs) == HealthChange::MarkedUp {
+            let c = &self.cfg.clusters[ci];
+            log::info!(
+                "cluster \"{}\": host {} is up again",
+                c.name,
+                c.hosts[h].addr
+            );
+        }
+    }
+
+    fn cluster_of(&self, idx: usize) -> usize {
+        self.cfg.listeners[self.slots[idx].listener as usize].cluster
+    }
+
+    // ----- proxying -----
+
+    fn conn_event(&mut self, tok: Token, ev: Event) {
+        let idx = tok.index as usize;
+        let Some(s) = self.slots.get_mut(idx) else {
+            return;
+        };
+        if !s.used || s.gen != tok.gen {
+            return; // a late event for a closed or reused slot
+        }
+        let side = if tok.side == 0 {
+            Side::Client
+        } else {
+            Side::Upstream
+        };
+        if side == Side::Upstream && s.conn.phase == Phase::Connecting {
+            if !(ev.writable || ev.readable) {
+                return;
+            }
+            match s.fds[1].as_ref().and_then(net::take_error) {
+                None => self.connected(idx),
+                Some(e) => {
+                    self.slots[idx].fds[1] = None;
+                    let (ci, h) = (self.cluster_of(idx), self.slots[idx].host as usize);
+                    self.host_failed(ci, h, e);
+                    return self.connect_next(idx);
+                }
+            }
+        }
+        self.slots[idx]
+            .conn
+            .on_ready(side, ev.readable, ev.writable);
+        self.drive(idx);
+    }
+
+    fn drive(&mut self, idx: usize) {
+        let s = &mut self.slots[idx];
+        let (Some(c), Some(u)) = (&s.fds[0], &s.fds[1]) else {
+            return;
+        };
+        let mut t = FdTransport {
+            fds: [c.as_raw_fd(), u.as_raw_fd()],
+        };
+        let base = idx * 2 * self.buf_size;
+        let (b0, b1) = self.bufs[base..base + 2 * self.buf_size].split_at_mut(self.buf_size);
+        match s.conn.pump(&mut t, [b0, b1]) {
+            Outcome::Open => {}
+            Outcome::Done => self.close(idx, false),
+            Outcome::Reset => self.close(idx, true),
+        }
+    }
+
+    /// Closes both sockets (with RST when `reset`) and frees the slot.
+    fn close(&mut self, idx: usize, reset: bool) {
+        let ci = self.cluster_of(idx);
+        let s = &mut self.slots[idx];
+        for fd in s.fds.iter_mut().filter_map(Option::take) {
+            if reset {
+                net::reset(fd);
+            }
+        }
+        if s.conn.phase == Phase::Open {
+            let hs = &mut self.hosts[ci][s.host as usize];
+            hs.active = hs.active.saturating_sub(1);
+        }
+        self.totals.rx += s.conn.flows[0].bytes;
+        self.totals.tx += s.conn.flows[1].bytes;
+        s.used = false;
+        s.conn = Conn::new();
+        let c = &mut self.listener_counters[s.listener as usize];
+        c.active = c.active.saturating_sub(1);
+        self.active -= 1;
+        self.free.push(idx as u32);
+        self.resume |= self.paused;
+        log::debug!(
+            "conn {idx}: closed{}",
+            if reset { " with reset" } else { "" }
+        );
+    }
+
+    // ----- timers -----
+
+    fn tick(&mut self) {
+        let now = self.now;
+        for idx in 0..self.slots.len() {
+            let s = &mut self.slots[idx];
+            if !s.used {
+                continue;
+            }
+            if s.conn.phase == Phase::Connecting {
+                if s.deadline <= now {
+                    s.fds[1] = None;
+                    let (ci, h) = (self.cluster_of(idx), self.slots[idx].host as usize);
+                    self.host_failed(ci, h, Errno::ETIMEDOUT);
+                    self.connect_next(idx);
+                }
+            } else if s.conn.active {
+                s.conn.active = false;
+                s.deadline = idle_deadline(now, self.cfg.settings.idle_timeout_ms);
+            } else if s.deadline <= now {
+                self.totals.idle_timeouts += 1;
+                log::debug!("conn {idx}: idle timeout");
+                self.close(idx, false);
+            }
+        }
+        self.admin.tick(now);
+        if let Mode::Draining { deadline } = self.mode {
+            if now >= deadline {
+                log::warn!(
+                    "drain deadline reached: closing {} connections still open",
+                    self.active
+                );
+                self.close_all();
+            }
+        }
+    }
+
+    /// Closes every connection (used at a hard stop and at the drain deadline).
+    pub fn close_all(&mut self) {
+        for idx in 0..self.slots.len() {
+            if self.slots[idx].used {
+                self.close(idx, false);
+            }
+        }
+    }
+
+    // ----- lifecycle -----
+
+    /// Stops accepting and closes this process's copies of the listening sockets (they stay
+    /// open in the successor, so no queued client is lost), then drains until `drain_ms`.
+    pub fn start_draining(&mut self, drain_ms: u64) {
+        for l in self.listeners.iter_mut() {
+            if let Some(fd) = l.take() {
+                self.poller.delete(&fd);
+            }
+        }
+        self.admin.shut(&self.poller);
+        self.mode = Mode::Draining {
+            deadline: self.now + drain_ms,
+        };
+        log::info!(
+            "draining {} connections for at most {} ms",
+            self.active,
+            drain_ms
+        );
+        if self.active == 0 {
+            self.mode = Mode::Stopped;
+        }
+    }
+
+    /// The listening sockets this process owns, for a handoff: (listener index, address, fd).
+    pub fn listener_fds(&self) -> impl Iterator<Item = (usize, SocketAddr, &OwnedFd)> {
+        self.listeners
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.as_ref().map(|fd| (i, self.cfg.listeners[i].addr, fd)))
+    }
+
+    pub fn uptime_s(&self) -> u64 {
+        self.clock.elapsed().as_secs()
+    }
+
+    /// Everything `/stats` and `/metrics` show, as of now.
+    pub fn snapshot(&self, state: &'static str) -> Snapshot<'_> {
+        let (mut rx, mut tx) = (0, 0);
+        for s in self.slots.iter().filter(|s| s.used) {
+            rx += s.conn.flows[0].bytes;
+            tx += s.conn.flows[1].bytes;
+        }
+        Snapshot {
+            pid: std::process::id(),
+            version: VERSION,
+            state,
+            uptime_s: self.uptime_s(),
+            now_ms: self.now,
+            active: self.active,
+            max_connections: self.cfg.settings.max_connections,
+            live_rx: rx,
+            live_tx: tx,
+            totals: &self.totals,
+            cfg: &self.cfg,
+            listeners: &self.listener_counters,
+            hosts: &self.hosts,
+        }
+    }
+
+    fn admin_event(&mut self, tok: Token) {
+        let state = match self.mode {
+            Mode::Serving => "serving",
+            _ => "draining",
+        };
+        let mut a = core::mem::take(&mut self.admin);
+        a.on_event(tok, self, state);
+        self.admin = a;
+    }
+}
+
+fn conn_token(idx: usize, gen: u16, side: Side) -> Token {
+    Token {
+        kind: Kind::Conn,
+        index: idx as u32,
+        gen,
+        side: side as u8,
+    }
+}
+
+fn idle_deadline(now: u64, idle_ms: u64) -> u64 {
+    if idle_ms == 0 {
+        u64::MAX
+    } else {
+        now + idle_ms
+    }
+}
+
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    t ^ ((std::process::id() as u64) << 32) | 1
+}
+
+/// Raises `RLIMIT_NOFILE`'s soft limit to cover `need` descriptors, or says why it cannot.
+fn raise_fd_limit(need: u64) -> Result<(), StartError> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(StartError::Poller)?;
+    if soft >= need {
+        return Ok(());
+    }
+    if hard >= need {
+        return setrlimit(Resource::RLIMIT_NOFILE, need, hard).map_err(StartError::Poller);
+    }
+    // root may raise the hard limit too
+    setrlimit(Resource::RLIMIT_NOFILE, need, need).map_err(|_| StartError::FdLimit { need, hard })
+}

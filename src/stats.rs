@@ -1,0 +1,189 @@
+//! Counters and their two renderings: `/stats` (JSON) and `/metrics` (Prometheus text).
+//! Sans-io: the server fills a `Snapshot`; rendering is `core::fmt` into a caller's buffer.
+
+use core::fmt::{self, Write};
+
+use crate::config::{render::Esc, Config, MAX_HOSTS};
+use crate::lb::HostState;
+
+/// Cumulative counters; they carry over a hot restart (the successor adds them to its own).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Client connections accepted.
+    pub accepted: u64,
+    /// Clients closed because no upstream could be connected.
+    pub refused: u64,
+    /// Bytes received from clients / sent to clients, of closed connections.
+    pub rx: u64,
+    pub tx: u64,
+    /// Upstream connect attempts that failed or timed out.
+    pub upstream_failures: u64,
+    /// Connections closed by the idle timeout.
+    pub idle_timeouts: u64,
+    /// Hot restarts survived (0 at cold start).
+    pub generation: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ListenerCounters {
+    pub accepted: u64,
+    pub active: u32,
+}
+
+/// Everything `/stats` and `/metrics` show, borrowed from the server for one rendering.
+pub struct Snapshot<'a> {
+    pub pid: u32,
+    pub version: &'a str,
+    pub state: &'a str,
+    pub uptime_s: u64,
+    pub now_ms: u64,
+    pub active: u32,
+    pub max_connections: u32,
+    /// Live bytes of open connections, added to the totals.
+    pub live_rx: u64,
+    pub live_tx: u64,
+    pub totals: &'a Totals,
+    pub cfg: &'a Config,
+    pub listeners: &'a [ListenerCounters],
+    pub hosts: &'a [heapless::Vec<HostState, MAX_HOSTS>],
+}
+
+pub fn write_json(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
+    let t = s.totals;
+    write!(
+        w,
+        "{{\"pid\":{},\"version\":\"{}\",\"state\":\"{}\",\"generation\":{},\"uptime_s\":{},\
+         \"connections\":{{\"active\":{},\"max\":{},\"total\":{},\"refused\":{},\"idle_timeouts\":{}}},\
+         \"bytes\":{{\"rx\":{},\"tx\":{}}},\"upstream_failures\":{},\"listeners\":[",
+        s.pid, s.version, s.state, t.generation, s.uptime_s, s.active, s.max_connections, t.accepted, t.refused,
+        t.idle_timeouts, t.rx + s.live_rx, t.tx + s.live_tx, t.upstream_failures
+    )?;
+    for (i, (l, c)) in s.cfg.listeners.iter().zip(s.listeners).enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        write!(
+            w,
+            "{sep}{{\"name\":\"{}\",\"address\":\"{}\",\"cluster\":\"{}\",\"active\":{},\"total\":{}}}",
+            Esc(&l.name), l.addr, Esc(&s.cfg.clusters[l.cluster].name), c.active, c.accepted
+        )?;
+    }
+    w.write_str("],\"clusters\":[")?;
+    for (i, (c, hs)) in s.cfg.clusters.iter().zip(s.hosts).enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        write!(
+            w,
+            "{sep}{{\"name\":\"{}\",\"lb_type\":\"{}\",\"hosts\":[",
+            Esc(&c.name),
+            c.lb.as_str()
+        )?;
+        for (j, (h, st)) in c.hosts.iter().zip(hs).enumerate() {
+            let sep = if j == 0 { "" } else { "," };
+            write!(
+                w,
+                "{sep}{{\"address\":\"{}\",\"weight\":{},\"healthy\":{},\"active\":{},\"total\":{},\"failures\":{}}}",
+                h.addr, h.weight, !st.is_down(s.now_ms), st.active, st.total, st.failures
+            )?;
+        }
+        w.write_str("]}")?;
+    }
+    w.write_str("]}\n")
+}
+
+pub fn write_prometheus(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
+    let t = s.totals;
+    let gauges: [(&str, &str, &str, u64); 9] = [
+        (
+            "baton_connections_active",
+            "gauge",
+            "Open proxied connections.",
+            s.active as u64,
+        ),
+        (
+            "baton_connections_total",
+            "counter",
+            "Client connections accepted.",
+            t.accepted,
+        ),
+        (
+            "baton_connections_refused_total",
+            "counter",
+            "Clients closed because no upstream was reachable.",
+            t.refused,
+        ),
+        (
+            "baton_idle_timeouts_total",
+            "counter",
+            "Connections closed by the idle timeout.",
+            t.idle_timeouts,
+        ),
+        (
+            "baton_upstream_failures_total",
+            "counter",
+            "Failed or timed-out upstream connects.",
+            t.upstream_failures,
+        ),
+        (
+            "baton_bytes_rx_total",
+            "counter",
+            "Bytes received from clients.",
+            t.rx + s.live_rx,
+        ),
+        (
+            "baton_bytes_tx_total",
+            "counter",
+            "Bytes sent to clients.",
+            t.tx + s.live_tx,
+        ),
+        (
+            "baton_generation",
+            "gauge",
+            "Hot restarts since the cold start.",
+            t.generation,
+        ),
+        (
+            "baton_uptime_seconds",
+            "gauge",
+            "Seconds since this process started.",
+            s.uptime_s,
+        ),
+    ];
+    for (name, kind, help, v) in gauges {
+        write!(
+            w,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+        )?;
+    }
+    w.write_str("# HELP baton_listener_connections_active Open connections per listener.\n# TYPE baton_listener_connections_active gauge\n")?;
+    for (l, c) in s.cfg.listeners.iter().zip(s.listeners) {
+        write!(
+            w,
+            "baton_listener_connections_active{{listener=\"{}\"}} {}\n",
+            Esc(&l.name),
+            c.active
+        )?;
+    }
+    w.write_str("# HELP baton_host_healthy 1 when the host is not marked down.\n# TYPE baton_host_healthy gauge\n")?;
+    for (c, hs) in s.cfg.clusters.iter().zip(s.hosts) {
+        for (h, st) in c.hosts.iter().zip(hs) {
+            write!(
+                w,
+                "baton_host_healthy{{cluster=\"{}\",host=\"{}\"}} {}\n",
+                Esc(&c.name),
+                h.addr,
+                !st.is_down(s.now_ms) as u8
+            )?;
+        }
+    }
+    w.write_str("# HELP baton_host_connections_active Open connections per host.\n# TYPE baton_host_connections_active gauge\n")?;
+    for (c, hs) in s.cfg.clusters.iter().zip(s.hosts) {
+        for (h, st) in c.hosts.iter().zip(hs) {
+            write!(
+                w,
+                "baton_host_connections_active{{cluster=\"{}\",host=\"{}\"}} {}\n",
+                Esc(&c.name),
+                h.addr,
+                st.active
+            )?;
+        }
+    }
+    Ok(())
+}
