@@ -31,6 +31,9 @@ struct AdminConn {
     out: Box<[u8]>,
     out_start: usize,
     out_end: usize,
+    /// Response sent and FIN passed; input is discarded until the peer closes (a lingering
+    /// close, so unread request bytes do not turn our close into an RST that eats the answer).
+    lingering: bool,
     deadline: u64,
 }
 
@@ -77,6 +80,7 @@ impl Admin {
                 out: vec![0; MAX_RESPONSE].into_boxed_slice(),
                 out_start: 0,
                 out_end: 0,
+                lingering: false,
                 deadline: 0,
             })
             .collect();
@@ -120,6 +124,7 @@ impl Admin {
             c.req_len = 0;
             c.out_start = 0;
             c.out_end = 0;
+            c.lingering = false;
             c.deadline = server.now + ADMIN_TIMEOUT_MS;
             let _ = server.poller.add(
                 &fd,
@@ -160,10 +165,17 @@ impl Admin {
                 Ok(n) => c.out_start += n,
                 Err(Errno::EAGAIN) => return,
                 Err(Errno::EINTR) => {}
-                Err(_) => break,
+                Err(_) => {
+                    c.fd = None;
+                    return;
+                }
             }
         }
-        c.fd = None;
+        let _ = so::shutdown(fd, so::Shutdown::Write);
+        c.lingering = true;
+        if !discard_input(fd) {
+            c.fd = None;
+        }
     }
 
     /// Closes connections past their deadline.
@@ -175,6 +187,19 @@ impl Admin {
         {
             log::debug!("admin: request timed out");
             c.fd = None;
+        }
+    }
+}
+
+/// Reads and drops what the peer sent; false once it closed or failed.
+fn discard_input(fd: i32) -> bool {
+    let mut sink = [0u8; 512];
+    loop {
+        match so::recv(fd, &mut sink, MsgFlags::empty()) {
+            Ok(0) => return false,
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => return true,
+            Err(_) => return false,
         }
     }
 }

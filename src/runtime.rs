@@ -96,12 +96,10 @@ impl Runtime {
                     self.server.start_draining(0);
                     self.server.mode = Mode::Stopped;
                 }
-                Ok(Signal::SIGQUIT) => {
-                    if self.server.mode == Mode::Serving {
-                        log::info!("graceful stop requested");
-                        self.server
-                            .start_draining(self.server.cfg.settings.drain_timeout_ms);
-                    }
+                Ok(Signal::SIGQUIT) if self.server.mode == Mode::Serving => {
+                    log::info!("graceful stop requested");
+                    self.server
+                        .start_draining(self.server.cfg.settings.drain_timeout_ms);
                 }
                 Ok(Signal::SIGHUP) => self.restart.on_sighup(&mut self.server, &self.signals),
                 Ok(Signal::SIGCHLD) => reap(),

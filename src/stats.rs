@@ -154,9 +154,9 @@ pub fn write_prometheus(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
     }
     w.write_str("# HELP baton_listener_connections_active Open connections per listener.\n# TYPE baton_listener_connections_active gauge\n")?;
     for (l, c) in s.cfg.listeners.iter().zip(s.listeners) {
-        write!(
+        writeln!(
             w,
-            "baton_listener_connections_active{{listener=\"{}\"}} {}\n",
+            "baton_listener_connections_active{{listener=\"{}\"}} {}",
             Esc(&l.name),
             c.active
         )?;
@@ -164,9 +164,9 @@ pub fn write_prometheus(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
     w.write_str("# HELP baton_host_healthy 1 when the host is not marked down.\n# TYPE baton_host_healthy gauge\n")?;
     for (c, hs) in s.cfg.clusters.iter().zip(s.hosts) {
         for (h, st) in c.hosts.iter().zip(hs) {
-            write!(
+            writeln!(
                 w,
-                "baton_host_healthy{{cluster=\"{}\",host=\"{}\"}} {}\n",
+                "baton_host_healthy{{cluster=\"{}\",host=\"{}\"}} {}",
                 Esc(&c.name),
                 h.addr,
                 !st.is_down(s.now_ms) as u8
@@ -176,9 +176,9 @@ pub fn write_prometheus(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
     w.write_str("# HELP baton_host_connections_active Open connections per host.\n# TYPE baton_host_connections_active gauge\n")?;
     for (c, hs) in s.cfg.clusters.iter().zip(s.hosts) {
         for (h, st) in c.hosts.iter().zip(hs) {
-            write!(
+            writeln!(
                 w,
-                "baton_host_connections_active{{cluster=\"{}\",host=\"{}\"}} {}\n",
+                "baton_host_connections_active{{cluster=\"{}\",host=\"{}\"}} {}",
                 Esc(&c.name),
                 h.addr,
                 st.active

@@ -1,0 +1,102 @@
+//! Proof that proxying allocates nothing after start-up: a counting global allocator counts the
+//! allocations made on the proxy's thread while 1,000 connections carry checked data.
+mod common;
+use common::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+struct Counting;
+
+thread_local! {
+    static PROXY_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+static MEASURING: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+fn count() {
+    if MEASURING.load(Ordering::Relaxed) && PROXY_THREAD.with(|t| t.get()) {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: forwards every call unchanged to the system allocator; counting has no effect on it.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        count();
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        count();
+        unsafe { System.alloc_zeroed(l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        count();
+        unsafe { System.realloc(p, l, n) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn traffic(port: u16, from: u64, n: u64) {
+    let workers: Vec<_> = (0..20)
+        .map(|w| {
+            std::thread::spawn(move || {
+                for id in (from + w..from + n).step_by(20) {
+                    let data = payload(id, 1 + (id as usize * 7919) % 100_000);
+                    assert_eq!(echo_roundtrip(port, &data).unwrap(), data, "stream {id}");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+}
+
+#[test]
+fn no_allocation_on_the_data_path_after_warm_up() {
+    let be = Backend::start(Mode::Echo);
+    // two hosts, one dead: failover and health marking are on the measured path too
+    let mut cfg = Cfg::simple(free_port(), &[be.port, free_port()])
+        .set("buffer_size", "8192")
+        .set("max_connections", "64");
+    cfg.admin = None;
+    let port = cfg.listeners[0].1;
+    let config = baton::config::parse(cfg.json().as_bytes()).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let st = stop.clone();
+    let proxy = std::thread::spawn(move || {
+        let mut server = baton::server::Server::new(config, &mut Default::default()).unwrap();
+        PROXY_THREAD.with(|t| t.set(true));
+        while !st.load(Ordering::Relaxed) {
+            server.turn().unwrap();
+        }
+        server.totals
+    });
+    eventually(std::time::Duration::from_secs(5), || {
+        std::net::TcpStream::connect(addr(port)).is_ok()
+    });
+    traffic(port, 0, 100); // warm-up
+    MEASURING.store(true, Ordering::SeqCst);
+    traffic(port, 1_000, 1_000);
+    std::thread::sleep(std::time::Duration::from_millis(600)); // let timers tick while measured
+    MEASURING.store(false, Ordering::SeqCst);
+    stop.store(true, Ordering::SeqCst);
+    let totals = proxy.join().unwrap();
+    assert!(totals.accepted >= 1_100, "{totals:?}");
+    assert!(
+        totals.upstream_failures >= 1,
+        "the failover path was not exercised: {totals:?}"
+    );
+    assert_eq!(
+        ALLOCS.load(Ordering::SeqCst),
+        0,
+        "allocations on the proxy thread while proxying"
+    );
+}
