@@ -1,13 +1,19 @@
-//! `baton`: command line, logging, exit codes. Everything else lives in the library.
+//! `baton`: command line, logging, start-up (cold or by taking over), exit codes.
 //!
-//! Exit codes: 0 clean stop; 1 runtime failure (a port is taken, a takeover failed);
-//! 2 bad usage or invalid config (nothing was started); 3 another hot restart is in progress.
+//! Exit codes: 0 clean stop; 1 runtime failure (a port is taken, a takeover failed; a running
+//! baton keeps serving); 2 bad usage or invalid config (nothing was started or contacted);
+//! 3 another hot restart is in progress (retry later).
+
+use std::os::fd::OwnedFd;
 
 use baton::cli::{self, Command, USAGE};
 use baton::config::{self, Config, LogLevel};
-use baton::restart::Restart;
+use baton::handoff::transport::HandoffError;
+use baton::restart::{Exec, Restart};
 use baton::runtime::{self, Runtime};
 use baton::server::{Inherited, Server, VERSION};
+use baton::takeover::{self, Start, Takeover};
+use baton::{pidfile, rundir};
 
 fn main() {
     std::process::exit(real_main());
@@ -50,26 +56,114 @@ fn real_main() -> i32 {
         Ok(s) => s,
         Err(e) => return fail(format_args!("cannot set up signal handling: {}", e.desc())),
     };
-    let server = match Server::new(cfg, &mut Inherited::default()) {
-        Ok(s) => s,
-        Err(e) => return fail(format_args!("{e}")),
-    };
-    let pid_file = server.cfg.settings.pid_file.as_ref().map(|p| p.to_string());
-    if let Some(p) = &pid_file {
-        if let Err(e) = baton::pidfile::write(p, std::process::id()) {
-            return fail(format_args!("cannot write the PID file {p}: {e}"));
-        }
+    let dir = cfg.settings.runtime_dir.to_string();
+    if let Err(e) = rundir::prepare(&dir) {
+        return fail(format_args!("{e}"));
     }
+    let exec = Exec::current(&args.config);
+    let started = match takeover::begin(&dir, cfg.settings.handoff_timeout_ms) {
+        Ok(Start::Cold) => cold_start(cfg, &dir, exec),
+        Ok(Start::Takeover(t)) => take_over(cfg, &dir, t, exec),
+        Err(HandoffError::Busy) => {
+            eprintln!("baton: {}", HandoffError::Busy);
+            return 3;
+        }
+        Err(e) => Err(format!(
+            "hot restart failed: {e}; the running baton keeps serving"
+        )),
+    };
+    let (server, restart) = match started {
+        Ok(s) => s,
+        Err(msg) => return fail(format_args!("{msg}")),
+    };
     log::info!(
-        "baton {VERSION} started (pid {}, {} listeners)",
+        "baton {VERSION} serving (pid {}, generation {}, {} listeners)",
         std::process::id(),
+        server.totals.generation,
         server.cfg.listeners.len()
     );
-    let mut rt = match Runtime::new(server, signals, Restart { pid_file }) {
-        Ok(r) => r,
-        Err(e) => return fail(format_args!("cannot start the event loop: {}", e.desc())),
+    match Runtime::new(server, signals, restart) {
+        Ok(mut rt) => rt.run(),
+        Err(e) => fail(format_args!("cannot start the event loop: {}", e.desc())),
+    }
+}
+
+fn cold_start(cfg: Config, dir: &str, exec: Option<Exec>) -> Result<(Server, Restart), String> {
+    let lock = rundir::lock(dir).map_err(|e| e.to_string())?;
+    let server = Server::new(cfg, &mut Inherited::default()).map_err(|e| e.to_string())?;
+    let reconfig = rundir::bind_reconfig(dir).map_err(|e| e.to_string())?;
+    let restart = new_restart(&server, dir, lock, reconfig, Vec::new(), exec)?;
+    publish_pid(&restart)?;
+    Ok((server, restart))
+}
+
+fn take_over(
+    cfg: Config,
+    dir: &str,
+    mut t: Takeover,
+    exec: Option<Exec>,
+) -> Result<(Server, Restart), String> {
+    let attempt = || -> Result<(Server, Restart), String> {
+        let mut server = Server::new(cfg, &mut t.inherited).map_err(|e| e.to_string())?;
+        let lock = match t.lock.take() {
+            Some(l) => l,
+            None => rundir::lock(dir).map_err(|e| e.to_string())?, // the old process died mid-handoff
+        };
+        let reconfig = match t.reconfig.take() {
+            Some(r) => r,
+            None => rundir::bind_reconfig(dir).map_err(|e| e.to_string())?,
+        };
+        server.totals = t.totals;
+        server.totals.generation += 1;
+        let preds: Vec<(u32, OwnedFd)> = std::mem::take(&mut t.predecessors);
+        let restart = new_restart(&server, dir, lock, reconfig, preds, exec)?;
+        Ok((server, restart))
     };
-    rt.run()
+    let (server, mut restart) = match attempt() {
+        Ok(s) => s,
+        Err(e) => {
+            t.abort(&e);
+            return Err(format!(
+                "{e}; the hot restart was aborted and the running baton keeps serving"
+            ));
+        }
+    };
+    let from = t.from_pid;
+    t.ack();
+    rundir::note_owner(dir);
+    publish_pid(&restart)?;
+    restart.enforce_draining_cap(server.cfg.settings.max_draining as usize);
+    log::info!("took over from pid {from}");
+    Ok((server, restart))
+}
+
+fn new_restart(
+    server: &Server,
+    dir: &str,
+    lock: OwnedFd,
+    reconfig: OwnedFd,
+    preds: Vec<(u32, OwnedFd)>,
+    exec: Option<Exec>,
+) -> Result<Restart, String> {
+    let pid_file = server.cfg.settings.pid_file.as_ref().map(|p| p.to_string());
+    Restart::new(
+        server,
+        dir.to_string(),
+        lock,
+        reconfig,
+        preds,
+        pid_file,
+        exec,
+    )
+    .map_err(|e| format!("cannot register reconfig.sock: {}", e.desc()))
+}
+
+fn publish_pid(restart: &Restart) -> Result<(), String> {
+    match &restart.pid_file {
+        Some(p) => pidfile::write(p, std::process::id())
+            .map_err(|e| format!("cannot write the PID file {p}: {e}")),
+        None => Ok(()),
+    }
 }
 
 fn apply_overrides(cfg: &mut Config, args: &cli::Args) {

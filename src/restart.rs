@@ -1,22 +1,569 @@
-//! Hot restart (stub while the core is brought up).
-use nix::sys::signalfd::SignalFd;
+//! The running process's side of a hot restart, driven by the event loop (docs/hot-restart.md).
+//!
+//! States: `Idle` (serving, accepting on `reconfig.sock`) → `Greeting` (a peer connected, wait
+//! for HELLO) → `Offered` (GO sent, wait for READY) → `Sent` (descriptors sent on `listen.sock`,
+//! wait for ACK) → `Draining`. Any failure, disconnect or `handoff_timeout` before the ACK goes
+//! back to `Idle`: this process never stopped accepting, so nothing is lost (rollback). A second
+//! would-be successor arriving while a handoff is under way gets BUSY.
+//!
+//! SIGHUP restarts in place: the process forks a child that carries on serving as the "old"
+//! side, and re-executes the installed binary under its own PID, which then takes over from the
+//! child by the same protocol. Supervisors keep tracking one PID.
 
-use crate::poller::{Event, Token};
-use crate::server::Server;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use crate::handoff::codec::{Entry, FdKind, ManifestHead, Msg, Text, MAX_FDS_PER_MSG};
+use crate::handoff::transport::{self, HandoffError};
+use crate::poller::{Event, Kind, Token};
+use crate::server::{Mode, Server, VERSION};
+use crate::{config, pidfile, rundir, sys};
+
+enum State {
+    Idle,
+    Greeting {
+        peer: OwnedFd,
+        pid: i32,
+        deadline: u64,
+    },
+    Offered {
+        peer: OwnedFd,
+        pid: i32,
+        deadline: u64,
+    },
+    Sent {
+        chan: OwnedFd,
+        pid: i32,
+        deadline: u64,
+    },
+    Draining,
+}
+
+impl State {
+    fn name(&self) -> &'static str {
+        match self {
+            State::Idle => "idle",
+            State::Greeting { .. } => "greeting",
+            State::Offered { .. } => "offered",
+            State::Sent { .. } => "sent",
+            State::Draining => "draining",
+        }
+    }
+}
+
+/// A draining older generation, tracked by pidfd (immune to PID reuse).
+struct Predecessor {
+    pid: u32,
+    fd: OwnedFd,
+    told_to_stop: bool,
+}
+
+/// What SIGHUP re-executes.
+pub struct Exec {
+    pub exe: CString,
+    pub argv: Vec<CString>,
+    pub config_path: String,
+}
+
+impl Exec {
+    /// The running binary's installed path and this process's arguments.
+    pub fn current(config_path: &str) -> Option<Exec> {
+        let exe = std::fs::read_link("/proc/self/exe").ok()?;
+        let exe = exe.to_str()?.trim_end_matches(" (deleted)");
+        let argv = std::env::args_os()
+            .filter_map(|a| {
+                CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())).ok()
+            })
+            .collect();
+        Some(Exec {
+            exe: CString::new(exe).ok()?,
+            argv,
+            config_path: config_path.into(),
+        })
+    }
+}
 
 pub struct Restart {
     pub pid_file: Option<String>,
+    pub dir: String,
+    lock: Option<OwnedFd>,
+    reconfig: Option<OwnedFd>,
+    state: State,
+    predecessors: Vec<Predecessor>,
+    exec: Option<Exec>,
 }
 
 impl Restart {
-    pub fn on_event(&mut self, _tok: Token, _ev: Event, _server: &mut Server) {}
-    pub fn on_sighup(&mut self, _server: &mut Server, _signals: &SignalFd) {
-        log::warn!("SIGHUP: hot restart is not implemented yet");
+    /// Registers the reconfig listener and the predecessors' pidfds, and enforces the cap on
+    /// draining generations.
+    pub fn new(
+        server: &Server,
+        dir: String,
+        lock: OwnedFd,
+        reconfig: OwnedFd,
+        predecessors: Vec<(u32, OwnedFd)>,
+        pid_file: Option<String>,
+        exec: Option<Exec>,
+    ) -> Result<Restart, nix::errno::Errno> {
+        server
+            .poller
+            .add_read(&reconfig, Token::new(Kind::ReconfigListener, 0))?;
+        let mut r = Restart {
+            pid_file,
+            dir,
+            lock: Some(lock),
+            reconfig: Some(reconfig),
+            state: State::Idle,
+            predecessors: Vec::new(),
+            exec,
+        };
+        for (pid, fd) in predecessors {
+            server
+                .poller
+                .add_read(&fd, Token::new(Kind::Predecessor, pid as usize))?;
+            r.predecessors.push(Predecessor {
+                pid,
+                fd,
+                told_to_stop: false,
+            });
+        }
+        Ok(r)
     }
-    pub fn tick(&mut self, _server: &mut Server) {}
-    pub fn finish(&mut self, _server: &Server) {
-        if let Some(p) = &self.pid_file {
-            crate::pidfile::remove_if_mine(p, std::process::id());
+
+    /// A stand-in for tests and benchmarks that run a server without hot restart.
+    pub fn none() -> Restart {
+        Restart {
+            pid_file: None,
+            dir: String::new(),
+            lock: None,
+            reconfig: None,
+            state: State::Idle,
+            predecessors: Vec::new(),
+            exec: None,
         }
     }
+
+    pub fn on_event(&mut self, tok: Token, _ev: Event, server: &mut Server) {
+        match tok.kind {
+            Kind::ReconfigListener => self.accept_peers(server),
+            Kind::ReconfigPeer => self.peer_readable(server),
+            Kind::Handoff => self.chan_readable(server),
+            Kind::Predecessor => self.predecessor_exited(tok.index),
+            _ => {}
+        }
+    }
+
+    // ----- accepting would-be successors -----
+
+    fn accept_peers(&mut self, server: &mut Server) {
+        loop {
+            let Some(l) = self.reconfig.as_ref() else {
+                return;
+            };
+            match transport::accept(l) {
+                Ok(Some(peer)) => self.new_peer(peer, server),
+                Ok(None) => return,
+                Err(e) => {
+                    log::warn!("reconfig.sock: accept failed: {}", e.desc());
+                    return;
+                }
+            }
+        }
+    }
+
+    fn new_peer(&mut self, peer: OwnedFd, server: &mut Server) {
+        let pid = match transport::check_peer(&peer) {
+            Ok(pid) => pid,
+            Err(e) => {
+                log::warn!("hot restart refused: {e}; still serving");
+                let _ = transport::send(
+                    &peer,
+                    &Msg::Refused {
+                        reason: text("not authorised: run as baton's user or root"),
+                    },
+                    &[],
+                );
+                return;
+            }
+        };
+        if !matches!(self.state, State::Idle) || server.mode != Mode::Serving {
+            log::warn!(
+                "hot restart from pid {pid} refused: a handoff is already in progress ({})",
+                self.state.name()
+            );
+            let _ = transport::send(&peer, &Msg::Busy, &[]);
+            return;
+        }
+        if server
+            .poller
+            .add_read(&peer, Token::new(Kind::ReconfigPeer, 0))
+            .is_err()
+        {
+            return;
+        }
+        let deadline = server.now + server.cfg.settings.handoff_timeout_ms;
+        self.set(State::Greeting {
+            peer,
+            pid,
+            deadline,
+        });
+        self.peer_readable(server);
+    }
+
+    fn peer_readable(&mut self, server: &mut Server) {
+        let (peer, pid, deadline) = match &self.state {
+            State::Greeting {
+                peer,
+                pid,
+                deadline,
+            }
+            | State::Offered {
+                peer,
+                pid,
+                deadline,
+            } => (peer, *pid, *deadline),
+            _ => return,
+        };
+        let msg = match transport::recv(peer) {
+            Ok(None) => return,
+            Ok(Some((m, _))) => m,
+            Err(e) => return self.abort(server, &e),
+        };
+        match (&self.state, msg) {
+            (
+                State::Greeting { .. },
+                Msg::Hello {
+                    pid: claimed,
+                    baton_version,
+                },
+            ) => {
+                log::info!("hot restart: pid {pid} (baton {baton_version}, claims pid {claimed}) asks to take over");
+                if let Err(e) = transport::send(
+                    peer,
+                    &Msg::Go {
+                        pid: std::process::id(),
+                    },
+                    &[],
+                ) {
+                    return self.abort(server, &e);
+                }
+                let State::Greeting { peer, .. } = std::mem::replace(&mut self.state, State::Idle)
+                else {
+                    return;
+                };
+                self.set(State::Offered {
+                    peer,
+                    pid,
+                    deadline,
+                });
+            }
+            (State::Offered { .. }, Msg::Ready) => self.send_sockets(server, pid, deadline),
+            (_, Msg::Abort { reason }) => self.abort(server, &HandoffError::Refused(reason)),
+            _ => self.abort(
+                server,
+                &HandoffError::Unexpected("out-of-order message on reconfig.sock"),
+            ),
+        }
+    }
+
+    // ----- handing over -----
+
+    fn send_sockets(&mut self, server: &mut Server, pid: i32, deadline: u64) {
+        let path = rundir::path(&self.dir, rundir::LISTEN);
+        let chan = match transport::connect(&path) {
+            Ok(c) => c,
+            Err(e) => return self.abort(server, &HandoffError::Io("connecting to listen.sock", e)),
+        };
+        match transport::check_peer(&chan) {
+            Ok(p) if p == pid => {}
+            Ok(_) => {
+                return self.abort(
+                    server,
+                    &HandoffError::Unexpected("listen.sock is served by another process"),
+                )
+            }
+            Err(e) => return self.abort(server, &e),
+        }
+        if let Err(e) = self.send_manifest(server, &chan) {
+            return self.abort(server, &e);
+        }
+        if let Err(e) = server.poller.add_read(&chan, Token::new(Kind::Handoff, 0)) {
+            return self.abort(server, &HandoffError::Io("registering listen.sock", e));
+        }
+        log::info!("hot restart: sockets sent to pid {pid}, waiting for its ack");
+        self.set(State::Sent {
+            chan,
+            pid,
+            deadline,
+        });
+    }
+
+    fn send_manifest(&self, server: &Server, chan: &OwnedFd) -> Result<(), HandoffError> {
+        let own = sys::pidfd_open(std::process::id() as i32)
+            .map_err(|e| HandoffError::Io("pidfd_open", e))?;
+        let mut items: Vec<(Entry, RawFd)> = Vec::new();
+        let entry = |kind, name: &str, addr, pid| Entry {
+            kind,
+            name: text(name),
+            addr,
+            pid,
+        };
+        for (i, addr, fd) in server.listener_fds() {
+            items.push((
+                entry(
+                    FdKind::Listener,
+                    &server.cfg.listeners[i].name,
+                    Some(addr),
+                    0,
+                ),
+                fd.as_raw_fd(),
+            ));
+        }
+        if let (Some(addr), Some(fd)) = (server.admin.addr, server.admin.listener.as_ref()) {
+            items.push((entry(FdKind::Admin, "admin", Some(addr), 0), fd.as_raw_fd()));
+        }
+        if let Some(fd) = &self.reconfig {
+            items.push((
+                entry(FdKind::Reconfig, rundir::RECONFIG, None, 0),
+                fd.as_raw_fd(),
+            ));
+        }
+        if let Some(fd) = &self.lock {
+            items.push((entry(FdKind::Lock, rundir::LOCK, None, 0), fd.as_raw_fd()));
+        }
+        for p in &self.predecessors {
+            items.push((
+                entry(FdKind::Pidfd, "draining", None, p.pid),
+                p.fd.as_raw_fd(),
+            ));
+        }
+        items.push((
+            entry(FdKind::Pidfd, "handing-over", None, std::process::id()),
+            own.as_raw_fd(),
+        ));
+        let batches = items.len().div_ceil(MAX_FDS_PER_MSG);
+        for (b, chunk) in items.chunks(MAX_FDS_PER_MSG).enumerate() {
+            let head = ManifestHead {
+                baton_version: text(VERSION),
+                totals: server.totals,
+                batch: b as u16,
+                last: b + 1 == batches,
+            };
+            let entries = chunk.iter().map(|(e, _)| e.clone()).collect();
+            let fds: Vec<RawFd> = chunk.iter().map(|(_, fd)| *fd).collect();
+            transport::send(chan, &Msg::Manifest { head, entries }, &fds)?;
+        }
+        Ok(())
+    }
+
+    fn chan_readable(&mut self, server: &mut Server) {
+        let State::Sent { chan, pid, .. } = &self.state else {
+            return;
+        };
+        let pid = *pid;
+        match transport::recv(chan) {
+            Ok(None) => {}
+            Ok(Some((Msg::Ack { .. }, _))) => self.handed_off(server, pid),
+            Ok(Some((Msg::Abort { reason }, _))) => {
+                self.abort(server, &HandoffError::Refused(reason))
+            }
+            Ok(Some(_)) => self.abort(server, &HandoffError::Unexpected("expected ACK")),
+            Err(HandoffError::Closed) => self.abort(
+                server,
+                &HandoffError::Unexpected("the new process exited before its ack"),
+            ),
+            Err(e) => self.abort(server, &e),
+        }
+    }
+
+    fn handed_off(&mut self, server: &mut Server, pid: i32) {
+        log::info!(
+            "hot restart: pid {pid} acknowledged and is serving; this process (pid {}) drains",
+            std::process::id()
+        );
+        if let Some(fd) = self.reconfig.take() {
+            server.poller.delete(&fd);
+        }
+        self.lock = None;
+        self.predecessors.clear();
+        self.set(State::Draining);
+        server.start_draining(server.cfg.settings.drain_timeout_ms);
+    }
+
+    /// Back to serving as if nothing happened; the PID file names this process again.
+    fn abort(&mut self, server: &mut Server, why: &HandoffError) {
+        log::warn!(
+            "hot restart aborted: {why}; pid {} keeps serving",
+            std::process::id()
+        );
+        self.set(State::Idle);
+        if server.mode == Mode::Serving {
+            self.write_pid_file();
+        }
+    }
+
+    fn set(&mut self, next: State) {
+        log::debug!("restart: {} => {}", self.state.name(), next.name());
+        self.state = next;
+    }
+
+    fn write_pid_file(&self) {
+        if let Some(p) = &self.pid_file {
+            if pidfile::read(p) != Some(std::process::id()) {
+                if let Err(e) = pidfile::write(p, std::process::id()) {
+                    log::error!("cannot write the PID file {p}: {e}");
+                }
+            }
+        }
+    }
+
+    // ----- timers, predecessors, exit -----
+
+    pub fn tick(&mut self, server: &mut Server) {
+        let deadline = match &self.state {
+            State::Greeting { deadline, .. }
+            | State::Offered { deadline, .. }
+            | State::Sent { deadline, .. } => *deadline,
+            _ => return,
+        };
+        if server.now >= deadline {
+            self.abort(
+                server,
+                &HandoffError::Timeout("the new process (handoff_timeout)"),
+            );
+        }
+    }
+
+    fn predecessor_exited(&mut self, pid: u32) {
+        if let Some(i) = self.predecessors.iter().position(|p| p.pid == pid) {
+            self.predecessors.remove(i);
+            log::info!(
+                "previous generation pid {pid} has exited ({} still draining)",
+                self.predecessors.len()
+            );
+        }
+    }
+
+    /// Tells the oldest draining generations beyond the cap to close now (SIGTERM). Called once
+    /// this process has acknowledged the takeover.
+    pub fn enforce_draining_cap(&mut self, max: usize) {
+        let excess = self.predecessors.len().saturating_sub(max);
+        for p in self
+            .predecessors
+            .iter_mut()
+            .take(excess)
+            .filter(|p| !p.told_to_stop)
+        {
+            log::warn!(
+                "max_draining ({max}) exceeded: telling pid {} to close its connections and exit",
+                p.pid
+            );
+            let _ = sys::pidfd_send_signal(p.fd.as_raw_fd(), nix::libc::SIGTERM);
+            p.told_to_stop = true;
+        }
+    }
+
+    /// At the final stop: the PID file goes if it names us; the owner removes `reconfig.sock`.
+    pub fn finish(&mut self, _server: &Server) {
+        if let Some(p) = &self.pid_file {
+            pidfile::remove_if_mine(p, std::process::id());
+        }
+        if self.lock.is_some() && self.reconfig.is_some() {
+            rundir::remove_reconfig(&self.dir);
+        }
+    }
+
+    // ----- SIGHUP: restart in place, keeping the PID -----
+
+    /// Returns `true` in the forked child that carries on serving as the old generation; the
+    /// caller must then renew its signalfd (a signalfd wakes the epoll of the process that
+    /// registered it, so the child's own signals would never be seen).
+    pub fn on_sighup(&mut self, server: &mut Server) -> bool {
+        if !matches!(self.state, State::Idle) || server.mode != Mode::Serving {
+            log::warn!(
+                "SIGHUP ignored: a hot restart is already in progress ({})",
+                self.state.name()
+            );
+            return false;
+        }
+        let Some(exec) = &self.exec else {
+            log::warn!("SIGHUP ignored: this process cannot re-execute itself");
+            return false;
+        };
+        if let Err(e) = config::read_file(&exec.config_path) {
+            log::error!(
+                "SIGHUP: config {}: {e}; still serving the current config",
+                exec.config_path
+            );
+            return false;
+        }
+        if let Err(e) = nix::unistd::access(exec.exe.as_c_str(), nix::unistd::AccessFlags::X_OK) {
+            log::error!(
+                "SIGHUP: cannot execute {:?}: {}; still serving",
+                exec.exe,
+                e.desc()
+            );
+            return false;
+        }
+        let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok(p) => p,
+            Err(e) => {
+                log::error!("SIGHUP: pipe: {}; still serving", e.desc());
+                return false;
+            }
+        };
+        match sys::fork() {
+            Err(e) => {
+                log::error!("SIGHUP: fork: {}; still serving", e.desc());
+                false
+            }
+            Ok(None) => {
+                Self::continue_as_old_generation(r, w);
+                true
+            }
+            Ok(Some(child)) => {
+                drop(r);
+                log::info!(
+                    "SIGHUP: re-executing {:?} as pid {}; pid {child} serves until it takes over",
+                    exec.exe,
+                    std::process::id()
+                );
+                let e = nix::unistd::execv(exec.exe.as_c_str(), &exec.argv).unwrap_err();
+                // still here: the exec failed; the child exits on this byte and we carry on
+                let _ = nix::unistd::write(&w, &[1]);
+                log::error!(
+                    "SIGHUP: cannot execute {:?}: {}; still serving",
+                    exec.exe,
+                    e.desc()
+                );
+                false
+            }
+        }
+    }
+
+    /// In the forked child: wait until the parent's exec succeeded (the pipe closes) or failed
+    /// (a byte arrives). On success keep serving as the old generation; on failure exit quietly,
+    /// since the parent keeps serving with the very same sockets.
+    fn continue_as_old_generation(r: OwnedFd, w: OwnedFd) {
+        drop(w);
+        let _ = transport::wait_readable(&r, 5_000);
+        let mut b = [0u8; 1];
+        if matches!(nix::unistd::read(&r, &mut b), Ok(1)) {
+            std::process::exit(0);
+        }
+        log::info!(
+            "pid {} serves as the previous generation until the new process takes over",
+            std::process::id()
+        );
+    }
+}
+
+fn text(s: &str) -> Text {
+    let mut t = Text::new();
+    for c in s.chars() {
+        if t.push(c).is_err() {
+            break;
+        }
+    }
+    t
 }

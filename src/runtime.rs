@@ -101,10 +101,42 @@ impl Runtime {
                     self.server
                         .start_draining(self.server.cfg.settings.drain_timeout_ms);
                 }
-                Ok(Signal::SIGHUP) => self.restart.on_sighup(&mut self.server, &self.signals),
+                Ok(Signal::SIGHUP) => {
+                    if self.restart.on_sighup(&mut self.server) {
+                        self.renew_signalfd();
+                        return;
+                    }
+                }
                 Ok(Signal::SIGCHLD) => reap(),
                 _ => {}
             }
+        }
+    }
+}
+
+impl Runtime {
+    /// In a forked child: a signalfd inherited from the parent would wake the parent's epoll
+    /// wait queue, not ours, so open a new one and register it instead.
+    fn renew_signalfd(&mut self) {
+        self.server.poller.delete(&self.signals);
+        match SignalFd::with_flags(
+            &handled_signals(),
+            SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
+        ) {
+            Ok(fd) => {
+                if self
+                    .server
+                    .poller
+                    .add_read(&fd, Token::new(Kind::Signal, 0))
+                    .is_err()
+                {
+                    log::error!(
+                        "cannot register signals after fork; stop this process with SIGKILL"
+                    );
+                }
+                self.signals = fd;
+            }
+            Err(e) => log::error!("cannot create a signalfd after fork: {}", e.desc()),
         }
     }
 }

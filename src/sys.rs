@@ -79,3 +79,18 @@ pub fn ignore_sigpipe() {
     // SAFETY: SIG_IGN installs no handler code, so no async-signal-safety concern arises.
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
 }
+
+/// Takes `flock(LOCK_EX | LOCK_NB)` on `fd`; `Ok(false)` when another process holds it.
+///
+/// The lock belongs to the open file description, so it travels with the descriptor through
+/// `SCM_RIGHTS` and is released by the kernel when the last holder closes or dies. nix's
+/// `Flock` guard is not used because it unlocks on drop, which would release the lock for the
+/// successor that shares the description too.
+pub fn try_lock(fd: RawFd) -> Result<bool, Errno> {
+    #[allow(deprecated)]
+    match nix::fcntl::flock(fd, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(()) => Ok(true),
+        Err(Errno::EWOULDBLOCK) => Ok(false),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,368 @@
+//! Handoff records over `AF_UNIX` `SOCK_SEQPACKET` sockets, with descriptors as `SCM_RIGHTS`
+//! (see unix(7)). Every received descriptor is owned (`OwnedFd`, close-on-exec) the moment it
+//! arrives; a truncated record or truncated control data is an error, never a partial read.
+
+use core::fmt;
+use core::net::SocketAddr;
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{
+    self as so, sockopt, AddressFamily, Backlog, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType, UnixAddr,
+};
+use nix::sys::stat::{umask, Mode};
+
+use super::codec::{self, CodecError, Msg, Text, MAX_FDS_PER_MSG, MAX_FRAME};
+use crate::sys;
+
+#[derive(Debug)]
+pub enum HandoffError {
+    Io(&'static str, Errno),
+    Codec(CodecError),
+    /// The record or its descriptors did not fit (MSG_TRUNC / MSG_CTRUNC).
+    Truncated,
+    Timeout(&'static str),
+    /// The peer closed the connection.
+    Closed,
+    FdCount {
+        announced: usize,
+        received: usize,
+    },
+    Unexpected(&'static str),
+    Refused(Text),
+    Busy,
+    Unauthorised {
+        pid: i32,
+        uid: u32,
+    },
+    Verify {
+        name: Text,
+        what: &'static str,
+    },
+}
+
+impl fmt::Display for HandoffError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(what, e) => write!(f, "{what}: {}", e.desc()),
+            Self::Codec(e) => write!(f, "bad handoff message: {e}"),
+            Self::Truncated => f.write_str("a handoff message or its descriptors were truncated"),
+            Self::Timeout(what) => write!(f, "timed out waiting for {what} (handoff_timeout)"),
+            Self::Closed => f.write_str("the other process closed the handoff connection"),
+            Self::FdCount {
+                announced,
+                received,
+            } => write!(
+                f,
+                "manifest announced {announced} descriptors but {received} arrived"
+            ),
+            Self::Unexpected(what) => write!(f, "unexpected message: {what}"),
+            Self::Refused(r) => write!(f, "the running baton refused the hot restart: {r}"),
+            Self::Busy => {
+                f.write_str("another hot restart is in progress; retry when it has finished")
+            }
+            Self::Unauthorised { pid, uid } => write!(
+                f,
+                "peer pid {pid} runs as uid {uid}, not as this process's user or root"
+            ),
+            Self::Verify { name, what } => {
+                write!(f, "inherited socket \"{name}\" failed verification: {what}")
+            }
+        }
+    }
+}
+
+impl From<CodecError> for HandoffError {
+    fn from(e: CodecError) -> Self {
+        Self::Codec(e)
+    }
+}
+
+fn seqpacket() -> Result<OwnedFd, Errno> {
+    so::socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+}
+
+/// Binds and listens on a unix socket at `path`, readable and writable by the owner only.
+pub fn listen(path: &str) -> Result<OwnedFd, Errno> {
+    let fd = seqpacket()?;
+    let addr = UnixAddr::new(path)?;
+    // the socket file's mode comes from the umask at bind time: 0600
+    let old = umask(Mode::from_bits_truncate(0o177));
+    let r = so::bind(fd.as_raw_fd(), &addr);
+    umask(old);
+    r?;
+    so::listen(&fd, Backlog::new(8).unwrap_or(Backlog::MAXCONN))?;
+    Ok(fd)
+}
+
+/// Connects to the unix socket at `path` (completes at once for unix sockets, or fails).
+pub fn connect(path: &str) -> Result<OwnedFd, Errno> {
+    let fd = seqpacket()?;
+    so::connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+    Ok(fd)
+}
+
+pub fn accept(l: &impl AsFd) -> Result<Option<OwnedFd>, Errno> {
+    match so::accept4(l, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::EAGAIN) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The peer's (pid, uid) as the kernel recorded them at connect (`SO_PEERCRED`).
+pub fn peer(fd: &impl AsFd) -> Result<(i32, u32), Errno> {
+    let c = so::getsockopt(fd, sockopt::PeerCredentials)?;
+    Ok((c.pid(), c.uid()))
+}
+
+/// Same user as this process, or root.
+pub fn authorised(uid: u32) -> bool {
+    uid == 0 || uid == nix::unistd::geteuid().as_raw()
+}
+
+/// Checks the peer's credentials; the error names it.
+pub fn check_peer(fd: &impl AsFd) -> Result<i32, HandoffError> {
+    let (pid, uid) = peer(fd).map_err(|e| HandoffError::Io("SO_PEERCRED", e))?;
+    if authorised(uid) {
+        Ok(pid)
+    } else {
+        Err(HandoffError::Unauthorised { pid, uid })
+    }
+}
+
+/// Sends one record with `fds` attached.
+pub fn send(fd: &impl AsRawFd, m: &Msg, fds: &[RawFd]) -> Result<(), HandoffError> {
+    let mut buf = [0u8; MAX_FRAME];
+    let n = codec::encode(m, &mut buf)?;
+    let iov = [IoSlice::new(&buf[..n])];
+    let rights = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
+    loop {
+        match so::sendmsg::<()>(
+            fd.as_raw_fd(),
+            &iov,
+            cmsgs,
+            MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+            None,
+        ) {
+            Ok(sent) if sent == n => return Ok(()),
+            Ok(_) => return Err(HandoffError::Truncated),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(HandoffError::Io("sending a handoff message", e)),
+        }
+    }
+}
+
+/// Waits up to `timeout_ms` for `fd` to be readable; `false` on timeout.
+pub fn wait_readable(fd: &impl AsFd, timeout_ms: u64) -> Result<bool, Errno> {
+    let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    let t =
+        PollTimeout::try_from(timeout_ms.min(i32::MAX as u64) as i32).unwrap_or(PollTimeout::MAX);
+    loop {
+        match poll(&mut p, t) {
+            Ok(n) => return Ok(n > 0),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Receives one record and the descriptors attached to it. `Ok(None)`: nothing yet (EAGAIN).
+/// `Err(Closed)`: the peer hung up.
+pub fn recv(fd: &impl AsRawFd) -> Result<Option<(Msg, Vec<OwnedFd>)>, HandoffError> {
+    let mut buf = [0u8; MAX_FRAME];
+    let mut space = nix::cmsg_space!([RawFd; MAX_FDS_PER_MSG]);
+    let (n, fds, flags) = loop {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        match so::recvmsg::<()>(
+            fd.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
+        ) {
+            Ok(r) => {
+                // own every received descriptor at once, whatever happens next
+                let mut fds = Vec::new();
+                for c in r
+                    .cmsgs()
+                    .map_err(|e| HandoffError::Io("reading control data", e))?
+                {
+                    if let ControlMessageOwned::ScmRights(raw) = c {
+                        fds.extend(raw.into_iter().map(sys::adopt));
+                    }
+                }
+                break (r.bytes, fds, r.flags);
+            }
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => return Ok(None),
+            Err(Errno::ECONNRESET) => return Err(HandoffError::Closed),
+            Err(e) => return Err(HandoffError::Io("receiving a handoff message", e)),
+        }
+    };
+    if flags.intersects(MsgFlags::MSG_CTRUNC | MsgFlags::MSG_TRUNC) {
+        return Err(HandoffError::Truncated);
+    }
+    if n == 0 {
+        return Err(HandoffError::Closed);
+    }
+    let m = codec::decode(&buf[..n])?;
+    let announced = match &m {
+        Msg::Manifest { entries, .. } => entries.len(),
+        _ => 0,
+    };
+    if announced != fds.len() {
+        return Err(HandoffError::FdCount {
+            announced,
+            received: fds.len(),
+        });
+    }
+    Ok(Some((m, fds)))
+}
+
+/// Waits (bounded) for one record.
+pub fn recv_wait(
+    fd: &OwnedFd,
+    timeout_ms: u64,
+    what: &'static str,
+) -> Result<(Msg, Vec<OwnedFd>), HandoffError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+    loop {
+        let left = deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .as_millis() as u64;
+        if !wait_readable(fd, left)
+            .map_err(|e| HandoffError::Io("waiting for the other process", e))?
+        {
+            return Err(HandoffError::Timeout(what));
+        }
+        if let Some(r) = recv(fd)? {
+            return Ok(r);
+        }
+    }
+}
+
+/// Checks with the kernel that `fd` is a listening TCP socket bound to exactly `addr`.
+pub fn verify_tcp_listener(fd: &OwnedFd, addr: &SocketAddr) -> Result<(), &'static str> {
+    if so::getsockopt(fd, sockopt::SockType).map_err(|_| "not a socket")? != SockType::Stream {
+        return Err("not a stream socket");
+    }
+    if !so::getsockopt(fd, sockopt::AcceptConn).map_err(|_| "SO_ACCEPTCONN failed")? {
+        return Err("not listening");
+    }
+    match crate::net::local_addr(fd) {
+        Some(a) if a == *addr => Ok(()),
+        Some(_) => Err("bound to a different address than announced"),
+        None => Err("not an IP socket"),
+    }
+}
+
+/// Checks that `fd` is a listening unix seqpacket socket (the reconfig listener).
+pub fn verify_unix_listener(fd: &OwnedFd) -> Result<(), &'static str> {
+    if so::getsockopt(fd, sockopt::SockType).map_err(|_| "not a socket")? != SockType::SeqPacket {
+        return Err("not a seqpacket socket");
+    }
+    if !so::getsockopt(fd, sockopt::AcceptConn).map_err(|_| "SO_ACCEPTCONN failed")? {
+        return Err("not listening");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handoff::codec::{Entry, FdKind, ManifestHead};
+
+    fn pair() -> (OwnedFd, OwnedFd) {
+        so::socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn descriptors_arrive_with_their_record_in_batches() {
+        let (a, b) = pair();
+        // 130 listeners: three batches of at most 64
+        let socks: Vec<_> = (0..130)
+            .map(|_| crate::net::listen(&"127.0.0.1:0".parse().unwrap(), 4).unwrap())
+            .collect();
+        let mut got = Vec::new();
+        for (bi, chunk) in socks.chunks(MAX_FDS_PER_MSG).enumerate() {
+            let entries = chunk
+                .iter()
+                .map(|s| Entry {
+                    kind: FdKind::Listener,
+                    name: Text::new(),
+                    addr: crate::net::local_addr(s),
+                    pid: 0,
+                })
+                .collect();
+            let head = ManifestHead {
+                baton_version: Text::new(),
+                totals: Default::default(),
+                batch: bi as u16,
+                last: false,
+            };
+            let raw: Vec<RawFd> = chunk.iter().map(|s| s.as_raw_fd()).collect();
+            send(&a, &Msg::Manifest { head, entries }, &raw).unwrap();
+            let (m, fds) = recv_wait(&b, 1000, "batch").unwrap();
+            let Msg::Manifest { entries, .. } = m else {
+                panic!()
+            };
+            for (e, fd) in entries.iter().zip(fds) {
+                verify_tcp_listener(&fd, &e.addr.unwrap()).unwrap();
+                got.push(fd);
+            }
+        }
+        assert_eq!(got.len(), 130);
+    }
+
+    #[test]
+    fn fd_count_mismatch_and_garbage_are_errors() {
+        let (a, b) = pair();
+        let l = crate::net::listen(&"127.0.0.1:0".parse().unwrap(), 4).unwrap();
+        // a Go record carrying a descriptor it does not announce
+        send(&a, &Msg::Go { pid: 1 }, &[l.as_raw_fd()]).unwrap();
+        assert!(matches!(
+            recv_wait(&b, 1000, "x"),
+            Err(HandoffError::FdCount {
+                announced: 0,
+                received: 1
+            })
+        ));
+        so::send(a.as_raw_fd(), b"GET / HTTP/1.1\r\n\r\n", MsgFlags::empty()).unwrap();
+        assert!(matches!(
+            recv_wait(&b, 1000, "x"),
+            Err(HandoffError::Codec(CodecError::BadMagic))
+        ));
+        drop(a);
+        assert!(matches!(
+            recv_wait(&b, 1000, "x"),
+            Err(HandoffError::Closed)
+        ));
+    }
+
+    #[test]
+    fn verification_rejects_the_wrong_socket() {
+        let l = crate::net::listen(&"127.0.0.1:0".parse().unwrap(), 4).unwrap();
+        let other: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert_eq!(
+            verify_tcp_listener(&l, &other),
+            Err("bound to a different address than announced")
+        );
+        let (a, _b) = pair();
+        assert_eq!(verify_tcp_listener(&a, &other), Err("not a stream socket"));
+    }
+}

@@ -1,0 +1,232 @@
+//! The new process's side of a hot restart, run once at start-up before the event loop.
+//!
+//! `begin` asks the running baton (on `reconfig.sock`) to hand over, receives and verifies its
+//! descriptors on `listen.sock`, and returns them; the caller builds its server from them and
+//! then calls `Takeover::ack`. Every wait is bounded by `handoff_timeout`. Until the ack the old
+//! process keeps serving, so any failure here only costs this process (rollback).
+
+use std::os::fd::OwnedFd;
+
+use nix::errno::Errno;
+
+use crate::handoff::codec::{FdKind, Msg, Text};
+use crate::handoff::transport::{self, HandoffError};
+use crate::rundir;
+use crate::server::{Inherited, VERSION};
+use crate::stats::Totals;
+
+pub enum Start {
+    /// Nobody answers on `reconfig.sock`: start from scratch.
+    Cold,
+    Takeover(Takeover),
+}
+
+pub struct Takeover {
+    pub inherited: Inherited,
+    pub reconfig: Option<OwnedFd>,
+    pub lock: Option<OwnedFd>,
+    /// Pidfds of processes still draining, oldest first (the handing-over process last).
+    pub predecessors: Vec<(u32, OwnedFd)>,
+    pub totals: Totals,
+    pub from_pid: i32,
+    /// The old process died before handing over everything; what is missing is bound fresh.
+    pub partial: bool,
+    chan: Option<OwnedFd>,
+    listen_path: String,
+}
+
+fn text(s: &str) -> Text {
+    let mut t = Text::new();
+    for c in s.chars() {
+        if t.push(c).is_err() {
+            break;
+        }
+    }
+    t
+}
+
+/// Connects to a running baton and takes over its sockets, or reports a cold start.
+pub fn begin(dir: &str, timeout_ms: u64) -> Result<Start, HandoffError> {
+    let conn = match transport::connect(&rundir::path(dir, rundir::RECONFIG)) {
+        Ok(c) => c,
+        Err(Errno::ENOENT | Errno::ECONNREFUSED) => return Ok(Start::Cold),
+        Err(e) => return Err(HandoffError::Io("connecting to reconfig.sock", e)),
+    };
+    // uid only: on this side SO_PEERCRED names the socket's creator, not the current owner
+    transport::check_peer(&conn)?;
+    transport::send(
+        &conn,
+        &Msg::Hello {
+            pid: std::process::id(),
+            baton_version: text(VERSION),
+        },
+        &[],
+    )?;
+    let old_pid = match transport::recv_wait(&conn, timeout_ms, "the running baton's answer")?.0 {
+        Msg::Go { pid } => pid as i32,
+        Msg::Busy => return Err(HandoffError::Busy),
+        Msg::Refused { reason } => return Err(HandoffError::Refused(reason)),
+        _ => return Err(HandoffError::Unexpected("expected GO")),
+    };
+    let listen_path = rundir::path(dir, rundir::LISTEN);
+    // We hold the one handoff slot (GO), so a file here is a leftover of a failed attempt.
+    let _ = nix::unistd::unlink(listen_path.as_str());
+    let l =
+        transport::listen(&listen_path).map_err(|e| HandoffError::Io("creating listen.sock", e))?;
+    let mut t = Takeover {
+        inherited: Inherited::default(),
+        reconfig: None,
+        lock: None,
+        predecessors: Vec::new(),
+        totals: Totals::default(),
+        from_pid: old_pid,
+        partial: false,
+        chan: None,
+        listen_path,
+    };
+    transport::send(&conn, &Msg::Ready, &[])?;
+    if !transport::wait_readable(&l, timeout_ms)
+        .map_err(|e| HandoffError::Io("waiting on listen.sock", e))?
+    {
+        t.cleanup();
+        return Err(HandoffError::Timeout(
+            "the running baton to connect to listen.sock",
+        ));
+    }
+    let chan =
+        transport::accept(&l).map_err(|e| HandoffError::Io("accepting on listen.sock", e))?;
+    let chan = chan.ok_or(HandoffError::Timeout(
+        "the running baton to connect to listen.sock",
+    ))?;
+    if transport::check_peer(&chan)? != old_pid {
+        t.cleanup();
+        return Err(HandoffError::Unexpected(
+            "listen.sock was reached by another process than the one that answered",
+        ));
+    }
+    t.chan = Some(chan);
+    if let Err(e) = t.receive(timeout_ms) {
+        t.abort(&e.to_string());
+        return Err(e);
+    }
+    Ok(Start::Takeover(t))
+}
+
+impl Takeover {
+    fn receive(&mut self, timeout_ms: u64) -> Result<(), HandoffError> {
+        let chan = self.chan.take().ok_or(HandoffError::Closed)?;
+        let r = self.receive_batches(&chan, timeout_ms);
+        self.chan = Some(chan);
+        r
+    }
+
+    fn receive_batches(&mut self, chan: &OwnedFd, timeout_ms: u64) -> Result<(), HandoffError> {
+        let mut expect_batch = 0u16;
+        loop {
+            let (m, fds) = match transport::recv_wait(chan, timeout_ms, "the listening sockets") {
+                Ok(r) => r,
+                Err(HandoffError::Closed) => {
+                    // the old process died mid-handoff: keep what arrived, bind the rest
+                    log::warn!("hot restart: pid {} closed the handoff after {} batches; binding what is missing", self.from_pid, expect_batch);
+                    self.partial = true;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+            let Msg::Manifest { head, entries } = m else {
+                return Err(HandoffError::Unexpected("expected a manifest batch"));
+            };
+            if head.batch != expect_batch {
+                return Err(HandoffError::Unexpected("manifest batches out of order"));
+            }
+            expect_batch += 1;
+            self.totals = head.totals;
+            for (e, fd) in entries.iter().zip(fds) {
+                self.adopt(e.kind, &e.name, e.addr, e.pid, fd)?;
+            }
+            if head.last {
+                log::info!(
+                    "hot restart: received the sockets of pid {} (baton {})",
+                    self.from_pid,
+                    head.baton_version
+                );
+                return Ok(());
+            }
+        }
+    }
+
+    fn adopt(
+        &mut self,
+        kind: FdKind,
+        name: &Text,
+        addr: Option<core::net::SocketAddr>,
+        pid: u32,
+        fd: OwnedFd,
+    ) -> Result<(), HandoffError> {
+        let bad = |what| HandoffError::Verify {
+            name: name.clone(),
+            what,
+        };
+        match kind {
+            FdKind::Listener | FdKind::Admin => {
+                let addr = addr.ok_or(bad("no address announced"))?;
+                transport::verify_tcp_listener(&fd, &addr).map_err(bad)?;
+                if kind == FdKind::Admin {
+                    self.inherited.admin = Some((addr, fd));
+                } else {
+                    self.inherited.listeners.push((addr, fd));
+                }
+            }
+            FdKind::Reconfig => {
+                transport::verify_unix_listener(&fd).map_err(bad)?;
+                self.reconfig = Some(fd);
+            }
+            FdKind::Lock => {
+                let md = nix::sys::stat::fstat(&fd).map_err(|_| bad("fstat failed"))?;
+                if md.st_mode & nix::libc::S_IFMT != nix::libc::S_IFREG {
+                    return Err(bad("the lock is not a regular file"));
+                }
+                self.lock = Some(fd);
+            }
+            FdKind::Pidfd => self.predecessors.push((pid, fd)),
+        }
+        Ok(())
+    }
+
+    /// Tells the old process we are serving. It may be gone already; that is fine.
+    pub fn ack(mut self) {
+        if let Some(chan) = self.chan.take() {
+            if let Err(e) = transport::send(
+                &chan,
+                &Msg::Ack {
+                    pid: std::process::id(),
+                },
+                &[],
+            ) {
+                log::warn!(
+                    "hot restart: could not acknowledge to pid {}: {e}",
+                    self.from_pid
+                );
+            }
+        }
+        self.cleanup();
+    }
+
+    /// Tells the old process to carry on serving (rollback) and removes our socket file.
+    pub fn abort(&mut self, reason: &str) {
+        if let Some(chan) = self.chan.take() {
+            let _ = transport::send(
+                &chan,
+                &Msg::Abort {
+                    reason: text(reason),
+                },
+                &[],
+            );
+        }
+        self.cleanup();
+    }
+
+    fn cleanup(&mut self) {
+        let _ = nix::unistd::unlink(self.listen_path.as_str());
+    }
+}
