@@ -91,14 +91,17 @@ impl Admin {
         })
     }
 
-    /// Stops answering: closes the listener copy and every admin connection (hot restart).
+    /// Stops taking admin requests (hot restart): closes this process's copy of the listener.
+    /// Requests already accepted are answered, within their deadline.
     pub fn shut(&mut self, poller: &Poller) {
         if let Some(fd) = self.listener.take() {
             poller.delete(&fd);
         }
-        for c in &mut self.conns {
-            c.fd = None;
-        }
+    }
+
+    /// Whether a request is still being answered.
+    pub fn busy(&self) -> bool {
+        self.conns.iter().any(|c| c.fd.is_some())
     }
 
     pub fn on_event(&mut self, tok: Token, server: &Server, state: &'static str) {

@@ -18,6 +18,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod conn;
+pub mod fault;
 pub mod handoff;
 pub mod http;
 pub mod lb;

@@ -129,6 +129,7 @@ fn take_over(
         }
     };
     let from = t.from_pid;
+    baton::fault::point(baton::fault::NEW_BEFORE_ACK);
     t.ack();
     rundir::note_owner(dir);
     publish_pid(&restart)?;

@@ -176,14 +176,8 @@ impl Restart {
             Ok(pid) => pid,
             Err(e) => {
                 log::warn!("hot restart refused: {e}; still serving");
-                let _ = transport::send(
-                    &peer,
-                    &Msg::Refused {
-                        reason: text("not authorised: run as baton's user or root"),
-                    },
-                    &[],
-                );
-                return;
+                let reason = text("not authorised: run as baton's user or root");
+                return refuse(peer, &Msg::Refused { reason });
             }
         };
         if !matches!(self.state, State::Idle) || server.mode != Mode::Serving {
@@ -191,8 +185,7 @@ impl Restart {
                 "hot restart from pid {pid} refused: a handoff is already in progress ({})",
                 self.state.name()
             );
-            let _ = transport::send(&peer, &Msg::Busy, &[]);
-            return;
+            return refuse(peer, &Msg::Busy);
         }
         if server
             .poller
@@ -284,9 +277,11 @@ impl Restart {
             }
             Err(e) => return self.abort(server, &e),
         }
+        crate::fault::point(crate::fault::OLD_BEFORE_MANIFEST);
         if let Err(e) = self.send_manifest(server, &chan) {
             return self.abort(server, &e);
         }
+        crate::fault::point(crate::fault::OLD_AFTER_MANIFEST);
         if let Err(e) = server.poller.add_read(&chan, Token::new(Kind::Handoff, 0)) {
             return self.abort(server, &HandoffError::Io("registering listen.sock", e));
         }
@@ -556,6 +551,19 @@ impl Restart {
             std::process::id()
         );
     }
+}
+
+/// How long a refusal waits for the peer's HELLO before answering.
+const REFUSE_WAIT_MS: u64 = 200;
+
+/// Answers a peer we will not serve. Its HELLO is read first: closing a unix socket with unread
+/// input resets the peer and would discard the answer. The wait is bounded and happens only on
+/// refusals (a concurrent restart or an unauthorised peer), never on the data path.
+fn refuse(peer: OwnedFd, answer: &Msg) {
+    if transport::wait_readable(&peer, REFUSE_WAIT_MS).unwrap_or(false) {
+        let _ = transport::recv(&peer);
+    }
+    let _ = transport::send(&peer, answer, &[]);
 }
 
 fn text(s: &str) -> Text {

@@ -247,7 +247,7 @@ impl Server {
             self.tick();
         }
         if let Mode::Draining { .. } = self.mode {
-            if self.active == 0 {
+            if self.active == 0 && !self.admin.busy() {
                 self.mode = Mode::Stopped;
             }
         }
@@ -568,9 +568,6 @@ impl Server {
             self.active,
             drain_ms
         );
-        if self.active == 0 {
-            self.mode = Mode::Stopped;
-        }
     }
 
     /// The listening sockets this process owns, for a handoff: (listener index, address, fd).

@@ -68,6 +68,7 @@ pub fn begin(dir: &str, timeout_ms: u64) -> Result<Start, HandoffError> {
         Msg::Refused { reason } => return Err(HandoffError::Refused(reason)),
         _ => return Err(HandoffError::Unexpected("expected GO")),
     };
+    crate::fault::point(crate::fault::NEW_AFTER_GO);
     let listen_path = rundir::path(dir, rundir::LISTEN);
     // We hold the one handoff slot (GO), so a file here is a leftover of a failed attempt.
     let _ = nix::unistd::unlink(listen_path.as_str());
@@ -109,6 +110,7 @@ pub fn begin(dir: &str, timeout_ms: u64) -> Result<Start, HandoffError> {
         t.abort(&e.to_string());
         return Err(e);
     }
+    crate::fault::point(crate::fault::NEW_AFTER_FDS);
     Ok(Start::Takeover(t))
 }
 

@@ -129,9 +129,14 @@ impl Baton {
     }
 
     pub fn start_in(cfg: &Cfg, dir: TempDir) -> Baton {
+        Self::start_env(cfg, dir, &[])
+    }
+
+    /// Starts baton with extra environment variables (e.g. `BATON_FAULT`).
+    pub fn start_env(cfg: &Cfg, dir: TempDir, env: &[(&str, &str)]) -> Baton {
         let config = dir.path("baton.json");
         std::fs::write(&config, cfg.json()).unwrap();
-        let child = spawn(&config, &dir.path("run"), &[]);
+        let child = spawn_env(&config, &dir.path("run"), env);
         let b = Baton {
             child,
             dir,
@@ -189,13 +194,99 @@ impl Drop for Baton {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // successors, forked SIGHUP generations, draining old processes
+        kill_all_with(&self.config);
     }
 }
 
-pub fn spawn(config: &str, runtime_dir: &str, extra: &[&str]) -> Child {
+/// PIDs of live processes whose command line contains `needle` (a test's unique config path).
+pub fn pids_with(needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let zombie = state
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'));
+        if !zombie && String::from_utf8_lossy(&cmd).contains(needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// SIGKILLs every process of a test, by PID.
+pub fn kill_all_with(needle: &str) {
+    for pid in pids_with(needle) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+impl Baton {
+    pub fn run_dir(&self) -> String {
+        self.dir.path("run")
+    }
+
+    /// Starts a second baton on the same config and runtime directory (a hand-started takeover).
+    pub fn successor(&self, env: &[(&str, &str)]) -> Child {
+        let mut c = Command::new(BIN);
+        c.args(["-c", &self.config, "--runtime-dir", &self.run_dir()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        c.stderr(if std::env::var_os("BATON_TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        });
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.spawn().expect("spawn successor")
+    }
+
+    /// The PID that answers `/stats` now.
+    pub fn serving_pid(&self) -> Option<u64> {
+        http_get(self.admin?, "/stats").map(|(_, b)| json_num(&b, "\"pid\"", "pid"))
+    }
+
+    pub fn generation(&self) -> u64 {
+        json_num(&self.stats(), "\"generation\"", "generation")
+    }
+}
+
+/// Waits (bounded) for a child to exit: its code, or `None` if it is still running.
+pub fn wait_child(c: &mut Child, limit: Duration) -> Option<i32> {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if let Ok(Some(st)) = c.try_wait() {
+            return Some(st.code().unwrap_or(-1));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+pub fn child_stderr(c: &mut Child) -> String {
+    let mut s = String::new();
+    if let Some(e) = c.stderr.as_mut() {
+        let _ = e.read_to_string(&mut s);
+    }
+    s
+}
+
+pub fn spawn_env(config: &str, runtime_dir: &str, env: &[(&str, &str)]) -> Child {
     Command::new(BIN)
         .args(["-c", config, "--runtime-dir", runtime_dir])
-        .args(extra)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(if std::env::var_os("BATON_TEST_LOG").is_some() {
@@ -412,4 +503,115 @@ pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 pub fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A bounded load: `short` workers each loop on new connections (send, half-close, read all,
+/// compare); `long` workers each hold a stream of `chunks` checked round trips 10 ms apart.
+/// Every failure (refused, reset, timeout, short or corrupt data) is counted and described.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    pub ok: Arc<AtomicUsize>,
+    pub failed: Arc<AtomicUsize>,
+    pub errors: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+pub struct LoadResult {
+    pub ok: usize,
+    pub failed: usize,
+    pub errors: Vec<String>,
+}
+
+impl Load {
+    pub fn start(port: u16, short: usize, long: usize, chunks: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut threads = Vec::new();
+        for w in 0..short + long {
+            let (stop, ok, failed, errors) =
+                (stop.clone(), ok.clone(), failed.clone(), errors.clone());
+            threads.push(std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let id = (w as u64) << 32 | n;
+                    n += 1;
+                    let r = if w < short {
+                        short_conn(port, id)
+                    } else {
+                        long_conn(port, id, chunks)
+                    };
+                    match r {
+                        Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
+                        Err(e) => {
+                            let mut v = errors.lock().unwrap();
+                            if v.len() < 20 {
+                                v.push(format!("worker {w} conn {n}: {e}"));
+                            }
+                            failed.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+            }));
+        }
+        Load {
+            stop,
+            threads,
+            ok,
+            failed,
+            errors,
+        }
+    }
+
+    pub fn stop(self) -> LoadResult {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        LoadResult {
+            ok: self.ok.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            errors: self.errors.lock().unwrap().clone(),
+        }
+    }
+}
+
+fn short_conn(port: u16, id: u64) -> Result<(), String> {
+    let data = payload(id, 1 + (id as usize % 7919));
+    let back = echo_roundtrip(port, &data).map_err(|e| format!("short: {e}"))?;
+    if back.len() != data.len() {
+        return Err(format!("short: truncated {} of {}", back.len(), data.len()));
+    }
+    if back != data {
+        return Err("short: corrupted".into());
+    }
+    Ok(())
+}
+
+fn long_conn(port: u16, id: u64, chunks: usize) -> Result<(), String> {
+    let mut s =
+        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("long connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let data = payload(id, 4096);
+    let mut back = vec![0u8; data.len()];
+    for k in 0..chunks {
+        s.write_all(&data)
+            .map_err(|e| format!("long write {k}: {e}"))?;
+        s.read_exact(&mut back)
+            .map_err(|e| format!("long read {k}: {e}"))?;
+        if back != data {
+            return Err(format!("long: chunk {k} corrupted"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    s.shutdown(Shutdown::Write)
+        .map_err(|e| format!("long shutdown: {e}"))?;
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest)
+        .map_err(|e| format!("long final read: {e}"))?;
+    if !rest.is_empty() {
+        return Err("long: unexpected trailing bytes".into());
+    }
+    Ok(())
 }

@@ -1,0 +1,36 @@
+//! Fault-injection points for the hot-restart tests (see docs/reliability.md).
+//!
+//! `BATON_FAULT=<point>:kill` makes the process SIGKILL itself when it reaches `<point>`;
+//! `<point>:pause` makes it stall there for `PAUSE_MS`. Points sit only on hot-restart steps,
+//! never on the data path, and cost one environment lookup per handoff.
+
+/// How long a `pause` fault stalls: long enough for a test to act, short of handoff_timeout.
+pub const PAUSE_MS: u64 = 2_000;
+
+/// New process: the old one said GO; nothing received yet.
+pub const NEW_AFTER_GO: &str = "new-after-go";
+/// New process: all descriptors received and verified; nothing registered yet.
+pub const NEW_AFTER_FDS: &str = "new-after-fds";
+/// New process: everything bound and registered; the ack not sent.
+pub const NEW_BEFORE_ACK: &str = "new-before-ack";
+/// Old process: READY received; no descriptor sent.
+pub const OLD_BEFORE_MANIFEST: &str = "old-before-manifest";
+/// Old process: every descriptor sent; the ack not received.
+pub const OLD_AFTER_MANIFEST: &str = "old-after-manifest";
+
+pub fn point(name: &str) {
+    let Ok(spec) = std::env::var("BATON_FAULT") else {
+        return;
+    };
+    match spec.split_once(':') {
+        Some((p, "kill")) if p == name => {
+            log::warn!("fault injection: SIGKILL at {name}");
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
+        Some((p, "pause")) if p == name => {
+            log::warn!("fault injection: pausing {PAUSE_MS} ms at {name}");
+            std::thread::sleep(std::time::Duration::from_millis(PAUSE_MS));
+        }
+        _ => {}
+    }
+}
