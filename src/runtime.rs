@@ -102,7 +102,8 @@ impl Runtime {
                         .start_draining(self.server.cfg.settings.drain_timeout_ms);
                 }
                 Ok(Signal::SIGHUP) => {
-                    if self.restart.on_sighup(&mut self.server) {
+                    let forked_child = self.restart.on_sighup(&mut self.server);
+                    if forked_child {
                         self.renew_signalfd();
                         return;
                     }

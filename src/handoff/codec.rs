@@ -100,6 +100,10 @@ pub struct ManifestHead {
     pub last: bool,
 }
 
+/// One message. A manifest batch is large (about 7 KiB) and the rest small; messages are built
+/// one at a time during a handoff, on the stack, so the size is a deliberate trade for `core`-only
+/// code without allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Msg {
     Hello {
