@@ -45,11 +45,7 @@ pub struct Admin {
 }
 
 impl Admin {
-    pub fn new(
-        cfg: &Config,
-        poller: &Poller,
-        inherited: &mut Inherited,
-    ) -> Result<Admin, StartError> {
+    pub fn new(cfg: &Config, poller: &Poller, inherited: &mut Inherited) -> Result<Admin, StartError> {
         let Some(addr) = cfg.admin else {
             return Ok(Admin::default());
         };
@@ -62,15 +58,12 @@ impl Admin {
                 if let Some((a, _)) = other {
                     log::info!("admin on {a}: not in the new config, closed");
                 }
-                let fd = net::listen(&addr, 64)
-                    .map_err(|errno| StartError::AdminBind { addr, errno })?;
+                let fd = net::listen(&addr, 64).map_err(|errno| StartError::AdminBind { addr, errno })?;
                 log::info!("admin on {addr}: bound");
                 fd
             }
         };
-        poller
-            .add_read(&fd, Token::new(Kind::AdminListener, 0))
-            .map_err(StartError::Poller)?;
+        poller.add_read(&fd, Token::new(Kind::AdminListener, 0)).map_err(StartError::Poller)?;
         let conns = (0..MAX_ADMIN_CONNS)
             .map(|_| AdminConn {
                 fd: None,
@@ -84,11 +77,7 @@ impl Admin {
                 deadline: 0,
             })
             .collect();
-        Ok(Admin {
-            addr: Some(addr),
-            listener: Some(fd),
-            conns,
-        })
+        Ok(Admin { addr: Some(addr), listener: Some(fd), conns })
     }
 
     /// Stops taking admin requests (hot restart): closes this process's copy of the listener.
@@ -117,9 +106,7 @@ impl Admin {
         };
         while let Ok(Some(fd)) = net::accept(l) {
             let Some(i) = self.conns.iter().position(|c| c.fd.is_none()) else {
-                log::debug!(
-                    "admin: {MAX_ADMIN_CONNS} requests already in progress, closing a new one"
-                );
+                log::debug!("admin: {MAX_ADMIN_CONNS} requests already in progress, closing a new one");
                 continue;
             };
             let c = &mut self.conns[i];
@@ -129,15 +116,7 @@ impl Admin {
             c.out_end = 0;
             c.lingering = false;
             c.deadline = server.now + ADMIN_TIMEOUT_MS;
-            let _ = server.poller.add(
-                &fd,
-                Token {
-                    kind: Kind::Admin,
-                    index: i as u32,
-                    gen: c.gen,
-                    side: 0,
-                },
-            );
+            let _ = server.poller.add(&fd, Token { kind: Kind::Admin, index: i as u32, gen: c.gen, side: 0 });
             c.fd = Some(fd);
         }
     }
@@ -183,11 +162,7 @@ impl Admin {
 
     /// Closes connections past their deadline.
     pub fn tick(&mut self, now: u64) {
-        for c in self
-            .conns
-            .iter_mut()
-            .filter(|c| c.fd.is_some() && c.deadline <= now)
-        {
+        for c in self.conns.iter_mut().filter(|c| c.fd.is_some() && c.deadline <= now) {
             log::debug!("admin: request timed out");
             c.fd = None;
         }
@@ -252,11 +227,7 @@ fn respond(c: &mut AdminConn, route: Route, server: &Server, state: &'static str
     let len = w.len;
     let start = http::frame(&mut c.out, 200, ctype, len);
     c.out_start = start;
-    c.out_end = if head_only {
-        HEAD_ROOM
-    } else {
-        HEAD_ROOM + len
-    };
+    c.out_end = if head_only { HEAD_ROOM } else { HEAD_ROOM + len };
 }
 
 fn respond_error(c: &mut AdminConn, status: u16) {

@@ -38,13 +38,8 @@ pub enum Command {
 
 /// Parses arguments (without the program name). The error says what to fix.
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
-    let mut a = Args {
-        config: DEFAULT_CONFIG.into(),
-        check: false,
-        runtime_dir: None,
-        pid_file: None,
-        log_level: None,
-    };
+    let mut a =
+        Args { config: DEFAULT_CONFIG.into(), check: false, runtime_dir: None, pid_file: None, log_level: None };
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -52,23 +47,19 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
             _ => (arg.clone(), None),
         };
         let mut value = |name: &str| -> Result<String, String> {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("{name} needs a value; see baton --help"))
+            inline.clone().or_else(|| it.next()).ok_or_else(|| format!("{name} needs a value; see baton --help"))
         };
         match flag.as_str() {
             "-c" | "--config" => a.config = value("--config")?,
             "--check" | "-t" => a.check = true,
-            "--runtime-dir" => {
-                a.runtime_dir = Some(absolute(value("--runtime-dir")?, "--runtime-dir")?)
-            }
+            "--runtime-dir" => a.runtime_dir = Some(absolute(value("--runtime-dir")?, "--runtime-dir")?),
             "--pid-file" => a.pid_file = Some(absolute(value("--pid-file")?, "--pid-file")?),
             "--log-level" => {
                 let v = value("--log-level")?;
-                a.log_level = Some(LogLevel::parse(&v).ok_or_else(|| {
-                    format!("--log-level {v}: use error, warn, info, debug or trace")
-                })?);
+                a.log_level = Some(
+                    LogLevel::parse(&v)
+                        .ok_or_else(|| format!("--log-level {v}: use error, warn, info, debug or trace"))?,
+                );
             }
             "-V" | "--version" => return Ok(Command::Version),
             "-h" | "--help" => return Ok(Command::Help),
@@ -85,10 +76,7 @@ fn absolute(p: String, flag: &str) -> Result<String, String> {
     } else if !p.starts_with('/') {
         Err(format!("{flag} {p}: give an absolute path"))
     } else {
-        Err(format!(
-            "{flag}: the path is longer than {} bytes",
-            crate::config::PATH_LEN
-        ))
+        Err(format!("{flag}: the path is longer than {} bytes", crate::config::PATH_LEN))
     }
 }
 
@@ -102,15 +90,8 @@ mod tests {
 
     #[test]
     fn flags() {
-        let Command::Run(a) =
-            p("-c /x.json --check --runtime-dir=/run/b --log-level DEBUG").unwrap()
-        else {
-            panic!()
-        };
-        assert_eq!(
-            (a.config.as_str(), a.check, a.runtime_dir.as_deref()),
-            ("/x.json", true, Some("/run/b"))
-        );
+        let Command::Run(a) = p("-c /x.json --check --runtime-dir=/run/b --log-level DEBUG").unwrap() else { panic!() };
+        assert_eq!((a.config.as_str(), a.check, a.runtime_dir.as_deref()), ("/x.json", true, Some("/run/b")));
         assert_eq!(a.log_level, Some(LogLevel::Debug));
         assert_eq!(p("--version").unwrap(), Command::Version);
         assert_eq!(
@@ -123,9 +104,7 @@ mod tests {
                 log_level: None
             })
         );
-        assert!(p("--bogus")
-            .unwrap_err()
-            .contains("unknown argument `--bogus`"));
+        assert!(p("--bogus").unwrap_err().contains("unknown argument `--bogus`"));
         assert!(p("-c").unwrap_err().contains("--config needs a value"));
         assert!(p("--pid-file rel.pid").unwrap_err().contains("absolute"));
         assert!(p("--log-level loud").unwrap_err().contains("use error"));

@@ -68,6 +68,9 @@ impl Flow {
 pub struct Ready {
     pub readable: bool,
     pub writable: bool,
+    /// epoll reported the peer's FIN or an error: read until EOF or the error, even after a
+    /// short read.
+    pub hup: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,19 +109,23 @@ pub struct Conn {
 
 impl Conn {
     pub fn new() -> Self {
-        Conn {
-            phase: Phase::Connecting,
-            ready: [Ready::default(); 2],
-            flows: [Flow::default(); 2],
-            active: false,
-        }
+        // a fresh connected socket has an empty send buffer: writable until a write says EAGAIN
+        let fresh = Ready { readable: false, writable: true, hup: false };
+        Conn { phase: Phase::Connecting, ready: [fresh; 2], flows: [Flow::default(); 2], active: false }
     }
 
     /// Records readiness reported by epoll for one side.
-    pub fn on_ready(&mut self, side: Side, readable: bool, writable: bool) {
+    pub fn on_ready(&mut self, side: Side, readable: bool, writable: bool, hup: bool) {
         let r = &mut self.ready[side as usize];
         r.readable |= readable;
         r.writable |= writable;
+        r.hup |= hup;
+    }
+
+    /// Whether side `s` has bytes waiting to be written to it while it cannot take them; the
+    /// driver then asks epoll for writability (and only then, to spare wake-ups on every ACK).
+    pub fn wants_writable(&self, s: Side) -> bool {
+        self.flows[s.other() as usize].pending() > 0 && !self.ready[s as usize].writable
     }
 
     /// The upstream connect completed; data may flow.
@@ -133,9 +140,7 @@ impl Conn {
             return Outcome::Open;
         }
         let [b0, b1] = bufs;
-        if self.pump_flow(Side::Client, t, b0).is_err()
-            || self.pump_flow(Side::Upstream, t, b1).is_err()
-        {
+        if self.pump_flow(Side::Client, t, b0).is_err() || self.pump_flow(Side::Upstream, t, b1).is_err() {
             return Outcome::Reset;
         }
         if self.flows[0].shut && self.flows[1].shut {
@@ -169,16 +174,26 @@ impl Conn {
                     self.flows[fi].head = 0;
                     self.flows[fi].tail = n as u32;
                     self.active = true;
+                    // A short read drained the socket; with edge-triggered epoll new data brings
+                    // a new event, so skip the read that would only return EAGAIN. Not when a FIN
+                    // or error was reported: that needs a read to be seen.
+                    if n < buf.len() && !self.ready[src as usize].hup {
+                        self.ready[src as usize].readable = false;
+                    }
                 }
                 Io::Eof => self.flows[fi].eof = true,
                 Io::WouldBlock => self.ready[src as usize].readable = false,
                 Io::Reset => return Err(()),
             }
         }
+        let other_done = self.flows[1 - fi].shut;
         let f = &mut self.flows[fi];
         if f.eof && f.pending() == 0 && !f.shut {
             f.shut = true;
-            t.shutdown_write(dst);
+            // when the other direction has finished too, the close that follows sends the FIN
+            if !other_done {
+                t.shutdown_write(dst);
+            }
         }
         Ok(())
     }
@@ -258,16 +273,13 @@ mod tests {
     fn setup(cap: usize) -> (Conn, Mem) {
         let mut c = Conn::new();
         c.on_connected();
-        let mk = || Peer {
-            out_cap: cap,
-            ..Default::default()
-        };
+        let mk = || Peer { out_cap: cap, ..Default::default() };
         (c, Mem { p: [mk(), mk()] })
     }
 
     fn all_ready(c: &mut Conn) {
-        c.on_ready(Side::Client, true, true);
-        c.on_ready(Side::Upstream, true, true);
+        c.on_ready(Side::Client, true, true, true);
+        c.on_ready(Side::Upstream, true, true, true);
     }
 
     #[test]
@@ -296,10 +308,29 @@ mod tests {
         // the upstream still answers after the client's FIN
         m.p[1].inbox = b"response".to_vec();
         m.p[1].fin = true;
-        c.on_ready(Side::Upstream, true, false);
+        c.on_ready(Side::Upstream, true, false, true);
+        // both directions done: the caller's close sends the client its FIN (no extra shutdown)
         assert_eq!(c.pump(&mut m, [&mut a, &mut b]), Outcome::Done);
         assert_eq!(m.p[0].out, b"response");
-        assert!(m.p[0].got_fin);
+        assert!(!m.p[0].got_fin);
+    }
+
+    #[test]
+    fn a_short_read_without_fin_skips_the_read_that_would_return_eagain() {
+        let (mut c, mut m) = setup(1 << 20);
+        m.p[0].inbox = b"ping".to_vec();
+        c.on_ready(Side::Client, true, true, false);
+        c.on_ready(Side::Upstream, false, true, false);
+        let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
+        c.pump(&mut m, [&mut a, &mut b]);
+        assert_eq!(m.p[1].out, b"ping");
+        assert!(!c.ready[0].readable, "drained by a short read");
+        // with a FIN reported, reading goes on to see the EOF
+        m.p[0].inbox = b"last".to_vec();
+        m.p[0].fin = true;
+        c.on_ready(Side::Client, true, false, true);
+        c.pump(&mut m, [&mut a, &mut b]);
+        assert!(c.flows[0].eof && c.flows[0].shut && m.p[1].got_fin);
     }
 
     #[test]
@@ -315,7 +346,7 @@ mod tests {
         assert!(!c.ready[1].writable && c.ready[0].readable);
         // the reader drains; writable edge; the rest flows
         m.p[1].out_cap = 1 << 20;
-        c.on_ready(Side::Upstream, false, true);
+        c.on_ready(Side::Upstream, false, true, false);
         c.pump(&mut m, [&mut a, &mut b]);
         assert_eq!(m.p[1].out.len(), 10_000);
     }
@@ -334,16 +365,7 @@ mod tests {
     #[test]
     fn nothing_moves_while_connecting() {
         let mut c = Conn::new();
-        let mut m = Mem {
-            p: [
-                Peer {
-                    inbox: b"x".to_vec(),
-                    out_cap: 9,
-                    ..Default::default()
-                },
-                Peer::default(),
-            ],
-        };
+        let mut m = Mem { p: [Peer { inbox: b"x".to_vec(), out_cap: 9, ..Default::default() }, Peer::default()] };
         all_ready(&mut c);
         let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
         assert_eq!(c.pump(&mut m, [&mut a, &mut b]), Outcome::Open);

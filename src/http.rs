@@ -28,19 +28,12 @@ pub enum Parsed {
 /// Parses the request in `buf` (all bytes received so far).
 pub fn parse(buf: &[u8]) -> Parsed {
     let Some(end) = find(buf, b"\r\n\r\n").or_else(|| find(buf, b"\n\n")) else {
-        return if buf.len() >= MAX_REQUEST {
-            Parsed::Error(431)
-        } else {
-            Parsed::Incomplete
-        };
+        return if buf.len() >= MAX_REQUEST { Parsed::Error(431) } else { Parsed::Incomplete };
     };
     let line_end = find(buf, b"\n").unwrap_or(end);
-    let line = core::str::from_utf8(&buf[..line_end])
-        .unwrap_or("")
-        .trim_end_matches('\r');
+    let line = core::str::from_utf8(&buf[..line_end]).unwrap_or("").trim_end_matches('\r');
     let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Parsed::Error(400);
     };
@@ -88,11 +81,7 @@ pub struct SliceWriter<'a> {
 
 impl<'a> SliceWriter<'a> {
     pub fn new(buf: &'a mut [u8]) -> Self {
-        SliceWriter {
-            buf,
-            len: 0,
-            overflow: false,
-        }
+        SliceWriter { buf, len: 0, overflow: false }
     }
 }
 
@@ -133,18 +122,9 @@ mod tests {
 
     #[test]
     fn requests() {
-        assert_eq!(
-            parse(b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n"),
-            Parsed::Get(Route::Stats)
-        );
-        assert_eq!(
-            parse(b"GET /metrics?x=1 HTTP/1.0\r\n\r\n"),
-            Parsed::Get(Route::Metrics)
-        );
-        assert_eq!(
-            parse(b"GET /health HTTP/1.1\n\n"),
-            Parsed::Get(Route::Health)
-        );
+        assert_eq!(parse(b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n"), Parsed::Get(Route::Stats));
+        assert_eq!(parse(b"GET /metrics?x=1 HTTP/1.0\r\n\r\n"), Parsed::Get(Route::Metrics));
+        assert_eq!(parse(b"GET /health HTTP/1.1\n\n"), Parsed::Get(Route::Health));
         assert_eq!(parse(b"GET /stats HTTP/1.1\r\nHost"), Parsed::Incomplete);
         assert_eq!(parse(b"GET /nope HTTP/1.1\r\n\r\n"), Parsed::Error(404));
         assert_eq!(parse(b"POST /stats HTTP/1.1\r\n\r\n"), Parsed::Error(405));

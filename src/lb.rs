@@ -91,11 +91,7 @@ pub fn pick(
 }
 
 /// nginx's smooth weighted round-robin: spreads picks evenly in proportion to weights.
-fn smooth_wrr(
-    hosts: &[Host],
-    st: &mut [HostState],
-    ok: impl Fn(usize, &[HostState]) -> bool,
-) -> usize {
+fn smooth_wrr(hosts: &[Host], st: &mut [HostState], ok: impl Fn(usize, &[HostState]) -> bool) -> usize {
     let mut total = 0i64;
     let mut best: Option<usize> = None;
     for i in 0..hosts.len() {
@@ -113,16 +109,8 @@ fn smooth_wrr(
     b
 }
 
-fn weighted_random(
-    hosts: &[Host],
-    st: &[HostState],
-    rng: &mut u64,
-    ok: impl Fn(usize, &[HostState]) -> bool,
-) -> usize {
-    let total: u64 = (0..hosts.len())
-        .filter(|&i| ok(i, st))
-        .map(|i| hosts[i].weight as u64)
-        .sum();
+fn weighted_random(hosts: &[Host], st: &[HostState], rng: &mut u64, ok: impl Fn(usize, &[HostState]) -> bool) -> usize {
+    let total: u64 = (0..hosts.len()).filter(|&i| ok(i, st)).map(|i| hosts[i].weight as u64).sum();
     let mut r = next_random(rng) % total.max(1);
     let mut last = 0;
     for i in (0..hosts.len()).filter(|&i| ok(i, st)) {
@@ -141,8 +129,7 @@ fn least_conn(hosts: &[Host], st: &[HostState], ok: impl Fn(usize, &[HostState])
     let mut best: Option<usize> = None;
     for i in (0..hosts.len()).filter(|&i| ok(i, st)) {
         let better = |b: usize| {
-            (st[i].active as u64) * (hosts[b].weight as u64)
-                < (st[b].active as u64) * (hosts[i].weight as u64)
+            (st[i].active as u64) * (hosts[b].weight as u64) < (st[b].active as u64) * (hosts[i].weight as u64)
         };
         if best.is_none_or(better) {
             best = Some(i);
@@ -160,10 +147,7 @@ mod tests {
         weights
             .iter()
             .enumerate()
-            .map(|(i, &w)| Host {
-                addr: SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16)),
-                weight: w,
-            })
+            .map(|(i, &w)| Host { addr: SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16)), weight: w })
             .collect()
     }
 
@@ -180,10 +164,7 @@ mod tests {
 
     #[test]
     fn round_robin_follows_weights_exactly() {
-        assert_eq!(
-            counts(LbPolicy::RoundRobin, &[1, 1, 1], 300),
-            [100, 100, 100, 0]
-        );
+        assert_eq!(counts(LbPolicy::RoundRobin, &[1, 1, 1], 300), [100, 100, 100, 0]);
         assert_eq!(counts(LbPolicy::RoundRobin, &[3, 1], 400), [300, 100, 0, 0]);
     }
 
@@ -200,10 +181,7 @@ mod tests {
         st[0].active = 5;
         st[1].active = 2;
         st[2].active = 3; // 1.5 per unit of weight
-        assert_eq!(
-            pick(LbPolicy::LeastConn, &h, &mut st, 0, 0, &mut 1),
-            Some(2)
-        );
+        assert_eq!(pick(LbPolicy::LeastConn, &h, &mut st, 0, 0, &mut 1), Some(2));
     }
 
     #[test]
@@ -211,24 +189,15 @@ mod tests {
         let h = hosts(&[1, 1, 1]);
         let mut st = [HostState::default(); 3];
         assert_eq!(on_failure(&mut st[0], 100, 2, 1000), HealthChange::None);
-        assert_eq!(
-            on_failure(&mut st[0], 100, 2, 1000),
-            HealthChange::MarkedDown
-        );
+        assert_eq!(on_failure(&mut st[0], 100, 2, 1000), HealthChange::MarkedDown);
         for _ in 0..10 {
             let p = pick(LbPolicy::RoundRobin, &h, &mut st, 0b010, 500, &mut 1);
             assert_eq!(p, Some(2));
         }
         // all untried hosts down: still one is tried
         st[2].down_until = 2000;
-        assert_eq!(
-            pick(LbPolicy::RoundRobin, &h, &mut st, 0b010, 500, &mut 1).map(|i| i != 1),
-            Some(true)
-        );
-        assert_eq!(
-            pick(LbPolicy::RoundRobin, &h, &mut st, 0b111, 500, &mut 1),
-            None
-        );
+        assert_eq!(pick(LbPolicy::RoundRobin, &h, &mut st, 0b010, 500, &mut 1).map(|i| i != 1), Some(true));
+        assert_eq!(pick(LbPolicy::RoundRobin, &h, &mut st, 0b111, 500, &mut 1), None);
         // cool-down over: back in rotation; a success marks it up
         assert!(!st[0].is_down(1100));
         assert_eq!(on_success(&mut st[0]), HealthChange::MarkedUp);

@@ -15,27 +15,54 @@ use baton::server::{Inherited, Server, VERSION};
 use baton::takeover::{self, Start, Takeover};
 use baton::{pidfile, rundir};
 
+/// Stack for the start-up thread (config parsing, takeover, binding).
+const STARTUP_STACK: usize = 8 << 20;
+
 fn main() {
     std::process::exit(real_main());
 }
 
+/// Start-up runs on a short-lived thread whose stack (over a MiB touched by parsing and by the
+/// server's fixed tables moving into place) is unmapped when it ends; the event loop then runs
+/// on the main thread with a small stack. The start-up thread blocks the handled signals before
+/// anything else; the main thread blocks them too, so they are read only from the signalfd.
 fn real_main() -> i32 {
+    if let Err(e) = runtime::block_signal_mask() {
+        return fail(format_args!("cannot block signals: {}", e.desc()));
+    }
+    let started = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("startup".into())
+            .stack_size(STARTUP_STACK)
+            .spawn_scoped(s, start)
+            .map(|t| t.join().unwrap_or(Err(1)))
+            .unwrap_or(Err(1))
+    });
+    match started {
+        Ok(mut rt) => rt.run(),
+        Err(code) => code,
+    }
+}
+
+/// Everything before the event loop. `Ok`: ready to run. `Err(code)`: exit now with `code`
+/// (0 after --version, --help or a passing --check).
+fn start() -> Result<Box<Runtime>, i32> {
     let args = match cli::parse(std::env::args().skip(1)) {
         Ok(Command::Run(a)) => a,
         Ok(Command::Version) => {
             println!("baton {VERSION}");
-            return 0;
+            return Err(0);
         }
         Ok(Command::Help) => {
             println!("{USAGE}");
-            return 0;
+            return Err(0);
         }
         Err(e) => {
             eprintln!("baton: {e}");
-            return 2;
+            return Err(2);
         }
     };
-    let mut cfg = match config::read_file(&args.config) {
+    let mut cfg = match config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
             if args.check {
@@ -43,22 +70,22 @@ fn real_main() -> i32 {
             } else {
                 eprintln!("baton: config {}: {e}", args.config);
             }
-            return 2;
+            return Err(2);
         }
     };
     if args.check {
         println!("ok");
-        return 0;
+        return Err(0);
     }
     apply_overrides(&mut cfg, &args);
     init_logging(args.log_level.unwrap_or(cfg.log_level));
     let signals = match runtime::block_signals() {
         Ok(s) => s,
-        Err(e) => return fail(format_args!("cannot set up signal handling: {}", e.desc())),
+        Err(e) => return Err(fail(format_args!("cannot set up signal handling: {}", e.desc()))),
     };
     let dir = cfg.settings.runtime_dir.to_string();
     if let Err(e) = rundir::prepare(&dir) {
-        return fail(format_args!("{e}"));
+        return Err(fail(format_args!("{e}")));
     }
     let exec = Exec::current(&args.config);
     let started = match takeover::begin(&dir, cfg.settings.handoff_timeout_ms) {
@@ -66,15 +93,13 @@ fn real_main() -> i32 {
         Ok(Start::Takeover(t)) => take_over(cfg, &dir, t, exec),
         Err(HandoffError::Busy) => {
             eprintln!("baton: {}", HandoffError::Busy);
-            return 3;
+            return Err(3);
         }
-        Err(e) => Err(format!(
-            "hot restart failed: {e}; the running baton keeps serving"
-        )),
+        Err(e) => Err(format!("hot restart failed: {e}; the running baton keeps serving")),
     };
     let (server, restart) = match started {
         Ok(s) => s,
-        Err(msg) => return fail(format_args!("{msg}")),
+        Err(msg) => return Err(fail(format_args!("{msg}"))),
     };
     log::info!(
         "baton {VERSION} serving (pid {}, generation {}, {} listeners)",
@@ -82,10 +107,7 @@ fn real_main() -> i32 {
         server.totals.generation,
         server.cfg.listeners.len()
     );
-    match Runtime::new(server, signals, restart) {
-        Ok(mut rt) => rt.run(),
-        Err(e) => fail(format_args!("cannot start the event loop: {}", e.desc())),
-    }
+    Runtime::new(server, signals, restart).map_err(|e| fail(format_args!("cannot start the event loop: {}", e.desc())))
 }
 
 fn cold_start(cfg: Config, dir: &str, exec: Option<Exec>) -> Result<(Server, Restart), String> {
@@ -97,12 +119,7 @@ fn cold_start(cfg: Config, dir: &str, exec: Option<Exec>) -> Result<(Server, Res
     Ok((server, restart))
 }
 
-fn take_over(
-    cfg: Config,
-    dir: &str,
-    mut t: Takeover,
-    exec: Option<Exec>,
-) -> Result<(Server, Restart), String> {
+fn take_over(cfg: Config, dir: &str, mut t: Takeover, exec: Option<Exec>) -> Result<(Server, Restart), String> {
     let attempt = || -> Result<(Server, Restart), String> {
         let mut server = Server::new(cfg, &mut t.inherited).map_err(|e| e.to_string())?;
         let lock = match t.lock.take() {
@@ -123,9 +140,7 @@ fn take_over(
         Ok(s) => s,
         Err(e) => {
             t.abort(&e);
-            return Err(format!(
-                "{e}; the hot restart was aborted and the running baton keeps serving"
-            ));
+            return Err(format!("{e}; the hot restart was aborted and the running baton keeps serving"));
         }
     };
     let from = t.from_pid;
@@ -147,22 +162,13 @@ fn new_restart(
     exec: Option<Exec>,
 ) -> Result<Restart, String> {
     let pid_file = server.cfg.settings.pid_file.as_ref().map(|p| p.to_string());
-    Restart::new(
-        server,
-        dir.to_string(),
-        lock,
-        reconfig,
-        preds,
-        pid_file,
-        exec,
-    )
-    .map_err(|e| format!("cannot register reconfig.sock: {}", e.desc()))
+    Restart::new(server, dir.to_string(), lock, reconfig, preds, pid_file, exec)
+        .map_err(|e| format!("cannot register reconfig.sock: {}", e.desc()))
 }
 
 fn publish_pid(restart: &Restart) -> Result<(), String> {
     match &restart.pid_file {
-        Some(p) => pidfile::write(p, std::process::id())
-            .map_err(|e| format!("cannot write the PID file {p}: {e}")),
+        Some(p) => pidfile::write(p, std::process::id()).map_err(|e| format!("cannot write the PID file {p}: {e}")),
         None => Ok(()),
     }
 }

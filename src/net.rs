@@ -3,9 +3,7 @@
 
 use core::net::SocketAddr;
 use nix::errno::Errno;
-use nix::sys::socket::{
-    self as so, sockopt, AddressFamily, Backlog, MsgFlags, SockFlag, SockType, SockaddrStorage,
-};
+use nix::sys::socket::{self as so, sockopt, AddressFamily, Backlog, MsgFlags, SockFlag, SockType, SockaddrStorage};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use crate::conn::{Io, Side, Transport};
@@ -19,27 +17,21 @@ fn family(a: &SocketAddr) -> AddressFamily {
 }
 
 fn stream_socket(a: &SocketAddr) -> Result<OwnedFd, Errno> {
-    so::socket(
-        family(a),
-        SockType::Stream,
-        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-        None,
-    )
+    so::socket(family(a), SockType::Stream, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC, None)
 }
 
 /// A non-blocking listening TCP socket bound to `addr`.
 pub fn listen(addr: &SocketAddr, backlog: u32) -> Result<OwnedFd, Errno> {
     let fd = stream_socket(addr)?;
     so::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    // accepted sockets inherit TCP_NODELAY from the listener on Linux: one call, not one per client
+    let _ = so::setsockopt(&fd, sockopt::TcpNoDelay, &true);
     if addr.is_ipv6() {
         // The listener's identity is its exact address: [::]:80 must not also take 0.0.0.0:80.
         so::setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
     }
     so::bind(fd.as_raw_fd(), &SockaddrStorage::from(*addr))?;
-    so::listen(
-        &fd,
-        Backlog::new(backlog.min(i32::MAX as u32) as i32).unwrap_or(Backlog::MAXCONN),
-    )?;
+    so::listen(&fd, Backlog::new(backlog.min(i32::MAX as u32) as i32).unwrap_or(Backlog::MAXCONN))?;
     Ok(fd)
 }
 
@@ -75,20 +67,9 @@ pub fn take_error(fd: &impl AsFd) -> Option<Errno> {
     }
 }
 
-pub fn set_nodelay(fd: &impl AsFd) {
-    let _ = so::setsockopt(fd, sockopt::TcpNoDelay, &true);
-}
-
 /// Closes a socket with an RST instead of a FIN (SO_LINGER with a zero timeout, see socket(7)).
 pub fn reset(fd: OwnedFd) {
-    let _ = so::setsockopt(
-        &fd,
-        sockopt::Linger,
-        &nix::libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        },
-    );
+    let _ = so::setsockopt(&fd, sockopt::Linger, &nix::libc::linger { l_onoff: 1, l_linger: 0 });
     drop(fd);
 }
 
@@ -98,8 +79,7 @@ pub fn local_addr(fd: &impl AsRawFd) -> Option<SocketAddr> {
     if let Some(v4) = ss.as_sockaddr_in() {
         return Some(SocketAddr::from((v4.ip(), v4.port())));
     }
-    ss.as_sockaddr_in6()
-        .map(|v6| SocketAddr::from((v6.ip(), v6.port())))
+    ss.as_sockaddr_in6().map(|v6| SocketAddr::from((v6.ip(), v6.port())))
 }
 
 /// Socket I/O for one proxied connection: `fds[Side as usize]`.
@@ -133,5 +113,60 @@ impl Transport for FdTransport {
 
     fn shutdown_write(&mut self, to: Side) {
         let _ = so::shutdown(self.fds[to as usize], so::Shutdown::Write);
+    }
+}
+
+/// One pipe per direction for splice mode: `(read end, write end)`.
+pub type Pipe = (OwnedFd, OwnedFd);
+
+pub fn pipe() -> Result<Pipe, Errno> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)
+}
+
+/// Zero-copy I/O for one proxied connection (see splice(2)): bytes read from side `s` go into
+/// `pipes[s]` and are written from it to the other side. The state machine's buffer lengths are
+/// used as byte counts; the bytes themselves stay in the kernel. A flow only reads when its
+/// pipe is empty, so EAGAIN on the read side always means "the socket has no data".
+pub struct SpliceTransport<'a> {
+    pub socks: [&'a OwnedFd; 2],
+    pub pipes: &'a [Pipe; 2],
+}
+
+impl Transport for SpliceTransport<'_> {
+    fn recv(&mut self, from: Side, buf: &mut [u8]) -> Io {
+        let f = nix::fcntl::SpliceFFlags::SPLICE_F_MOVE | nix::fcntl::SpliceFFlags::SPLICE_F_NONBLOCK;
+        loop {
+            return match nix::fcntl::splice(
+                self.socks[from as usize],
+                None,
+                &self.pipes[from as usize].1,
+                None,
+                buf.len(),
+                f,
+            ) {
+                Ok(0) => Io::Eof,
+                Ok(n) => Io::Done(n),
+                Err(Errno::EAGAIN) => Io::WouldBlock,
+                Err(Errno::EINTR) => continue,
+                Err(_) => Io::Reset,
+            };
+        }
+    }
+
+    fn send(&mut self, to: Side, buf: &[u8]) -> Io {
+        let f = nix::fcntl::SpliceFFlags::SPLICE_F_MOVE | nix::fcntl::SpliceFFlags::SPLICE_F_NONBLOCK;
+        let src = to.other() as usize;
+        loop {
+            return match nix::fcntl::splice(&self.pipes[src].0, None, self.socks[to as usize], None, buf.len(), f) {
+                Ok(n) => Io::Done(n),
+                Err(Errno::EAGAIN) => Io::WouldBlock,
+                Err(Errno::EINTR) => continue,
+                Err(_) => Io::Reset,
+            };
+        }
+    }
+
+    fn shutdown_write(&mut self, to: Side) {
+        let _ = so::shutdown(self.socks[to as usize].as_raw_fd(), so::Shutdown::Write);
     }
 }

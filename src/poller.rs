@@ -33,19 +33,11 @@ pub struct Token {
 
 impl Token {
     pub fn new(kind: Kind, index: usize) -> Self {
-        Token {
-            kind,
-            index: index as u32,
-            gen: 0,
-            side: 0,
-        }
+        Token { kind, index: index as u32, gen: 0, side: 0 }
     }
 
     pub fn encode(self) -> u64 {
-        (self.kind as u64) << 56
-            | (self.side as u64) << 48
-            | (self.gen as u64) << 32
-            | self.index as u64
+        (self.kind as u64) << 56 | (self.side as u64) << 48 | (self.gen as u64) << 32 | self.index as u64
     }
 
     pub fn decode(v: u64) -> Option<Self> {
@@ -61,12 +53,7 @@ impl Token {
             9 => Kind::Predecessor,
             _ => return None,
         };
-        Some(Token {
-            kind,
-            index: v as u32,
-            gen: (v >> 32) as u16,
-            side: (v >> 48) as u8,
-        })
+        Some(Token { kind, index: v as u32, gen: (v >> 32) as u16, side: (v >> 48) as u8 })
     }
 }
 
@@ -76,6 +63,10 @@ pub struct Event {
     pub token: Option<Token>,
     pub readable: bool,
     pub writable: bool,
+    /// The peer sent FIN, or the socket has an error or hung up.
+    pub hup: bool,
+    /// The socket has an error or hung up (EPOLLERR / EPOLLHUP).
+    pub err: bool,
 }
 
 pub struct Poller {
@@ -96,11 +87,22 @@ impl Poller {
 
     /// Registers for reading and writing, edge-triggered.
     pub fn add(&self, fd: &impl AsFd, token: Token) -> Result<(), Errno> {
-        let flags = EpollFlags::EPOLLIN
-            | EpollFlags::EPOLLOUT
-            | EpollFlags::EPOLLRDHUP
-            | EpollFlags::EPOLLET;
-        self.epoll.add(fd, EpollEvent::new(flags, token.encode()))
+        self.epoll.add(fd, EpollEvent::new(Self::flags(true), token.encode()))
+    }
+
+    /// Changes whether writability is reported. Proxied sockets ask for it only while a write
+    /// is blocked: with it on, every ACK that frees send buffer space would wake the loop.
+    pub fn want_writable(&self, fd: &impl AsFd, token: Token, on: bool) -> Result<(), Errno> {
+        self.epoll.modify(fd, &mut EpollEvent::new(Self::flags(on), token.encode()))
+    }
+
+    fn flags(out: bool) -> EpollFlags {
+        let f = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLET;
+        if out {
+            f | EpollFlags::EPOLLOUT
+        } else {
+            f
+        }
     }
 
     /// Registers for reading only, edge-triggered (listeners, signalfd, control sockets).
@@ -115,10 +117,7 @@ impl Poller {
 
     /// Waits up to `timeout_ms` and returns the number of events ready; read them with `event`.
     pub fn wait(&mut self, timeout_ms: u16) -> Result<usize, Errno> {
-        match self
-            .epoll
-            .wait(&mut self.events, EpollTimeout::from(timeout_ms))
-        {
+        match self.epoll.wait(&mut self.events, EpollTimeout::from(timeout_ms)) {
             Ok(n) => Ok(n),
             Err(Errno::EINTR) => Ok(0),
             Err(e) => Err(e),
@@ -133,6 +132,8 @@ impl Poller {
             token: Token::decode(e.data()),
             readable: err || f.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP),
             writable: err || f.contains(EpollFlags::EPOLLOUT),
+            hup: err || f.contains(EpollFlags::EPOLLRDHUP),
+            err,
         }
     }
 }
@@ -143,12 +144,7 @@ mod tests {
 
     #[test]
     fn token_round_trips() {
-        let t = Token {
-            kind: Kind::Conn,
-            index: 123_456,
-            gen: 65_535,
-            side: 1,
-        };
+        let t = Token { kind: Kind::Conn, index: 123_456, gen: 65_535, side: 1 };
         assert_eq!(Token::decode(t.encode()), Some(t));
         assert_eq!(Token::decode(0), None);
     }

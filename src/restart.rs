@@ -21,21 +21,9 @@ use crate::{config, pidfile, rundir, sys};
 
 enum State {
     Idle,
-    Greeting {
-        peer: OwnedFd,
-        pid: i32,
-        deadline: u64,
-    },
-    Offered {
-        peer: OwnedFd,
-        pid: i32,
-        deadline: u64,
-    },
-    Sent {
-        chan: OwnedFd,
-        pid: i32,
-        deadline: u64,
-    },
+    Greeting { peer: OwnedFd, pid: i32, deadline: u64 },
+    Offered { peer: OwnedFd, pid: i32, deadline: u64 },
+    Sent { chan: OwnedFd, pid: i32, deadline: u64 },
     Draining,
 }
 
@@ -71,15 +59,9 @@ impl Exec {
         let exe = std::fs::read_link("/proc/self/exe").ok()?;
         let exe = exe.to_str()?.trim_end_matches(" (deleted)");
         let argv = std::env::args_os()
-            .filter_map(|a| {
-                CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())).ok()
-            })
+            .filter_map(|a| CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())).ok())
             .collect();
-        Some(Exec {
-            exe: CString::new(exe).ok()?,
-            argv,
-            config_path: config_path.into(),
-        })
+        Some(Exec { exe: CString::new(exe).ok()?, argv, config_path: config_path.into() })
     }
 }
 
@@ -105,9 +87,7 @@ impl Restart {
         pid_file: Option<String>,
         exec: Option<Exec>,
     ) -> Result<Restart, nix::errno::Errno> {
-        server
-            .poller
-            .add_read(&reconfig, Token::new(Kind::ReconfigListener, 0))?;
+        server.poller.add_read(&reconfig, Token::new(Kind::ReconfigListener, 0))?;
         let mut r = Restart {
             pid_file,
             dir,
@@ -118,14 +98,8 @@ impl Restart {
             exec,
         };
         for (pid, fd) in predecessors {
-            server
-                .poller
-                .add_read(&fd, Token::new(Kind::Predecessor, pid as usize))?;
-            r.predecessors.push(Predecessor {
-                pid,
-                fd,
-                told_to_stop: false,
-            });
+            server.poller.add_read(&fd, Token::new(Kind::Predecessor, pid as usize))?;
+            r.predecessors.push(Predecessor { pid, fd, told_to_stop: false });
         }
         Ok(r)
     }
@@ -181,40 +155,20 @@ impl Restart {
             }
         };
         if !matches!(self.state, State::Idle) || server.mode != Mode::Serving {
-            log::warn!(
-                "hot restart from pid {pid} refused: a handoff is already in progress ({})",
-                self.state.name()
-            );
+            log::warn!("hot restart from pid {pid} refused: a handoff is already in progress ({})", self.state.name());
             return refuse(peer, &Msg::Busy);
         }
-        if server
-            .poller
-            .add_read(&peer, Token::new(Kind::ReconfigPeer, 0))
-            .is_err()
-        {
+        if server.poller.add_read(&peer, Token::new(Kind::ReconfigPeer, 0)).is_err() {
             return;
         }
         let deadline = server.now + server.cfg.settings.handoff_timeout_ms;
-        self.set(State::Greeting {
-            peer,
-            pid,
-            deadline,
-        });
+        self.set(State::Greeting { peer, pid, deadline });
         self.peer_readable(server);
     }
 
     fn peer_readable(&mut self, server: &mut Server) {
         let (peer, pid, deadline) = match &self.state {
-            State::Greeting {
-                peer,
-                pid,
-                deadline,
-            }
-            | State::Offered {
-                peer,
-                pid,
-                deadline,
-            } => (peer, *pid, *deadline),
+            State::Greeting { peer, pid, deadline } | State::Offered { peer, pid, deadline } => (peer, *pid, *deadline),
             _ => return,
         };
         let msg = match transport::recv(peer) {
@@ -223,39 +177,19 @@ impl Restart {
             Err(e) => return self.abort(server, &e),
         };
         match (&self.state, msg) {
-            (
-                State::Greeting { .. },
-                Msg::Hello {
-                    pid: claimed,
-                    baton_version,
-                },
-            ) => {
+            (State::Greeting { .. }, Msg::Hello { pid: claimed, baton_version }) => {
                 log::info!("hot restart: pid {pid} (baton {baton_version}, claims pid {claimed}) asks to take over");
-                if let Err(e) = transport::send(
-                    peer,
-                    &Msg::Go {
-                        pid: std::process::id(),
-                    },
-                    &[],
-                ) {
+                if let Err(e) = transport::send(peer, &Msg::Go { pid: std::process::id() }, &[]) {
                     return self.abort(server, &e);
                 }
-                let State::Greeting { peer, .. } = std::mem::replace(&mut self.state, State::Idle)
-                else {
+                let State::Greeting { peer, .. } = std::mem::replace(&mut self.state, State::Idle) else {
                     return;
                 };
-                self.set(State::Offered {
-                    peer,
-                    pid,
-                    deadline,
-                });
+                self.set(State::Offered { peer, pid, deadline });
             }
             (State::Offered { .. }, Msg::Ready) => self.send_sockets(server, pid, deadline),
             (_, Msg::Abort { reason }) => self.abort(server, &HandoffError::Refused(reason)),
-            _ => self.abort(
-                server,
-                &HandoffError::Unexpected("out-of-order message on reconfig.sock"),
-            ),
+            _ => self.abort(server, &HandoffError::Unexpected("out-of-order message on reconfig.sock")),
         }
     }
 
@@ -269,12 +203,7 @@ impl Restart {
         };
         match transport::check_peer(&chan) {
             Ok(p) if p == pid => {}
-            Ok(_) => {
-                return self.abort(
-                    server,
-                    &HandoffError::Unexpected("listen.sock is served by another process"),
-                )
-            }
+            Ok(_) => return self.abort(server, &HandoffError::Unexpected("listen.sock is served by another process")),
             Err(e) => return self.abort(server, &e),
         }
         crate::fault::point(crate::fault::OLD_BEFORE_MANIFEST);
@@ -286,56 +215,29 @@ impl Restart {
             return self.abort(server, &HandoffError::Io("registering listen.sock", e));
         }
         log::info!("hot restart: sockets sent to pid {pid}, waiting for its ack");
-        self.set(State::Sent {
-            chan,
-            pid,
-            deadline,
-        });
+        self.set(State::Sent { chan, pid, deadline });
     }
 
     fn send_manifest(&self, server: &Server, chan: &OwnedFd) -> Result<(), HandoffError> {
-        let own = sys::pidfd_open(std::process::id() as i32)
-            .map_err(|e| HandoffError::Io("pidfd_open", e))?;
+        let own = sys::pidfd_open(std::process::id() as i32).map_err(|e| HandoffError::Io("pidfd_open", e))?;
         let mut items: Vec<(Entry, RawFd)> = Vec::new();
-        let entry = |kind, name: &str, addr, pid| Entry {
-            kind,
-            name: text(name),
-            addr,
-            pid,
-        };
+        let entry = |kind, name: &str, addr, pid| Entry { kind, name: text(name), addr, pid };
         for (i, addr, fd) in server.listener_fds() {
-            items.push((
-                entry(
-                    FdKind::Listener,
-                    &server.cfg.listeners[i].name,
-                    Some(addr),
-                    0,
-                ),
-                fd.as_raw_fd(),
-            ));
+            items.push((entry(FdKind::Listener, &server.cfg.listeners[i].name, Some(addr), 0), fd.as_raw_fd()));
         }
         if let (Some(addr), Some(fd)) = (server.admin.addr, server.admin.listener.as_ref()) {
             items.push((entry(FdKind::Admin, "admin", Some(addr), 0), fd.as_raw_fd()));
         }
         if let Some(fd) = &self.reconfig {
-            items.push((
-                entry(FdKind::Reconfig, rundir::RECONFIG, None, 0),
-                fd.as_raw_fd(),
-            ));
+            items.push((entry(FdKind::Reconfig, rundir::RECONFIG, None, 0), fd.as_raw_fd()));
         }
         if let Some(fd) = &self.lock {
             items.push((entry(FdKind::Lock, rundir::LOCK, None, 0), fd.as_raw_fd()));
         }
         for p in &self.predecessors {
-            items.push((
-                entry(FdKind::Pidfd, "draining", None, p.pid),
-                p.fd.as_raw_fd(),
-            ));
+            items.push((entry(FdKind::Pidfd, "draining", None, p.pid), p.fd.as_raw_fd()));
         }
-        items.push((
-            entry(FdKind::Pidfd, "handing-over", None, std::process::id()),
-            own.as_raw_fd(),
-        ));
+        items.push((entry(FdKind::Pidfd, "handing-over", None, std::process::id()), own.as_raw_fd()));
         let batches = items.len().div_ceil(MAX_FDS_PER_MSG);
         for (b, chunk) in items.chunks(MAX_FDS_PER_MSG).enumerate() {
             let head = ManifestHead {
@@ -359,14 +261,11 @@ impl Restart {
         match transport::recv(chan) {
             Ok(None) => {}
             Ok(Some((Msg::Ack { .. }, _))) => self.handed_off(server, pid),
-            Ok(Some((Msg::Abort { reason }, _))) => {
-                self.abort(server, &HandoffError::Refused(reason))
-            }
+            Ok(Some((Msg::Abort { reason }, _))) => self.abort(server, &HandoffError::Refused(reason)),
             Ok(Some(_)) => self.abort(server, &HandoffError::Unexpected("expected ACK")),
-            Err(HandoffError::Closed) => self.abort(
-                server,
-                &HandoffError::Unexpected("the new process exited before its ack"),
-            ),
+            Err(HandoffError::Closed) => {
+                self.abort(server, &HandoffError::Unexpected("the new process exited before its ack"))
+            }
             Err(e) => self.abort(server, &e),
         }
     }
@@ -387,10 +286,7 @@ impl Restart {
 
     /// Back to serving as if nothing happened; the PID file names this process again.
     fn abort(&mut self, server: &mut Server, why: &HandoffError) {
-        log::warn!(
-            "hot restart aborted: {why}; pid {} keeps serving",
-            std::process::id()
-        );
+        log::warn!("hot restart aborted: {why}; pid {} keeps serving", std::process::id());
         self.set(State::Idle);
         if server.mode == Mode::Serving {
             self.write_pid_file();
@@ -416,26 +312,20 @@ impl Restart {
 
     pub fn tick(&mut self, server: &mut Server) {
         let deadline = match &self.state {
-            State::Greeting { deadline, .. }
-            | State::Offered { deadline, .. }
-            | State::Sent { deadline, .. } => *deadline,
+            State::Greeting { deadline, .. } | State::Offered { deadline, .. } | State::Sent { deadline, .. } => {
+                *deadline
+            }
             _ => return,
         };
         if server.now >= deadline {
-            self.abort(
-                server,
-                &HandoffError::Timeout("the new process (handoff_timeout)"),
-            );
+            self.abort(server, &HandoffError::Timeout("the new process (handoff_timeout)"));
         }
     }
 
     fn predecessor_exited(&mut self, pid: u32) {
         if let Some(i) = self.predecessors.iter().position(|p| p.pid == pid) {
             self.predecessors.remove(i);
-            log::info!(
-                "previous generation pid {pid} has exited ({} still draining)",
-                self.predecessors.len()
-            );
+            log::info!("previous generation pid {pid} has exited ({} still draining)", self.predecessors.len());
         }
     }
 
@@ -443,16 +333,8 @@ impl Restart {
     /// this process has acknowledged the takeover.
     pub fn enforce_draining_cap(&mut self, max: usize) {
         let excess = self.predecessors.len().saturating_sub(max);
-        for p in self
-            .predecessors
-            .iter_mut()
-            .take(excess)
-            .filter(|p| !p.told_to_stop)
-        {
-            log::warn!(
-                "max_draining ({max}) exceeded: telling pid {} to close its connections and exit",
-                p.pid
-            );
+        for p in self.predecessors.iter_mut().take(excess).filter(|p| !p.told_to_stop) {
+            log::warn!("max_draining ({max}) exceeded: telling pid {} to close its connections and exit", p.pid);
             let _ = sys::pidfd_send_signal(p.fd.as_raw_fd(), nix::libc::SIGTERM);
             p.told_to_stop = true;
         }
@@ -475,29 +357,19 @@ impl Restart {
     /// registered it, so the child's own signals would never be seen).
     pub fn on_sighup(&mut self, server: &mut Server) -> bool {
         if !matches!(self.state, State::Idle) || server.mode != Mode::Serving {
-            log::warn!(
-                "SIGHUP ignored: a hot restart is already in progress ({})",
-                self.state.name()
-            );
+            log::warn!("SIGHUP ignored: a hot restart is already in progress ({})", self.state.name());
             return false;
         }
         let Some(exec) = &self.exec else {
             log::warn!("SIGHUP ignored: this process cannot re-execute itself");
             return false;
         };
-        if let Err(e) = config::read_file(&exec.config_path) {
-            log::error!(
-                "SIGHUP: config {}: {e}; still serving the current config",
-                exec.config_path
-            );
+        if let Err(e) = config::load(&exec.config_path) {
+            log::error!("SIGHUP: config {}: {e}; still serving the current config", exec.config_path);
             return false;
         }
         if let Err(e) = nix::unistd::access(exec.exe.as_c_str(), nix::unistd::AccessFlags::X_OK) {
-            log::error!(
-                "SIGHUP: cannot execute {:?}: {}; still serving",
-                exec.exe,
-                e.desc()
-            );
+            log::error!("SIGHUP: cannot execute {:?}: {}; still serving", exec.exe, e.desc());
             return false;
         }
         let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
@@ -526,11 +398,7 @@ impl Restart {
                 let e = nix::unistd::execv(exec.exe.as_c_str(), &exec.argv).unwrap_err();
                 // still here: the exec failed; the child exits on this byte and we carry on
                 let _ = nix::unistd::write(&w, &[1]);
-                log::error!(
-                    "SIGHUP: cannot execute {:?}: {}; still serving",
-                    exec.exe,
-                    e.desc()
-                );
+                log::error!("SIGHUP: cannot execute {:?}: {}; still serving", exec.exe, e.desc());
                 false
             }
         }
@@ -546,10 +414,7 @@ impl Restart {
         if matches!(nix::unistd::read(&r, &mut b), Ok(1)) {
             std::process::exit(0);
         }
-        log::info!(
-            "pid {} serves as the previous generation until the new process takes over",
-            std::process::id()
-        );
+        log::info!("pid {} serves as the previous generation until the new process takes over", std::process::id());
     }
 }
 

@@ -46,18 +46,11 @@ pub fn path(dir: &str, name: &str) -> String {
 
 /// Creates the directory (0700) if needed and checks it belongs to this user; tightens its mode.
 pub fn prepare(dir: &str) -> Result<(), DirError> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| DirError::Create(dir.into(), e))?;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| DirError::Create(dir.into(), e))?;
     let md = std::fs::metadata(dir).map_err(|e| DirError::Create(dir.into(), e))?;
     let me = nix::unistd::geteuid().as_raw();
     if md.uid() != me && me != 0 {
-        return Err(DirError::NotOwned {
-            path: dir.into(),
-            uid: md.uid(),
-        });
+        return Err(DirError::NotOwned { path: dir.into(), uid: md.uid() });
     }
     if md.mode() & 0o077 != 0 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
@@ -80,13 +73,8 @@ pub fn lock(dir: &str) -> Result<OwnedFd, DirError> {
     match sys::try_lock(file.as_raw_fd()) {
         Ok(true) => {}
         Ok(false) => {
-            let holder = std::fs::read_to_string(&p)
-                .ok()
-                .and_then(|s| s.trim().parse().ok());
-            return Err(DirError::Locked {
-                path: dir.into(),
-                holder,
-            });
+            let holder = std::fs::read_to_string(&p).ok().and_then(|s| s.trim().parse().ok());
+            return Err(DirError::Locked { path: dir.into(), holder });
         }
         Err(e) => return Err(DirError::Io("cannot lock", p, e)),
     }

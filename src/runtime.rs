@@ -13,16 +13,15 @@ use crate::server::{Mode, Server};
 /// Signals baton handles; they are blocked and read from a signalfd.
 pub fn handled_signals() -> SigSet {
     let mut s = SigSet::empty();
-    for sig in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGQUIT,
-        Signal::SIGHUP,
-        Signal::SIGCHLD,
-    ] {
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGHUP, Signal::SIGCHLD] {
         s.add(sig);
     }
     s
+}
+
+/// Blocks the handled signals in the calling thread (threads it starts inherit the mask).
+pub fn block_signal_mask() -> Result<(), Errno> {
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled_signals()), None)
 }
 
 /// Blocks the handled signals and ignores SIGPIPE (writes use MSG_NOSIGNAL anyway).
@@ -40,15 +39,11 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn new(server: Server, signals: SignalFd, restart: Restart) -> Result<Self, Errno> {
-        server
-            .poller
-            .add_read(&signals, Token::new(Kind::Signal, 0))?;
-        Ok(Runtime {
-            server,
-            signals,
-            restart,
-        })
+    /// Boxed: the server's fixed-capacity tables make it tens of KiB, which belong on the heap
+    /// rather than in the long-running thread's stack.
+    pub fn new(server: Server, signals: SignalFd, restart: Restart) -> Result<Box<Self>, Errno> {
+        server.poller.add_read(&signals, Token::new(Kind::Signal, 0))?;
+        Ok(Box::new(Runtime { server, signals, restart }))
     }
 
     /// Runs until the server stops. Returns the process exit code.
@@ -88,18 +83,14 @@ impl Runtime {
         while let Ok(Some(info)) = self.signals.read_signal() {
             match Signal::try_from(info.ssi_signo as i32) {
                 Ok(Signal::SIGTERM | Signal::SIGINT) => {
-                    log::info!(
-                        "stopping: closing listeners and {} connections",
-                        self.server.active
-                    );
+                    log::info!("stopping: closing listeners and {} connections", self.server.active);
                     self.server.close_all();
                     self.server.start_draining(0);
                     self.server.mode = Mode::Stopped;
                 }
                 Ok(Signal::SIGQUIT) if self.server.mode == Mode::Serving => {
                     log::info!("graceful stop requested");
-                    self.server
-                        .start_draining(self.server.cfg.settings.drain_timeout_ms);
+                    self.server.start_draining(self.server.cfg.settings.drain_timeout_ms);
                 }
                 Ok(Signal::SIGHUP) => {
                     let forked_child = self.restart.on_sighup(&mut self.server);
@@ -120,20 +111,10 @@ impl Runtime {
     /// wait queue, not ours, so open a new one and register it instead.
     fn renew_signalfd(&mut self) {
         self.server.poller.delete(&self.signals);
-        match SignalFd::with_flags(
-            &handled_signals(),
-            SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
-        ) {
+        match SignalFd::with_flags(&handled_signals(), SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) {
             Ok(fd) => {
-                if self
-                    .server
-                    .poller
-                    .add_read(&fd, Token::new(Kind::Signal, 0))
-                    .is_err()
-                {
-                    log::error!(
-                        "cannot register signals after fork; stop this process with SIGKILL"
-                    );
+                if self.server.poller.add_read(&fd, Token::new(Kind::Signal, 0)).is_err() {
+                    log::error!("cannot register signals after fork; stop this process with SIGKILL");
                 }
                 self.signals = fd;
             }

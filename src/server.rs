@@ -14,12 +14,17 @@ use std::time::Instant;
 use crate::config::{Config, MAX_HOSTS, MAX_LISTENERS};
 use crate::conn::{Conn, Outcome, Phase, Side};
 use crate::lb::{self, HealthChange, HostState};
-use crate::net::{self, FdTransport};
+use crate::net::{self, FdTransport, SpliceTransport};
 use crate::poller::{Event, Kind, Poller, Token};
 use crate::stats::{ListenerCounters, Snapshot, Totals};
 use crate::{admin, sys};
 
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The package version, or `BATON_VERSION` when set at build time (the firmware test builds a
+/// second, differently named binary to show an upgrade by hot restart).
+pub const VERSION: &str = match option_env!("BATON_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
 /// Timer resolution: connect, idle, admin and drain deadlines are checked this often.
 pub const TICK_MS: u64 = 250;
 /// Descriptors needed besides two per connection: listeners, admin, epoll, signalfd,
@@ -31,22 +36,10 @@ pub const MAX_BUFFER_MEMORY: u64 = 1 << 30;
 /// Why the server could not start. Each says what to change.
 #[derive(Debug)]
 pub enum StartError {
-    Bind {
-        listener: crate::config::Name,
-        addr: SocketAddr,
-        errno: Errno,
-    },
-    AdminBind {
-        addr: SocketAddr,
-        errno: Errno,
-    },
-    FdLimit {
-        need: u64,
-        hard: u64,
-    },
-    Memory {
-        bytes: u64,
-    },
+    Bind { listener: crate::config::Name, addr: SocketAddr, errno: Errno },
+    AdminBind { addr: SocketAddr, errno: Errno },
+    FdLimit { need: u64, hard: u64 },
+    Memory { bytes: u64 },
     Poller(Errno),
 }
 
@@ -84,6 +77,10 @@ pub enum Mode {
 struct Slot {
     conn: Conn,
     fds: [Option<OwnedFd>; 2],
+    /// Whether epoll currently reports writability for each side (see `Poller::want_writable`).
+    out: [bool; 2],
+    /// Splice mode only: a pipe per direction, created at accept.
+    pipes: Option<[net::Pipe; 2]>,
     gen: u16,
     used: bool,
     listener: u8,
@@ -124,10 +121,11 @@ impl Server {
     /// table. Inherited sockets the config no longer has are closed here.
     pub fn new(cfg: Config, inherited: &mut Inherited) -> Result<Server, StartError> {
         let st = &cfg.settings;
-        raise_fd_limit(
-            2 * st.max_connections as u64 + FD_OVERHEAD + admin::MAX_ADMIN_CONNS as u64,
-        )?;
-        let arena = st.max_connections as u64 * 2 * st.buffer_size as u64;
+        // two sockets per connection, plus two pipes (four descriptors) in splice mode
+        let per_conn = if st.splice { 6 } else { 2 };
+        raise_fd_limit(per_conn * st.max_connections as u64 + FD_OVERHEAD + admin::MAX_ADMIN_CONNS as u64)?;
+        let slots_with_buffers = if st.splice { 1 } else { st.max_connections as u64 };
+        let arena = slots_with_buffers * 2 * st.buffer_size as u64;
         if arena > MAX_BUFFER_MEMORY || arena > usize::MAX as u64 {
             return Err(StartError::Memory { bytes: arena });
         }
@@ -138,6 +136,8 @@ impl Server {
         slots.resize_with(n, || Slot {
             conn: Conn::new(),
             fds: [None, None],
+            out: [false, false],
+            pipes: None,
             gen: 0,
             used: false,
             listener: 0,
@@ -146,11 +146,7 @@ impl Server {
             tried: 0,
             deadline: 0,
         });
-        let hosts = cfg
-            .clusters
-            .iter()
-            .map(|c| c.hosts.iter().map(|_| HostState::default()).collect())
-            .collect();
+        let hosts = cfg.clusters.iter().map(|c| c.hosts.iter().map(|_| HostState::default()).collect()).collect();
         let admin = admin::Admin::new(&cfg, &poller, inherited)?;
         let mut s = Server {
             listeners: heapless::Vec::new(),
@@ -182,28 +178,20 @@ impl Server {
         for (i, l) in self.cfg.listeners.iter().enumerate() {
             let fd = match inherited.listeners.iter().position(|(a, _)| *a == l.addr) {
                 Some(p) => {
-                    log::info!(
-                        "listener \"{}\" on {}: adopted from the previous process",
-                        l.name,
-                        l.addr
-                    );
+                    log::info!("listener \"{}\" on {}: adopted from the previous process", l.name, l.addr);
                     inherited.listeners.swap_remove(p).1
                 }
                 None => {
-                    let fd = net::listen(&l.addr, self.cfg.settings.backlog).map_err(|errno| {
-                        StartError::Bind {
-                            listener: l.name.clone(),
-                            addr: l.addr,
-                            errno,
-                        }
+                    let fd = net::listen(&l.addr, self.cfg.settings.backlog).map_err(|errno| StartError::Bind {
+                        listener: l.name.clone(),
+                        addr: l.addr,
+                        errno,
                     })?;
                     log::info!("listener \"{}\" on {}: bound", l.name, l.addr);
                     fd
                 }
             };
-            self.poller
-                .add_read(&fd, Token::new(Kind::Listener, i))
-                .map_err(StartError::Poller)?;
+            self.poller.add_read(&fd, Token::new(Kind::Listener, i)).map_err(StartError::Poller)?;
             let _ = self.listeners.push(Some(fd));
             let _ = self.listener_counters.push(ListenerCounters::default());
         }
@@ -215,9 +203,7 @@ impl Server {
 
     /// Waits for events (at most one tick) and updates the clock. Returns the number ready.
     pub fn poll(&mut self) -> Result<usize, Errno> {
-        let wait = (self.last_tick + TICK_MS)
-            .saturating_sub(self.now)
-            .clamp(1, TICK_MS);
+        let wait = (self.last_tick + TICK_MS).saturating_sub(self.now).clamp(1, TICK_MS);
         let n = self.poller.wait(wait as u16)?;
         self.now = self.clock.elapsed().as_millis() as u64;
         Ok(n)
@@ -281,11 +267,7 @@ impl Server {
                     return;
                 }
                 Err(e) => {
-                    log::warn!(
-                        "listener \"{}\": accept failed: {}",
-                        self.cfg.listeners[li].name,
-                        e.desc()
-                    );
+                    log::warn!("listener \"{}\": accept failed: {}", self.cfg.listeners[li].name, e.desc());
                     return;
                 }
             }
@@ -318,7 +300,6 @@ impl Server {
 
     fn open(&mut self, li: usize, idx: usize, client: OwnedFd) {
         self.free.pop();
-        net::set_nodelay(&client);
         let s = &mut self.slots[idx];
         s.gen = s.gen.wrapping_add(1);
         s.used = true;
@@ -327,14 +308,25 @@ impl Server {
         s.tried = 0;
         s.attempts = 0;
         let tok = conn_token(idx, s.gen, Side::Client);
-        let _ = self.poller.add(&client, tok);
+        let _ = self.poller.add_read(&client, tok);
         s.fds = [Some(client), None];
+        s.out = [false, false];
+        if self.cfg.settings.splice {
+            match (net::pipe(), net::pipe()) {
+                (Ok(a), Ok(b)) => s.pipes = Some([a, b]),
+                (Err(e), _) | (_, Err(e)) => log::warn!("conn {idx}: no pipe for splice ({}); closing it", e.desc()),
+            }
+        }
         self.active += 1;
         self.totals.accepted += 1;
         let c = &mut self.listener_counters[li];
         c.accepted += 1;
         c.active += 1;
         log::debug!("conn {idx}: accepted on listener {li}");
+        if self.cfg.settings.splice && self.slots[idx].pipes.is_none() {
+            self.totals.refused += 1;
+            return self.close(idx, true);
+        }
         self.connect_next(idx);
     }
 
@@ -347,14 +339,7 @@ impl Server {
             let s = &mut self.slots[idx];
             let cluster = &self.cfg.clusters[ci];
             let picked = if s.attempts < self.cfg.settings.connect_attempts {
-                lb::pick(
-                    cluster.lb,
-                    &cluster.hosts,
-                    &mut self.hosts[ci],
-                    s.tried,
-                    self.now,
-                    &mut self.rng,
-                )
+                lb::pick(cluster.lb, &cluster.hosts, &mut self.hosts[ci], s.tried, self.now, &mut self.rng)
             } else {
                 None
             };
@@ -368,7 +353,9 @@ impl Server {
             s.host = h as u8;
             match net::connect(&cluster.hosts[h].addr) {
                 Ok(fd) => {
+                    // writability reports the connect's completion; dropped once connected
                     let _ = self.poller.add(&fd, conn_token(idx, s.gen, Side::Upstream));
+                    s.out[1] = true;
                     s.fds[1] = Some(fd);
                     s.deadline = self.now + self.cfg.settings.connect_timeout_ms;
                     return;
@@ -381,12 +368,7 @@ impl Server {
     fn host_failed(&mut self, ci: usize, h: usize, e: Errno) {
         self.totals.upstream_failures += 1;
         let st = &self.cfg.settings;
-        let change = lb::on_failure(
-            &mut self.hosts[ci][h],
-            self.now,
-            st.fail_threshold,
-            st.down_time_ms,
-        );
+        let change = lb::on_failure(&mut self.hosts[ci][h], self.now, st.fail_threshold, st.down_time_ms);
         if change == HealthChange::MarkedDown {
             let c = &self.cfg.clusters[ci];
             log::warn!(
@@ -411,11 +393,7 @@ impl Server {
         hs.total += 1;
         if lb::on_success(hs) == HealthChange::MarkedUp {
             let c = &self.cfg.clusters[ci];
-            log::info!(
-                "cluster \"{}\": host {} is up again",
-                c.name,
-                c.hosts[h].addr
-            );
+            log::info!("cluster \"{}\": host {} is up again", c.name, c.hosts[h].addr);
         }
     }
 
@@ -433,16 +411,18 @@ impl Server {
         if !s.used || s.gen != tok.gen {
             return; // a late event for a closed or reused slot
         }
-        let side = if tok.side == 0 {
-            Side::Client
-        } else {
-            Side::Upstream
-        };
+        let side = if tok.side == 0 { Side::Client } else { Side::Upstream };
         if side == Side::Upstream && s.conn.phase == Phase::Connecting {
             if !(ev.writable || ev.readable) {
                 return;
             }
-            match s.fds[1].as_ref().and_then(net::take_error) {
+            // writable without an error means connected; SO_ERROR is read only to name a failure
+            let failed = if ev.err {
+                s.fds[1].as_ref().map_or(Some(Errno::EBADF), |fd| net::take_error(fd).or(Some(Errno::ECONNREFUSED)))
+            } else {
+                None
+            };
+            match failed {
                 None => self.connected(idx),
                 Some(e) => {
                     self.slots[idx].fds[1] = None;
@@ -452,10 +432,25 @@ impl Server {
                 }
             }
         }
-        self.slots[idx]
-            .conn
-            .on_ready(side, ev.readable, ev.writable);
+        self.slots[idx].conn.on_ready(side, ev.readable, ev.writable, ev.hup);
         self.drive(idx);
+    }
+
+    /// Asks epoll for writability of a side exactly while a write to it is blocked.
+    fn sync_interest(&mut self, idx: usize) {
+        let s = &mut self.slots[idx];
+        if s.conn.phase != Phase::Open {
+            return; // while connecting, writability is how the connect reports completion
+        }
+        for side in [Side::Client, Side::Upstream] {
+            let want = s.conn.wants_writable(side);
+            if want != s.out[side as usize] {
+                if let Some(fd) = &s.fds[side as usize] {
+                    let _ = self.poller.want_writable(fd, conn_token(idx, s.gen, side), want);
+                }
+                s.out[side as usize] = want;
+            }
+        }
     }
 
     fn drive(&mut self, idx: usize) {
@@ -463,13 +458,16 @@ impl Server {
         let (Some(c), Some(u)) = (&s.fds[0], &s.fds[1]) else {
             return;
         };
-        let mut t = FdTransport {
-            fds: [c.as_raw_fd(), u.as_raw_fd()],
-        };
-        let base = idx * 2 * self.buf_size;
+        // splice mode moves bytes inside the kernel; the arena is one scratch pair whose lengths
+        // serve as byte counts
+        let base = if self.cfg.settings.splice { 0 } else { idx * 2 * self.buf_size };
         let (b0, b1) = self.bufs[base..base + 2 * self.buf_size].split_at_mut(self.buf_size);
-        match s.conn.pump(&mut t, [b0, b1]) {
-            Outcome::Open => {}
+        let outcome = match &s.pipes {
+            Some(pipes) => s.conn.pump(&mut SpliceTransport { socks: [c, u], pipes }, [b0, b1]),
+            None => s.conn.pump(&mut FdTransport { fds: [c.as_raw_fd(), u.as_raw_fd()] }, [b0, b1]),
+        };
+        match outcome {
+            Outcome::Open => self.sync_interest(idx),
             Outcome::Done => self.close(idx, false),
             Outcome::Reset => self.close(idx, true),
         }
@@ -492,15 +490,13 @@ impl Server {
         self.totals.tx += s.conn.flows[1].bytes;
         s.used = false;
         s.conn = Conn::new();
+        s.pipes = None;
         let c = &mut self.listener_counters[s.listener as usize];
         c.active = c.active.saturating_sub(1);
         self.active -= 1;
         self.free.push(idx as u32);
         self.resume |= self.paused;
-        log::debug!(
-            "conn {idx}: closed{}",
-            if reset { " with reset" } else { "" }
-        );
+        log::debug!("conn {idx}: closed{}", if reset { " with reset" } else { "" });
     }
 
     // ----- timers -----
@@ -531,10 +527,7 @@ impl Server {
         self.admin.tick(now);
         if let Mode::Draining { deadline } = self.mode {
             if now >= deadline {
-                log::warn!(
-                    "drain deadline reached: closing {} connections still open",
-                    self.active
-                );
+                log::warn!("drain deadline reached: closing {} connections still open", self.active);
                 self.close_all();
             }
         }
@@ -560,22 +553,13 @@ impl Server {
             }
         }
         self.admin.shut(&self.poller);
-        self.mode = Mode::Draining {
-            deadline: self.now + drain_ms,
-        };
-        log::info!(
-            "draining {} connections for at most {} ms",
-            self.active,
-            drain_ms
-        );
+        self.mode = Mode::Draining { deadline: self.now + drain_ms };
+        log::info!("draining {} connections for at most {} ms", self.active, drain_ms);
     }
 
     /// The listening sockets this process owns, for a handoff: (listener index, address, fd).
     pub fn listener_fds(&self) -> impl Iterator<Item = (usize, SocketAddr, &OwnedFd)> {
-        self.listeners
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| l.as_ref().map(|fd| (i, self.cfg.listeners[i].addr, fd)))
+        self.listeners.iter().enumerate().filter_map(|(i, l)| l.as_ref().map(|fd| (i, self.cfg.listeners[i].addr, fd)))
     }
 
     pub fn uptime_s(&self) -> u64 {
@@ -618,12 +602,7 @@ impl Server {
 }
 
 fn conn_token(idx: usize, gen: u16, side: Side) -> Token {
-    Token {
-        kind: Kind::Conn,
-        index: idx as u32,
-        gen,
-        side: side as u8,
-    }
+    Token { kind: Kind::Conn, index: idx as u32, gen, side: side as u8 }
 }
 
 fn idle_deadline(now: u64, idle_ms: u64) -> u64 {
@@ -635,9 +614,7 @@ fn idle_deadline(now: u64, idle_ms: u64) -> u64 {
 }
 
 fn seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     t ^ ((std::process::id() as u64) << 32) | 1
 }
 

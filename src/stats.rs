@@ -55,32 +55,47 @@ pub fn write_json(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
         "{{\"pid\":{},\"version\":\"{}\",\"state\":\"{}\",\"generation\":{},\"uptime_s\":{},\
          \"connections\":{{\"active\":{},\"max\":{},\"total\":{},\"refused\":{},\"idle_timeouts\":{}}},\
          \"bytes\":{{\"rx\":{},\"tx\":{}}},\"upstream_failures\":{},\"listeners\":[",
-        s.pid, s.version, s.state, t.generation, s.uptime_s, s.active, s.max_connections, t.accepted, t.refused,
-        t.idle_timeouts, t.rx + s.live_rx, t.tx + s.live_tx, t.upstream_failures
+        s.pid,
+        s.version,
+        s.state,
+        t.generation,
+        s.uptime_s,
+        s.active,
+        s.max_connections,
+        t.accepted,
+        t.refused,
+        t.idle_timeouts,
+        t.rx + s.live_rx,
+        t.tx + s.live_tx,
+        t.upstream_failures
     )?;
     for (i, (l, c)) in s.cfg.listeners.iter().zip(s.listeners).enumerate() {
         let sep = if i == 0 { "" } else { "," };
         write!(
             w,
             "{sep}{{\"name\":\"{}\",\"address\":\"{}\",\"cluster\":\"{}\",\"active\":{},\"total\":{}}}",
-            Esc(&l.name), l.addr, Esc(&s.cfg.clusters[l.cluster].name), c.active, c.accepted
+            Esc(&l.name),
+            l.addr,
+            Esc(&s.cfg.clusters[l.cluster].name),
+            c.active,
+            c.accepted
         )?;
     }
     w.write_str("],\"clusters\":[")?;
     for (i, (c, hs)) in s.cfg.clusters.iter().zip(s.hosts).enumerate() {
         let sep = if i == 0 { "" } else { "," };
-        write!(
-            w,
-            "{sep}{{\"name\":\"{}\",\"lb_type\":\"{}\",\"hosts\":[",
-            Esc(&c.name),
-            c.lb.as_str()
-        )?;
+        write!(w, "{sep}{{\"name\":\"{}\",\"lb_type\":\"{}\",\"hosts\":[", Esc(&c.name), c.lb.as_str())?;
         for (j, (h, st)) in c.hosts.iter().zip(hs).enumerate() {
             let sep = if j == 0 { "" } else { "," };
             write!(
                 w,
                 "{sep}{{\"address\":\"{}\",\"weight\":{},\"healthy\":{},\"active\":{},\"total\":{},\"failures\":{}}}",
-                h.addr, h.weight, !st.is_down(s.now_ms), st.active, st.total, st.failures
+                h.addr,
+                h.weight,
+                !st.is_down(s.now_ms),
+                st.active,
+                st.total,
+                st.failures
             )?;
         }
         w.write_str("]}")?;
@@ -91,75 +106,22 @@ pub fn write_json(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
 pub fn write_prometheus(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
     let t = s.totals;
     let gauges: [(&str, &str, &str, u64); 9] = [
-        (
-            "baton_connections_active",
-            "gauge",
-            "Open proxied connections.",
-            s.active as u64,
-        ),
-        (
-            "baton_connections_total",
-            "counter",
-            "Client connections accepted.",
-            t.accepted,
-        ),
-        (
-            "baton_connections_refused_total",
-            "counter",
-            "Clients closed because no upstream was reachable.",
-            t.refused,
-        ),
-        (
-            "baton_idle_timeouts_total",
-            "counter",
-            "Connections closed by the idle timeout.",
-            t.idle_timeouts,
-        ),
-        (
-            "baton_upstream_failures_total",
-            "counter",
-            "Failed or timed-out upstream connects.",
-            t.upstream_failures,
-        ),
-        (
-            "baton_bytes_rx_total",
-            "counter",
-            "Bytes received from clients.",
-            t.rx + s.live_rx,
-        ),
-        (
-            "baton_bytes_tx_total",
-            "counter",
-            "Bytes sent to clients.",
-            t.tx + s.live_tx,
-        ),
-        (
-            "baton_generation",
-            "gauge",
-            "Hot restarts since the cold start.",
-            t.generation,
-        ),
-        (
-            "baton_uptime_seconds",
-            "gauge",
-            "Seconds since this process started.",
-            s.uptime_s,
-        ),
+        ("baton_connections_active", "gauge", "Open proxied connections.", s.active as u64),
+        ("baton_connections_total", "counter", "Client connections accepted.", t.accepted),
+        ("baton_connections_refused_total", "counter", "Clients closed because no upstream was reachable.", t.refused),
+        ("baton_idle_timeouts_total", "counter", "Connections closed by the idle timeout.", t.idle_timeouts),
+        ("baton_upstream_failures_total", "counter", "Failed or timed-out upstream connects.", t.upstream_failures),
+        ("baton_bytes_rx_total", "counter", "Bytes received from clients.", t.rx + s.live_rx),
+        ("baton_bytes_tx_total", "counter", "Bytes sent to clients.", t.tx + s.live_tx),
+        ("baton_generation", "gauge", "Hot restarts since the cold start.", t.generation),
+        ("baton_uptime_seconds", "gauge", "Seconds since this process started.", s.uptime_s),
     ];
     for (name, kind, help, v) in gauges {
-        write!(
-            w,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
-        )?;
+        write!(w, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n")?;
     }
     w.write_str("# HELP baton_listener_connections_active Open connections per listener.\n# TYPE baton_listener_connections_active gauge\n")?;
     for (l, c) in s.cfg.listeners.iter().zip(s.listeners) {
-        writeln!(
-            w,
-            "baton_listener_connections_active{{listener=\"{}\"}} {}",
-            Esc(&l.name),
-            c.active
-        )?;
+        writeln!(w, "baton_listener_connections_active{{listener=\"{}\"}} {}", Esc(&l.name), c.active)?;
     }
     w.write_str("# HELP baton_host_healthy 1 when the host is not marked down.\n# TYPE baton_host_healthy gauge\n")?;
     for (c, hs) in s.cfg.clusters.iter().zip(s.hosts) {
@@ -173,7 +135,9 @@ pub fn write_prometheus(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
             )?;
         }
     }
-    w.write_str("# HELP baton_host_connections_active Open connections per host.\n# TYPE baton_host_connections_active gauge\n")?;
+    w.write_str(
+        "# HELP baton_host_connections_active Open connections per host.\n# TYPE baton_host_connections_active gauge\n",
+    )?;
     for (c, hs) in s.cfg.clusters.iter().zip(s.hosts) {
         for (h, st) in c.hosts.iter().zip(hs) {
             writeln!(

@@ -39,15 +39,7 @@ pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
 /// `pidfd_send_signal(2)`: signals exactly the process behind `pidfd`.
 pub fn pidfd_send_signal(pidfd: RawFd, sig: i32) -> Result<(), Errno> {
     // SAFETY: plain system call; a null siginfo is allowed and means "as kill(2) would".
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd,
-            sig,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, std::ptr::null::<libc::siginfo_t>(), 0) };
     if r < 0 {
         return Err(Errno::last());
     }

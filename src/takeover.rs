@@ -54,14 +54,7 @@ pub fn begin(dir: &str, timeout_ms: u64) -> Result<Start, HandoffError> {
     };
     // uid only: on this side SO_PEERCRED names the socket's creator, not the current owner
     transport::check_peer(&conn)?;
-    transport::send(
-        &conn,
-        &Msg::Hello {
-            pid: std::process::id(),
-            baton_version: text(VERSION),
-        },
-        &[],
-    )?;
+    transport::send(&conn, &Msg::Hello { pid: std::process::id(), baton_version: text(VERSION) }, &[])?;
     let old_pid = match transport::recv_wait(&conn, timeout_ms, "the running baton's answer")?.0 {
         Msg::Go { pid } => pid as i32,
         Msg::Busy => return Err(HandoffError::Busy),
@@ -72,8 +65,7 @@ pub fn begin(dir: &str, timeout_ms: u64) -> Result<Start, HandoffError> {
     let listen_path = rundir::path(dir, rundir::LISTEN);
     // We hold the one handoff slot (GO), so a file here is a leftover of a failed attempt.
     let _ = nix::unistd::unlink(listen_path.as_str());
-    let l =
-        transport::listen(&listen_path).map_err(|e| HandoffError::Io("creating listen.sock", e))?;
+    let l = transport::listen(&listen_path).map_err(|e| HandoffError::Io("creating listen.sock", e))?;
     let mut t = Takeover {
         inherited: Inherited::default(),
         reconfig: None,
@@ -86,24 +78,15 @@ pub fn begin(dir: &str, timeout_ms: u64) -> Result<Start, HandoffError> {
         listen_path,
     };
     transport::send(&conn, &Msg::Ready, &[])?;
-    if !transport::wait_readable(&l, timeout_ms)
-        .map_err(|e| HandoffError::Io("waiting on listen.sock", e))?
-    {
+    if !transport::wait_readable(&l, timeout_ms).map_err(|e| HandoffError::Io("waiting on listen.sock", e))? {
         t.cleanup();
-        return Err(HandoffError::Timeout(
-            "the running baton to connect to listen.sock",
-        ));
+        return Err(HandoffError::Timeout("the running baton to connect to listen.sock"));
     }
-    let chan =
-        transport::accept(&l).map_err(|e| HandoffError::Io("accepting on listen.sock", e))?;
-    let chan = chan.ok_or(HandoffError::Timeout(
-        "the running baton to connect to listen.sock",
-    ))?;
+    let chan = transport::accept(&l).map_err(|e| HandoffError::Io("accepting on listen.sock", e))?;
+    let chan = chan.ok_or(HandoffError::Timeout("the running baton to connect to listen.sock"))?;
     if transport::check_peer(&chan)? != old_pid {
         t.cleanup();
-        return Err(HandoffError::Unexpected(
-            "listen.sock was reached by another process than the one that answered",
-        ));
+        return Err(HandoffError::Unexpected("listen.sock was reached by another process than the one that answered"));
     }
     t.chan = Some(chan);
     if let Err(e) = t.receive(timeout_ms) {
@@ -128,8 +111,14 @@ impl Takeover {
             let (m, fds) = match transport::recv_wait(chan, timeout_ms, "the listening sockets") {
                 Ok(r) => r,
                 Err(HandoffError::Closed) => {
-                    // the old process died mid-handoff: keep what arrived, bind the rest
-                    log::warn!("hot restart: pid {} closed the handoff after {} batches; binding what is missing", self.from_pid, expect_batch);
+                    // the old process died mid-handoff: keep what arrived, bind the rest once its
+                    // sockets are really gone (a pidfd turns readable after the exit closed them)
+                    wait_for_exit(self.from_pid, timeout_ms);
+                    log::warn!(
+                        "hot restart: pid {} closed the handoff after {} batches; binding what is missing",
+                        self.from_pid,
+                        expect_batch
+                    );
                     self.partial = true;
                     return Ok(());
                 }
@@ -147,11 +136,7 @@ impl Takeover {
                 self.adopt(e.kind, &e.name, e.addr, e.pid, fd)?;
             }
             if head.last {
-                log::info!(
-                    "hot restart: received the sockets of pid {} (baton {})",
-                    self.from_pid,
-                    head.baton_version
-                );
+                log::info!("hot restart: received the sockets of pid {} (baton {})", self.from_pid, head.baton_version);
                 return Ok(());
             }
         }
@@ -165,10 +150,7 @@ impl Takeover {
         pid: u32,
         fd: OwnedFd,
     ) -> Result<(), HandoffError> {
-        let bad = |what| HandoffError::Verify {
-            name: name.clone(),
-            what,
-        };
+        let bad = |what| HandoffError::Verify { name: name.clone(), what };
         match kind {
             FdKind::Listener | FdKind::Admin => {
                 let addr = addr.ok_or(bad("no address announced"))?;
@@ -198,17 +180,8 @@ impl Takeover {
     /// Tells the old process we are serving. It may be gone already; that is fine.
     pub fn ack(mut self) {
         if let Some(chan) = self.chan.take() {
-            if let Err(e) = transport::send(
-                &chan,
-                &Msg::Ack {
-                    pid: std::process::id(),
-                },
-                &[],
-            ) {
-                log::warn!(
-                    "hot restart: could not acknowledge to pid {}: {e}",
-                    self.from_pid
-                );
+            if let Err(e) = transport::send(&chan, &Msg::Ack { pid: std::process::id() }, &[]) {
+                log::warn!("hot restart: could not acknowledge to pid {}: {e}", self.from_pid);
             }
         }
         self.cleanup();
@@ -217,18 +190,19 @@ impl Takeover {
     /// Tells the old process to carry on serving (rollback) and removes our socket file.
     pub fn abort(&mut self, reason: &str) {
         if let Some(chan) = self.chan.take() {
-            let _ = transport::send(
-                &chan,
-                &Msg::Abort {
-                    reason: text(reason),
-                },
-                &[],
-            );
+            let _ = transport::send(&chan, &Msg::Abort { reason: text(reason) }, &[]);
         }
         self.cleanup();
     }
 
     fn cleanup(&mut self) {
         let _ = nix::unistd::unlink(self.listen_path.as_str());
+    }
+}
+
+/// Waits (bounded) until process `pid` has exited, so the ports it held are free again.
+fn wait_for_exit(pid: i32, timeout_ms: u64) {
+    if let Ok(fd) = crate::sys::pidfd_open(pid) {
+        let _ = transport::wait_readable(&fd, timeout_ms);
     }
 }

@@ -58,25 +58,11 @@ fn every_connection_is_accepted_exactly_once_while_two_processes_hold_the_socket
         .expect("python3");
     assert!(transport::wait_readable(&ctl, 5000).unwrap());
     let chan = transport::accept(&ctl).unwrap().unwrap();
-    let entries = [Entry {
-        kind: FdKind::Listener,
-        name: Default::default(),
-        addr: Some(addr),
-        pid: 0,
-    }]
-    .into_iter()
-    .collect();
-    let head = ManifestHead {
-        baton_version: Default::default(),
-        totals: Default::default(),
-        batch: 0,
-        last: true,
-    };
+    let entries =
+        [Entry { kind: FdKind::Listener, name: Default::default(), addr: Some(addr), pid: 0 }].into_iter().collect();
+    let head = ManifestHead { baton_version: Default::default(), totals: Default::default(), batch: 0, last: true };
     transport::send(&chan, &Msg::Manifest { head, entries }, &[l.as_raw_fd()]).unwrap();
-    assert!(
-        transport::wait_readable(&chan, 5000).unwrap(),
-        "helper never got the socket"
-    );
+    assert!(transport::wait_readable(&chan, 5000).unwrap(), "helper never got the socket");
 
     // this process accepts on its own copy at the same time
     l.set_nonblocking(true).unwrap();
@@ -138,28 +124,11 @@ fn every_connection_is_accepted_exactly_once_while_two_processes_hold_the_socket
         .map(|s| s.parse().unwrap())
         .collect();
 
-    assert_eq!(
-        by_a.len() + by_b.len(),
-        CONNS as usize,
-        "every client was answered once"
-    );
+    assert_eq!(by_a.len() + by_b.len(), CONNS as usize, "every client was answered once");
     assert_eq!(accepted_a.iter().copied().collect::<HashSet<_>>(), by_a);
     assert_eq!(accepted_b.iter().copied().collect::<HashSet<_>>(), by_b);
-    assert_eq!(
-        accepted_a.len() + accepted_b.len(),
-        CONNS as usize,
-        "no connection accepted twice"
-    );
+    assert_eq!(accepted_a.len() + accepted_b.len(), CONNS as usize, "no connection accepted twice");
     assert!(by_a.is_disjoint(&by_b));
-    assert!(
-        !by_a.is_empty() && !by_b.is_empty(),
-        "both processes must have competed: {} / {}",
-        by_a.len(),
-        by_b.len()
-    );
-    eprintln!(
-        "accepted by this process: {}, by the other: {}, twice: 0, lost: 0",
-        by_a.len(),
-        by_b.len()
-    );
+    assert!(!by_a.is_empty() && !by_b.is_empty(), "both processes must have competed: {} / {}", by_a.len(), by_b.len());
+    eprintln!("accepted by this process: {}, by the other: {}, twice: 0, lost: 0", by_a.len(), by_b.len());
 }

@@ -35,15 +35,9 @@ fn routes_answer_with_the_documented_content() {
 
     let (st, body) = http_get(admin, "/metrics").unwrap();
     assert_eq!(st, 200);
+    assert!(body.contains("# TYPE baton_connections_total counter\nbaton_connections_total 1\n"), "{body}");
     assert!(
-        body.contains("# TYPE baton_connections_total counter\nbaton_connections_total 1\n"),
-        "{body}"
-    );
-    assert!(
-        body.contains(&format!(
-            "baton_host_healthy{{cluster=\"back\",host=\"127.0.0.1:{}\"}} 1",
-            be.port
-        )),
+        body.contains(&format!("baton_host_healthy{{cluster=\"back\",host=\"127.0.0.1:{}\"}} 1", be.port)),
         "{body}"
     );
 
@@ -51,8 +45,7 @@ fn routes_answer_with_the_documented_content() {
     let (st, body) = http_get(admin, "/config").unwrap();
     assert_eq!(st, 200);
     assert!(
-        body.contains(&format!("\"address\":\"127.0.0.1:{port}\""))
-            && body.contains("\"max_connections\":1024"),
+        body.contains(&format!("\"address\":\"127.0.0.1:{port}\"")) && body.contains("\"max_connections\":1024"),
         "{body}"
     );
 }
@@ -65,20 +58,11 @@ fn bad_requests_get_4xx() {
     assert_eq!(http_get(a, "/nope").unwrap().0, 404);
     assert_eq!(http_raw(a, b"POST /stats HTTP/1.1\r\n\r\n").unwrap().0, 405);
     assert_eq!(http_raw(a, b"GET /stats SPDY/9\r\n\r\n").unwrap().0, 400);
-    assert_eq!(
-        http_raw(a, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n")
-            .unwrap()
-            .0,
-        400
-    );
+    assert_eq!(http_raw(a, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n").unwrap().0, 400);
     let mut big = b"GET /stats HTTP/1.1\r\nX: ".to_vec();
     big.extend(std::iter::repeat_n(b'a', 5000));
     assert_eq!(http_raw(a, &big).unwrap().0, 431);
-    assert_eq!(
-        http_get(a, "/health").unwrap().0,
-        200,
-        "admin still answers"
-    );
+    assert_eq!(http_get(a, "/health").unwrap().0, 200, "admin still answers");
 }
 
 #[test]
@@ -97,18 +81,11 @@ fn slow_admin_clients_are_cut_off_and_do_not_disturb_proxying() {
         .collect();
     for id in 0..20 {
         let data = payload(id, 10_000);
-        assert_eq!(
-            echo_roundtrip(port, &data).unwrap(),
-            data,
-            "proxying disturbed"
-        );
+        assert_eq!(echo_roundtrip(port, &data).unwrap(), data, "proxying disturbed");
     }
     // within the 5 s admin deadline the slow ones are closed and admin answers again
     let t = Instant::now();
-    assert!(eventually(Duration::from_secs(8), || http_get(
-        a, "/health"
-    )
-    .is_some_and(|(s, _)| s == 200)));
+    assert!(eventually(Duration::from_secs(8), || http_get(a, "/health").is_some_and(|(s, _)| s == 200)));
     assert!(t.elapsed() < Duration::from_secs(8));
     drop(slow);
 }

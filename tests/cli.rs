@@ -2,21 +2,12 @@
 mod common;
 use common::*;
 
-const SAMPLE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/data/tcpproxy-sample-0.8.1.json"
-);
-const FALLBACK: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/data/proxy-fallback-example.json"
-);
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tcpproxy-sample-0.8.1.json");
+const FALLBACK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/proxy-fallback-example.json");
 
 /// MOSN's own files, from the shared folder when it exists (else the copies in tests/data).
 fn mosn(name: &str, fallback: &str) -> String {
-    let shared = format!(
-        "{}/../shared/compat/mosn/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let shared = format!("{}/../shared/compat/mosn/{name}", env!("CARGO_MANIFEST_DIR"));
     if std::path::Path::new(&shared).exists() {
         shared
     } else {
@@ -27,10 +18,7 @@ fn mosn(name: &str, fallback: &str) -> String {
 #[test]
 fn version_help_and_usage_errors() {
     let (rc, out, _) = run(&["--version"]);
-    assert_eq!(
-        (rc, out.trim()),
-        (0, concat!("baton ", env!("CARGO_PKG_VERSION")))
-    );
+    assert_eq!((rc, out.trim()), (0, concat!("baton ", env!("CARGO_PKG_VERSION"))));
     let (rc, out, _) = run(&["--help"]);
     assert!(rc == 0 && out.contains("--runtime-dir") && out.contains("--check"));
     let (rc, _, err) = run(&["--frobnicate"]);
@@ -54,17 +42,9 @@ fn check_accepts_the_mosn_sample_and_the_example() {
 
 #[test]
 fn check_refuses_mosn_l7_config_naming_listener_and_filter() {
-    let (rc, out, _) = run(&[
-        "--check",
-        "-c",
-        &mosn("proxy-fallback-example.json", FALLBACK),
-    ]);
+    let (rc, out, _) = run(&["--check", "-c", &mosn("proxy-fallback-example.json", FALLBACK)]);
     assert_eq!(rc, 2);
-    assert!(
-        out.contains("listener \"listener-0\"")
-            && out.contains("filter \"proxy\" is not supported"),
-        "{out}"
-    );
+    assert!(out.contains("listener \"listener-0\"") && out.contains("filter \"proxy\" is not supported"), "{out}");
 }
 
 #[test]
@@ -74,43 +54,22 @@ fn every_bad_config_exits_2_with_a_pointed_message() {
     let cases: Vec<(String, &str)> = vec![
         ("{\"servers\": [".into(), "line 1, column 14"),
         ("[1,2]".into(), "must be an object"),
-        (
-            good.replace("\"port_value\":", "\"port_value\":\"x\",\"y\":"),
-            "port_value` must be a non-negative integer",
-        ),
+        (good.replace("\"port_value\":", "\"port_value\":\"x\",\"y\":"), "port_value` must be a non-negative integer"),
         (" ".repeat(70_000), "MAX_CONFIG_BYTES"),
-        (
-            good.replace("\"cluster\":\"back\"", "\"cluster\":\"nowhere\""),
-            "cluster \"nowhere\" is not defined",
-        ),
-        (
-            good.replace("127.0.0.1:8080", "127.0.0.1:80800"),
-            "\"127.0.0.1:80800\" is not an address",
-        ),
+        (good.replace("\"cluster\":\"back\"", "\"cluster\":\"nowhere\""), "cluster \"nowhere\" is not defined"),
+        (good.replace("127.0.0.1:8080", "127.0.0.1:80800"), "\"127.0.0.1:80800\" is not an address"),
         (
             good.replace("\"baton\":{}", "\"baton\":{\"idle_timeout\":\"soon\"}"),
             "baton.idle_timeout: \"soon\" is not a duration",
         ),
-        (
-            good.replace("{\"address\":\"127.0.0.1:8080\"}", ""),
-            "has no hosts",
-        ),
-        (
-            good.replace("\"bind_port\":true", "\"bind_port\":false"),
-            "bind_port false",
-        ),
-        (
-            good.replace("\"tls_context\":{}", "\"tls_context\":{\"status\":true}"),
-            "TLS is not supported",
-        ),
+        (good.replace("{\"address\":\"127.0.0.1:8080\"}", ""), "has no hosts"),
+        (good.replace("\"bind_port\":true", "\"bind_port\":false"), "bind_port false"),
+        (good.replace("\"tls_context\":{}", "\"tls_context\":{\"status\":true}"), "TLS is not supported"),
         (
             good.replace("\"baton\":{}", "\"baton\":{\"max_connections\":999999999}"),
             "baton.max_connections: 999999999 is out of range",
         ),
-        (
-            good.replace("\"lb_type\":\"LB_ROUNDROBIN\"", "\"lb_type\":\"LB_MAGLEV\""),
-            "LB_MAGLEV",
-        ),
+        (good.replace("\"lb_type\":\"LB_ROUNDROBIN\"", "\"lb_type\":\"LB_MAGLEV\""), "LB_MAGLEV"),
     ];
     for (i, (text, want)) in cases.iter().enumerate() {
         let p = dir.path(&format!("bad{i}.json"));
@@ -137,10 +96,7 @@ fn duplicate_listener_addresses_are_refused() {
     std::fs::write(&p, cfg.json()).unwrap();
     let (rc, out, _) = run(&["--check", "-c", &p]);
     assert_eq!(rc, 2);
-    assert!(
-        out.contains("listener \"other\"") && out.contains("already used by listener \"front\""),
-        "{out}"
-    );
+    assert!(out.contains("listener \"other\"") && out.contains("already used by listener \"front\""), "{out}");
 }
 
 #[test]
@@ -152,15 +108,8 @@ fn a_taken_port_is_a_runtime_error_exit_1() {
     std::fs::write(&p, Cfg::simple(port, &[8080]).json()).unwrap();
     let (rc, _, err) = run(&["-c", &p, "--runtime-dir", &dir.path("run")]);
     assert_eq!(rc, 1, "{err}");
-    assert!(
-        err.contains(&format!("127.0.0.1:{port} is already in use")),
-        "{err}"
-    );
-    assert_eq!(
-        err.lines().filter(|l| l.starts_with("baton: ")).count(),
-        1,
-        "{err}"
-    );
+    assert!(err.contains(&format!("127.0.0.1:{port} is already in use")), "{err}");
+    assert_eq!(err.lines().filter(|l| l.starts_with("baton: ")).count(), 1, "{err}");
 }
 
 #[test]
@@ -172,10 +121,7 @@ fn sigterm_is_a_clean_stop_that_removes_its_pid_file() {
     let pid_file = dir.path("baton.pid");
     let cfg = cfg.set("pid_file", &format!("\"{pid_file}\""));
     let mut b = Baton::start_in(&cfg, dir);
-    assert_eq!(
-        std::fs::read_to_string(&pid_file).unwrap().trim(),
-        b.pid().to_string()
-    );
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap().trim(), b.pid().to_string());
     b.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(b.wait_exit(std::time::Duration::from_secs(5)), Some(0));
     assert!(!std::path::Path::new(&pid_file).exists());

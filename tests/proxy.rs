@@ -61,10 +61,7 @@ fn upstream_reset_resets_the_client() {
     s.write_all(&[1u8; 64]).unwrap();
     let mut buf = [0u8; 16];
     let r = s.read(&mut buf);
-    assert!(
-        matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
-        "expected a reset, got {r:?}"
-    );
+    assert!(matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset), "expected a reset, got {r:?}");
 }
 
 #[test]
@@ -76,22 +73,12 @@ fn client_reset_resets_the_upstream() {
     let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let (mut c, _) = up.accept().unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    nix::sys::socket::setsockopt(
-        &s,
-        nix::sys::socket::sockopt::Linger,
-        &nix::libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        },
-    )
-    .unwrap();
+    nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::Linger, &nix::libc::linger { l_onoff: 1, l_linger: 0 })
+        .unwrap();
     drop(s);
     let mut buf = [0u8; 16];
     let r = c.read(&mut buf);
-    assert!(
-        matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
-        "expected a reset, got {r:?}"
-    );
+    assert!(matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset), "expected a reset, got {r:?}");
 }
 
 #[test]
@@ -101,8 +88,7 @@ fn slow_reader_backpressures_the_writer_and_memory_stays_flat() {
     let b = Baton::start(&Cfg::simple(port, &[be.port]).set("buffer_size", "16384"));
     let rss_before = rss_kib(b.pid());
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_write_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
+    s.set_write_timeout(Some(Duration::from_millis(500))).unwrap();
     let chunk = vec![0x5a; 65536];
     let mut written = 0usize;
     let t = Instant::now();
@@ -113,25 +99,39 @@ fn slow_reader_backpressures_the_writer_and_memory_stays_flat() {
         }
     }
     // only kernel socket buffers (a few MiB on loopback) and one 16 KiB proxy buffer fit
-    assert!(
-        written < 64 << 20,
-        "the writer was never stopped: {written} bytes accepted"
-    );
+    assert!(written < 64 << 20, "the writer was never stopped: {written} bytes accepted");
     let rss_after = rss_kib(b.pid());
-    assert!(
-        rss_after < rss_before + 1024,
-        "baton grew from {rss_before} to {rss_after} KiB"
-    );
+    assert!(rss_after < rss_before + 1024, "baton grew from {rss_before} to {rss_after} KiB");
 }
 
 fn rss_kib(pid: i32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap()
+    s.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn splice_mode_passes_payloads_half_close_and_resets_the_same_way() {
+    let be = Backend::start(Mode::Echo);
+    let port = free_port();
+    let _b = Baton::start(&Cfg::simple(port, &[be.port]).set("splice", "true").set("buffer_size", "4096"));
+    let handles: Vec<_> = (0..20u64)
+        .map(|id| {
+            std::thread::spawn(move || {
+                let data = payload(1000 + id, 300_000 + id as usize * 777);
+                let back = echo_roundtrip(port, &data).expect("roundtrip");
+                assert!(back == data, "stream {id} corrupted or truncated ({} of {})", back.len(), data.len());
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let rst = Backend::start(Mode::ResetAfter(10));
+    let port2 = free_port();
+    let _b2 = Baton::start(&Cfg::simple(port2, &[rst.port]).set("splice", "true"));
+    let mut s = TcpStream::connect(("127.0.0.1", port2)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&[1u8; 64]).unwrap();
+    let r = s.read(&mut [0u8; 16]);
+    assert!(matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset), "expected a reset, got {r:?}");
 }

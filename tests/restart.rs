@@ -19,9 +19,7 @@ fn read_pid(path: &str) -> Option<u32> {
 }
 
 fn wait_serving(b: &Baton, pid: u32) -> bool {
-    eventually(Duration::from_secs(10), || {
-        b.serving_pid() == Some(pid as u64)
-    })
+    eventually(Duration::from_secs(10), || b.serving_pid() == Some(pid as u64))
 }
 
 fn alive(pid: i32) -> bool {
@@ -48,27 +46,17 @@ fn a_second_process_takes_over_and_the_old_one_drains_then_exits() {
 
     let mut succ = b.successor(&[]);
     assert!(wait_serving(&b, succ.id()), "successor never served");
-    assert_eq!(
-        read_pid(&pid_file),
-        Some(succ.id()),
-        "the PID file must name the owner"
-    );
+    assert_eq!(read_pid(&pid_file), Some(succ.id()), "the PID file must name the owner");
     let stats = b.stats();
     assert_eq!(json_num(&stats, "\"generation\"", "generation"), 1);
-    assert!(
-        json_num(&stats, "\"connections\"", "total") >= 6,
-        "counters carry over: {stats}"
-    );
+    assert!(json_num(&stats, "\"connections\"", "total") >= 6, "counters carry over: {stats}");
     // the old process drains: the long connection still works through it
     assert!(alive(old));
     long.write_all(b"again").unwrap();
     long.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"again");
     drop(long);
-    assert!(
-        eventually(Duration::from_secs(2), || !alive(old)),
-        "old process did not exit after its last connection"
-    );
+    assert!(eventually(Duration::from_secs(2), || !alive(old)), "old process did not exit after its last connection");
     let d = payload(99, 5000);
     assert_eq!(echo_roundtrip(b.listen, &d).unwrap(), d);
     succ.kill().unwrap();
@@ -83,22 +71,14 @@ fn sighup_restarts_in_place_keeping_the_pid() {
     let b = Baton::start_in(&cfg, dir);
     for round in 1..=3 {
         b.signal(Signal::SIGHUP);
-        assert!(
-            eventually(Duration::from_secs(10), || b.generation() == round),
-            "generation {round} not reached"
-        );
+        assert!(eventually(Duration::from_secs(10), || b.generation() == round), "generation {round} not reached");
         assert_eq!(b.serving_pid(), Some(b.pid() as u64), "the PID changed");
         assert_eq!(read_pid(&pid_file), Some(b.child.id()));
         let d = payload(round, 3000);
         assert_eq!(echo_roundtrip(b.listen, &d).unwrap(), d);
     }
     // the forked old generations finished (nothing to drain) and were reaped
-    assert!(
-        eventually(Duration::from_secs(3), || pids_with(&b.config)
-            == vec![b.pid()]),
-        "{:?}",
-        pids_with(&b.config)
-    );
+    assert!(eventually(Duration::from_secs(3), || pids_with(&b.config) == vec![b.pid()]), "{:?}", pids_with(&b.config));
 }
 
 #[test]
@@ -127,19 +107,12 @@ fn a_taken_port_for_a_new_listener_aborts_the_takeover() {
     let (mut cfg, pid_file) = pid_cfg(&dir, be.port);
     let b = Baton::start_in(&cfg, dir);
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    cfg.listeners.push((
-        "extra".into(),
-        taken.local_addr().unwrap().port(),
-        "back".into(),
-    ));
+    cfg.listeners.push(("extra".into(), taken.local_addr().unwrap().port(), "back".into()));
     std::fs::write(&b.config, cfg.json()).unwrap();
     let mut succ = b.successor(&[]);
     assert_eq!(wait_child(&mut succ, Duration::from_secs(10)), Some(1));
     let err = child_stderr(&mut succ);
-    assert!(
-        err.contains("already in use") && err.contains("aborted"),
-        "{err}"
-    );
+    assert!(err.contains("already in use") && err.contains("aborted"), "{err}");
     assert_eq!(b.serving_pid(), Some(b.pid() as u64));
     assert_eq!(read_pid(&pid_file), Some(b.child.id()));
     let d = payload(1, 100);
@@ -156,11 +129,7 @@ fn new_process_killed_at_each_step_leaves_the_old_one_serving_without_loss() {
     for point in ["new-after-go", "new-after-fds", "new-before-ack"] {
         let spec = format!("{point}:kill");
         let mut succ = b.successor(&[("BATON_FAULT", &spec)]);
-        assert_eq!(
-            wait_child(&mut succ, Duration::from_secs(10)),
-            Some(-1),
-            "{point}: not killed"
-        );
+        assert_eq!(wait_child(&mut succ, Duration::from_secs(10)), Some(-1), "{point}: not killed");
         // the old process notices (disconnect) and keeps serving
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(b.serving_pid(), Some(b.pid() as u64), "{point}");
@@ -186,15 +155,12 @@ fn old_process_killed_during_the_handoff_leaves_the_new_one_serving() {
         let spec = format!("{point}:kill");
         let mut b = Baton::start_env(&cfg, dir, &[("BATON_FAULT", &spec)]);
         let mut succ = b.successor(&[]);
-        assert!(
-            wait_serving(&b, succ.id()),
-            "{point}: successor not serving"
-        );
-        assert_eq!(
-            b.wait_exit(Duration::from_secs(2)),
-            None,
-            "{point}: old process exited normally?"
-        );
+        assert!(wait_serving(&b, succ.id()), "{point}: successor not serving");
+        let killed = eventually(Duration::from_secs(3), || {
+            use std::os::unix::process::ExitStatusExt;
+            matches!(b.child.try_wait(), Ok(Some(st)) if st.signal() == Some(9))
+        });
+        assert!(killed, "{point}: the old process was not killed at the fault point");
         assert_eq!(read_pid(&pid_file), Some(succ.id()), "{point}");
         let d = payload(3, 3000);
         assert_eq!(echo_roundtrip(b.listen, &d).unwrap(), d, "{point}");
@@ -215,15 +181,8 @@ fn stale_socket_and_lock_after_kill_9_do_not_block_the_next_start() {
     assert!(std::path::Path::new(&format!("{run}/reconfig.sock")).exists());
     assert!(std::path::Path::new(&format!("{run}/baton.lock")).exists());
     let mut next = b.successor(&[]);
-    assert!(
-        wait_serving(&b, next.id()),
-        "a stale reconfig.sock or lock blocked the start"
-    );
-    assert_eq!(
-        b.generation(),
-        0,
-        "a cold start after a crash is generation 0"
-    );
+    assert!(wait_serving(&b, next.id()), "a stale reconfig.sock or lock blocked the start");
+    assert_eq!(b.generation(), 0, "a cold start after a crash is generation 0");
     next.kill().unwrap();
     let _ = next.wait();
 }
@@ -237,10 +196,7 @@ fn a_third_process_during_a_handoff_gets_busy_and_exit_3() {
     let mut third = b.successor(&[]);
     assert_eq!(wait_child(&mut third, Duration::from_secs(5)), Some(3));
     assert!(child_stderr(&mut third).contains("another hot restart is in progress"));
-    assert!(
-        wait_serving(&b, first.id()),
-        "the first successor did not complete"
-    );
+    assert!(wait_serving(&b, first.id()), "the first successor did not complete");
     first.kill().unwrap();
     let _ = first.wait();
 }
@@ -257,11 +213,7 @@ fn a_peer_of_another_uid_is_refused_and_the_old_process_keeps_serving() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&b.dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o711)).unwrap();
-    std::fs::set_permissions(
-        format!("{run}/reconfig.sock"),
-        std::fs::Permissions::from_mode(0o777),
-    )
-    .unwrap();
+    std::fs::set_permissions(format!("{run}/reconfig.sock"), std::fs::Permissions::from_mode(0o777)).unwrap();
     // a HELLO from uid 65534: the answer must be REFUSED (type 4)
     let script = format!(
         "import socket,struct\ns=socket.socket(socket.AF_UNIX,socket.SOCK_SEQPACKET)\ns.connect('{run}/reconfig.sock')\n\
@@ -269,22 +221,10 @@ fn a_peer_of_another_uid_is_refused_and_the_old_process_keeps_serving() {
          r=s.recv(100)\nprint(r[5] if len(r)>5 else -1)"
     );
     let out = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "/usr/bin/python3",
-            "-c",
-            &script,
-        ])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", &script])
         .output()
         .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "4",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "4", "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(b.serving_pid(), Some(b.pid() as u64));
     assert_eq!(b.generation(), 0);
     let d = payload(5, 100);
@@ -299,12 +239,8 @@ fn malformed_messages_to_the_running_baton_are_refused_without_a_crash() {
     let path = format!("{}/reconfig.sock", b.run_dir());
     let send_raw = |bytes: &[u8]| {
         let c = transport::connect(&path).unwrap();
-        nix::sys::socket::send(
-            std::os::fd::AsRawFd::as_raw_fd(&c),
-            bytes,
-            nix::sys::socket::MsgFlags::empty(),
-        )
-        .unwrap();
+        nix::sys::socket::send(std::os::fd::AsRawFd::as_raw_fd(&c), bytes, nix::sys::socket::MsgFlags::empty())
+            .unwrap();
         std::thread::sleep(Duration::from_millis(100));
     };
     send_raw(b"GET / HTTP/1.1\r\n\r\n");
@@ -313,16 +249,10 @@ fn malformed_messages_to_the_running_baton_are_refused_without_a_crash() {
     send_raw(b"BAT"); // truncated header
                       // a HELLO, then garbage instead of READY
     let c = transport::connect(&path).unwrap();
-    let hello = baton::handoff::codec::Msg::Hello {
-        pid: 1,
-        baton_version: Default::default(),
-    };
+    let hello = baton::handoff::codec::Msg::Hello { pid: 1, baton_version: Default::default() };
     transport::send(&c, &hello, &[]).unwrap();
     let (go, _) = transport::recv_wait(&c, 2000, "GO").unwrap();
-    assert!(
-        matches!(go, baton::handoff::codec::Msg::Go { .. }),
-        "{go:?}"
-    );
+    assert!(matches!(go, baton::handoff::codec::Msg::Go { .. }), "{go:?}");
     nix::sys::socket::send(
         std::os::fd::AsRawFd::as_raw_fd(&c),
         b"BATN\x01\x05\x01\x00",
@@ -359,14 +289,7 @@ fn fake_old_process(bad: impl Fn(&std::os::fd::OwnedFd, &std::net::TcpListener))
     let peer = transport::accept(&l).unwrap().unwrap();
     let (hello, _) = transport::recv_wait(&peer, 5000, "HELLO").unwrap();
     assert!(matches!(hello, Msg::Hello { .. }));
-    transport::send(
-        &peer,
-        &Msg::Go {
-            pid: std::process::id(),
-        },
-        &[],
-    )
-    .unwrap();
+    transport::send(&peer, &Msg::Go { pid: std::process::id() }, &[]).unwrap();
     let (ready, _) = transport::recv_wait(&peer, 5000, "READY").unwrap();
     assert_eq!(ready, Msg::Ready);
     let chan = transport::connect(&format!("{run}/listen.sock")).unwrap();
@@ -386,19 +309,9 @@ fn a_bad_manifest_is_refused_by_the_new_process_with_a_clear_error() {
     use baton::handoff::transport;
     use std::os::fd::AsRawFd;
     let manifest = |addr: std::net::SocketAddr, n: usize| Msg::Manifest {
-        head: ManifestHead {
-            baton_version: Default::default(),
-            totals: Default::default(),
-            batch: 0,
-            last: true,
-        },
+        head: ManifestHead { baton_version: Default::default(), totals: Default::default(), batch: 0, last: true },
         entries: (0..n)
-            .map(|_| Entry {
-                kind: FdKind::Listener,
-                name: Default::default(),
-                addr: Some(addr),
-                pid: 0,
-            })
+            .map(|_| Entry { kind: FdKind::Listener, name: Default::default(), addr: Some(addr), pid: 0 })
             .collect(),
     };
     let raw_send = |chan: &std::os::fd::OwnedFd, b: &[u8]| {
@@ -423,36 +336,23 @@ fn a_bad_manifest_is_refused_by_the_new_process_with_a_clear_error() {
     assert!(err.contains("bad handoff message"), "{err}");
     // announces two descriptors, carries one
     let (rc, err) = fake_old_process(|chan, s| {
-        transport::send(
-            chan,
-            &manifest(s.local_addr().unwrap(), 2),
-            &[s.as_raw_fd()],
-        )
-        .unwrap();
+        transport::send(chan, &manifest(s.local_addr().unwrap(), 2), &[s.as_raw_fd()]).unwrap();
     });
     assert_eq!(rc, 1, "{err}");
-    assert!(
-        err.contains("announced 2 descriptors but 1 arrived"),
-        "{err}"
-    );
+    assert!(err.contains("announced 2 descriptors but 1 arrived"), "{err}");
     // a descriptor that is not what the manifest says
     let (rc, err) = fake_old_process(|chan, s| {
         let wrong: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
         transport::send(chan, &manifest(wrong, 1), &[s.as_raw_fd()]).unwrap();
     });
     assert_eq!(rc, 1, "{err}");
-    assert!(
-        err.contains("failed verification: bound to a different address"),
-        "{err}"
-    );
+    assert!(err.contains("failed verification: bound to a different address"), "{err}");
 }
 
 #[test]
 fn drain_deadline_bounds_the_old_process_and_max_draining_caps_generations() {
     let be = Backend::start(Mode::Echo);
-    let cfg = Cfg::simple(free_port(), &[be.port])
-        .set("drain_timeout", "\"1s\"")
-        .set("max_draining", "1");
+    let cfg = Cfg::simple(free_port(), &[be.port]).set("drain_timeout", "\"1s\"").set("max_draining", "1");
     let b = Baton::start(&cfg);
     // generation 0 holds a connection that never ends: it must still exit at the drain deadline
     let mut held = TcpStream::connect(("127.0.0.1", b.listen)).unwrap();
@@ -463,22 +363,13 @@ fn drain_deadline_bounds_the_old_process_and_max_draining_caps_generations() {
     let mut succ = b.successor(&[]);
     assert!(wait_serving(&b, succ.id()));
     let t = Instant::now();
-    assert!(
-        eventually(Duration::from_secs(3), || !alive(old)),
-        "old process outlived its drain deadline"
-    );
-    assert!(
-        t.elapsed() < Duration::from_millis(2500),
-        "took {:?}",
-        t.elapsed()
-    );
+    assert!(eventually(Duration::from_secs(3), || !alive(old)), "old process outlived its drain deadline");
+    assert!(t.elapsed() < Duration::from_millis(2500), "took {:?}", t.elapsed());
     succ.kill().unwrap();
     let _ = succ.wait();
 
     // max_draining 1, long drain: each generation holds a connection; at most one drains at once
-    let cfg = Cfg::simple(free_port(), &[be.port])
-        .set("drain_timeout", "\"60s\"")
-        .set("max_draining", "1");
+    let cfg = Cfg::simple(free_port(), &[be.port]).set("drain_timeout", "\"60s\"").set("max_draining", "1");
     let b = Baton::start(&cfg);
     let mut held = Vec::new();
     let mut kids = Vec::new();

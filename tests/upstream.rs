@@ -11,24 +11,15 @@ fn refused_host_fails_over_and_is_marked_down() {
     let be = Backend::start(Mode::Echo);
     let dead = free_port();
     let port = free_port();
-    let cfg = Cfg::simple(port, &[dead, be.port])
-        .set("fail_threshold", "2")
-        .set("down_time", "\"30s\"");
+    let cfg = Cfg::simple(port, &[dead, be.port]).set("fail_threshold", "2").set("down_time", "\"30s\"");
     let b = Baton::start(&cfg);
     for id in 0..20 {
         let data = payload(id, 1000);
-        assert_eq!(
-            echo_roundtrip(port, &data).unwrap(),
-            data,
-            "connection {id} failed"
-        );
+        assert_eq!(echo_roundtrip(port, &data).unwrap(), data, "connection {id} failed");
     }
     let stats = b.stats();
     let dead_host = format!("\"address\":\"127.0.0.1:{dead}\"");
-    assert!(
-        stats.contains(&format!("{dead_host},\"weight\":1,\"healthy\":false")),
-        "{stats}"
-    );
+    assert!(stats.contains(&format!("{dead_host},\"weight\":1,\"healthy\":false")), "{stats}");
     // marked down after 2 failures: later clients skip it, so it saw exactly 2
     assert_eq!(json_num(&stats, &dead_host, "failures"), 2, "{stats}");
     assert_eq!(json_num(&stats, "\"connections\"", "refused"), 0);
@@ -43,16 +34,9 @@ fn no_reachable_host_closes_the_client_and_counts_it() {
     let mut buf = [0u8; 8];
     let t = Instant::now();
     let r = s.read(&mut buf);
-    assert!(
-        matches!(r, Ok(0) | Err(_)),
-        "expected the client to be closed, got {r:?}"
-    );
+    assert!(matches!(r, Ok(0) | Err(_)), "expected the client to be closed, got {r:?}");
     assert!(t.elapsed() < Duration::from_secs(3));
-    assert!(eventually(Duration::from_secs(2), || json_num(
-        &b.stats(),
-        "\"connections\"",
-        "refused"
-    ) == 1));
+    assert!(eventually(Duration::from_secs(2), || json_num(&b.stats(), "\"connections\"", "refused") == 1));
 }
 
 #[test]
@@ -76,32 +60,16 @@ fn connect_timeout_fails_over_to_the_next_host() {
     let data = payload(7, 5000);
     assert_eq!(echo_roundtrip(port, &data).unwrap(), data);
     let took = t.elapsed();
-    assert!(
-        took >= Duration::from_millis(300),
-        "answered in {took:?}: the stuck host was not tried first"
-    );
+    assert!(took >= Duration::from_millis(300), "answered in {took:?}: the stuck host was not tried first");
     let stats = b.stats();
-    assert!(
-        json_num(&stats, &format!("127.0.0.1:{stuck_port}"), "failures") >= 1,
-        "{stats}"
-    );
+    assert!(json_num(&stats, &format!("127.0.0.1:{stuck_port}"), "failures") >= 1, "{stats}");
 }
 
 fn nix_listener_backlog0() -> TcpListener {
     use nix::sys::socket::*;
     use std::os::fd::OwnedFd;
-    let fd: OwnedFd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::empty(),
-        None,
-    )
-    .unwrap();
-    bind(
-        std::os::fd::AsRawFd::as_raw_fd(&fd),
-        &SockaddrIn::new(127, 0, 0, 1, 0),
-    )
-    .unwrap();
+    let fd: OwnedFd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::empty(), None).unwrap();
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
     listen(&fd, Backlog::new(0).unwrap()).unwrap();
     TcpListener::from(fd)
 }

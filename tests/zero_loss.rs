@@ -57,13 +57,9 @@ fn no_connection_is_lost_through_20_hot_restarts_under_load() {
             baton: base.baton.clone(),
         };
         if i % 4 == 1 || i % 4 == 2 {
-            cfg.listeners
-                .push(("extra".into(), extra_port, "back".into()));
+            cfg.listeners.push(("extra".into(), extra_port, "back".into()));
         }
-        let cfg = cfg.set(
-            "idle_timeout",
-            if i % 2 == 0 { "\"10m\"" } else { "\"11m\"" },
-        );
+        let cfg = cfg.set("idle_timeout", if i % 2 == 0 { "\"10m\"" } else { "\"11m\"" });
         std::fs::write(&b.config, cfg.json()).unwrap();
 
         let gen = b.generation();
@@ -73,29 +69,17 @@ fn no_connection_is_lost_through_20_hot_restarts_under_load() {
         } else {
             kids.push(b.successor(&[]));
         }
-        assert!(
-            eventually(Duration::from_secs(10), || b.generation() == gen + 1),
-            "restart {i} did not complete"
-        );
+        assert!(eventually(Duration::from_secs(10), || b.generation() == gen + 1), "restart {i} did not complete");
         // until the old process handles the ack, both accept (by design); then only the new one
         let agree = || {
-            let file = std::fs::read_to_string(&pid_file)
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok());
+            let file = std::fs::read_to_string(&pid_file).ok().and_then(|s| s.trim().parse::<u64>().ok());
             file.is_some() && b.serving_pid() == file
         };
-        assert!(
-            eventually(Duration::from_secs(3), agree),
-            "restart {i}: PID file and /stats disagree"
-        );
+        assert!(eventually(Duration::from_secs(3), agree), "restart {i}: PID file and /stats disagree");
         let now_serving = b.serving_pid().unwrap();
         if i % 4 == 1 {
             let d = payload(i as u64, 500);
-            assert_eq!(
-                echo_roundtrip(extra_port, &d).unwrap(),
-                d,
-                "restart {i}: added listener"
-            );
+            assert_eq!(echo_roundtrip(extra_port, &d).unwrap(), d, "restart {i}: added listener");
         }
         serving.push((now_serving, Instant::now()));
         std::thread::sleep(Duration::from_millis(300));
@@ -104,8 +88,7 @@ fn no_connection_is_lost_through_20_hot_restarts_under_load() {
     let load_end = Instant::now();
     let last = b.serving_pid().unwrap() as i32;
     assert!(
-        eventually(Duration::from_secs(DRAIN_S + 3), || pids_with(&b.config)
-            == vec![last]),
+        eventually(Duration::from_secs(DRAIN_S + 3), || pids_with(&b.config) == vec![last]),
         "old processes still alive: {:?}",
         pids_with(&b.config)
     );
@@ -113,24 +96,15 @@ fn no_connection_is_lost_through_20_hot_restarts_under_load() {
     sampler.join().unwrap();
 
     assert_eq!(result.failed, 0, "failed connections: {:?}", result.errors);
-    assert!(
-        result.ok > 2_000,
-        "too little load ran: {} connections",
-        result.ok
-    );
-    eprintln!(
-        "zero loss: {} connections completed, 0 failed, {RESTARTS} restarts",
-        result.ok
-    );
+    assert!(result.ok > 2_000, "too little load ran: {} connections", result.ok);
+    eprintln!("zero loss: {} connections completed, 0 failed, {RESTARTS} restarts", result.ok);
 
     // each old process exited within its drain deadline after it stopped serving
     let seen = seen.lock().unwrap();
     for (&pid, &(first, lastseen)) in seen.iter().filter(|(&p, _)| p != last) {
         // retired when /stats stopped naming it; a SIGHUP child never served /stats for long
-        let retired = serving
-            .windows(2)
-            .find(|w| w[0].0 == pid as u64 && w[1].0 != pid as u64)
-            .map_or(first, |w| w[1].1);
+        let retired =
+            serving.windows(2).find(|w| w[0].0 == pid as u64 && w[1].0 != pid as u64).map_or(first, |w| w[1].1);
         let drained = lastseen.saturating_duration_since(retired);
         assert!(
             drained <= Duration::from_secs(DRAIN_S) + Duration::from_millis(1500),

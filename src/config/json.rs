@@ -66,90 +66,42 @@ const SCHEMA: &[(&str, Kind)] = &[
     ("servers[].default_log_path", Kind::Any),
     ("servers[].default_log_level", Kind::Str(RAW_STR_LEN)),
     ("servers[].graceful_timeout", Kind::Str(RAW_STR_LEN)),
-    (
-        "servers[].listeners",
-        Kind::Arr(MAX_LISTENERS, "MAX_LISTENERS"),
-    ),
+    ("servers[].listeners", Kind::Arr(MAX_LISTENERS, "MAX_LISTENERS")),
     ("servers[].listeners[]", Kind::Obj),
     ("servers[].listeners[].name", Kind::Str(RAW_STR_LEN)),
     ("servers[].listeners[].address", Kind::Str(RAW_STR_LEN)),
     ("servers[].listeners[].bind_port", Kind::Bool),
     ("servers[].listeners[].log_path", Kind::Any),
     ("servers[].listeners[].log_level", Kind::Any),
-    (
-        "servers[].listeners[].filter_chains",
-        Kind::Arr(MAX_CHAINS, "MAX_CHAINS"),
-    ),
+    ("servers[].listeners[].filter_chains", Kind::Arr(MAX_CHAINS, "MAX_CHAINS")),
     ("servers[].listeners[].filter_chains[]", Kind::Obj),
-    (
-        "servers[].listeners[].filter_chains[].tls_context",
-        Kind::Any,
-    ),
-    (
-        "servers[].listeners[].filter_chains[].filters",
-        Kind::Arr(MAX_FILTERS, "MAX_FILTERS"),
-    ),
+    ("servers[].listeners[].filter_chains[].tls_context", Kind::Any),
+    ("servers[].listeners[].filter_chains[].filters", Kind::Arr(MAX_FILTERS, "MAX_FILTERS")),
     ("servers[].listeners[].filter_chains[].filters[]", Kind::Obj),
-    (
-        "servers[].listeners[].filter_chains[].filters[].type",
-        Kind::Str(RAW_STR_LEN),
-    ),
-    (
-        "servers[].listeners[].filter_chains[].filters[].config",
-        Kind::Obj,
-    ),
-    (
-        "servers[].listeners[].filter_chains[].filters[].config.cluster",
-        Kind::Str(RAW_STR_LEN),
-    ),
-    (
-        "servers[].listeners[].filter_chains[].filters[].config.routes",
-        Kind::Arr(MAX_FILTERS, "MAX_FILTERS"),
-    ),
-    (
-        "servers[].listeners[].filter_chains[].filters[].config.routes[]",
-        Kind::Obj,
-    ),
-    (
-        "servers[].listeners[].filter_chains[].filters[].config.routes[].cluster",
-        Kind::Str(RAW_STR_LEN),
-    ),
+    ("servers[].listeners[].filter_chains[].filters[].type", Kind::Str(RAW_STR_LEN)),
+    ("servers[].listeners[].filter_chains[].filters[].config", Kind::Obj),
+    ("servers[].listeners[].filter_chains[].filters[].config.cluster", Kind::Str(RAW_STR_LEN)),
+    ("servers[].listeners[].filter_chains[].filters[].config.routes", Kind::Arr(MAX_FILTERS, "MAX_FILTERS")),
+    ("servers[].listeners[].filter_chains[].filters[].config.routes[]", Kind::Obj),
+    ("servers[].listeners[].filter_chains[].filters[].config.routes[].cluster", Kind::Str(RAW_STR_LEN)),
     ("cluster_manager", Kind::Obj),
-    (
-        "cluster_manager.clusters",
-        Kind::Arr(MAX_CLUSTERS, "MAX_CLUSTERS"),
-    ),
+    ("cluster_manager.clusters", Kind::Arr(MAX_CLUSTERS, "MAX_CLUSTERS")),
     ("cluster_manager.clusters[]", Kind::Obj),
     ("cluster_manager.clusters[].Name", Kind::Str(RAW_STR_LEN)),
     ("cluster_manager.clusters[].name", Kind::Str(RAW_STR_LEN)),
     ("cluster_manager.clusters[].type", Kind::Str(RAW_STR_LEN)),
     ("cluster_manager.clusters[].lb_type", Kind::Str(RAW_STR_LEN)),
-    (
-        "cluster_manager.clusters[].max_request_per_conn",
-        Kind::UInt,
-    ),
-    (
-        "cluster_manager.clusters[].conn_buffer_limit_bytes",
-        Kind::UInt,
-    ),
-    (
-        "cluster_manager.clusters[].hosts",
-        Kind::Arr(MAX_HOSTS, "MAX_HOSTS"),
-    ),
+    ("cluster_manager.clusters[].max_request_per_conn", Kind::UInt),
+    ("cluster_manager.clusters[].conn_buffer_limit_bytes", Kind::UInt),
+    ("cluster_manager.clusters[].hosts", Kind::Arr(MAX_HOSTS, "MAX_HOSTS")),
     ("cluster_manager.clusters[].hosts[]", Kind::Obj),
-    (
-        "cluster_manager.clusters[].hosts[].address",
-        Kind::Str(RAW_STR_LEN),
-    ),
+    ("cluster_manager.clusters[].hosts[].address", Kind::Str(RAW_STR_LEN)),
     ("cluster_manager.clusters[].hosts[].hostname", Kind::Any),
     ("cluster_manager.clusters[].hosts[].weight", Kind::UInt),
     ("admin", Kind::Obj),
     ("admin.address", Kind::Obj),
     ("admin.address.socket_address", Kind::Obj),
-    (
-        "admin.address.socket_address.address",
-        Kind::Str(RAW_STR_LEN),
-    ),
+    ("admin.address.socket_address.address", Kind::Str(RAW_STR_LEN)),
     ("admin.address.socket_address.port_value", Kind::UInt),
     ("baton", Kind::Obj),
     ("baton.runtime_dir", Kind::Str(PATH_STR_LEN)),
@@ -166,6 +118,7 @@ const SCHEMA: &[(&str, Kind)] = &[
     ("baton.down_time", Kind::Str(RAW_STR_LEN)),
     ("baton.max_draining", Kind::UInt),
     ("baton.transfer_connections", Kind::Bool),
+    ("baton.splice", Kind::Bool),
 ];
 
 /// Where and what: the first problem found.
@@ -205,12 +158,7 @@ struct Walker<'a> {
 
 /// Checks `text` and returns the first problem, if any.
 pub fn check(text: &[u8]) -> Result<(), JsonError> {
-    let mut w = Walker {
-        b: text,
-        i: 0,
-        path: [Seg::Idx(0); MAX_DEPTH],
-        depth: 0,
-    };
+    let mut w = Walker { b: text, i: 0, path: [Seg::Idx(0); MAX_DEPTH], depth: 0 };
     w.ws();
     w.value(Some(Kind::Obj))?;
     w.ws();
@@ -223,13 +171,7 @@ pub fn check(text: &[u8]) -> Result<(), JsonError> {
 impl<'a> Walker<'a> {
     fn err(&self, what: &'static str) -> JsonError {
         let (line, col) = self.position();
-        JsonError {
-            line,
-            col,
-            path: self.path_text(),
-            what,
-            expected: None,
-        }
+        JsonError { line, col, path: self.path_text(), what, expected: None }
     }
 
     fn position(&self) -> (u32, u32) {
@@ -254,10 +196,7 @@ impl<'a> Walker<'a> {
 
     /// The schema kind of the current path, `None` for an unknown key.
     fn schema_kind(&self) -> Option<Kind> {
-        SCHEMA
-            .iter()
-            .find(|(p, _)| self.pattern_is(p))
-            .map(|(_, k)| *k)
+        SCHEMA.iter().find(|(p, _)| self.pattern_is(p)).map(|(_, k)| *k)
     }
 
     fn pattern_is(&self, pattern: &str) -> bool {
@@ -265,11 +204,7 @@ impl<'a> Walker<'a> {
         for (n, seg) in self.path[..self.depth].iter().enumerate() {
             rest = match seg {
                 Seg::Key(k) => {
-                    let r = if n == 0 {
-                        rest
-                    } else {
-                        rest.strip_prefix('.').unwrap_or("\0")
-                    };
+                    let r = if n == 0 { rest } else { rest.strip_prefix('.').unwrap_or("\0") };
                     match r.strip_prefix(k) {
                         Some(r) => r,
                         None => return false,
@@ -305,10 +240,7 @@ impl<'a> Walker<'a> {
             Some(b'0'..=b'9') => Kind::Any,
             Some(b'-' | b'n') => Kind::Any,
             None => return Err(self.err("the file ends where a value was expected")),
-            Some(_) => {
-                return Err(self
-                    .err("expected a value (object, array, string, number, true, false or null)"))
-            }
+            Some(_) => return Err(self.err("expected a value (object, array, string, number, true, false or null)")),
         };
         if let Some(w) = want {
             let null = self.peek() == Some(b'n');
@@ -317,13 +249,7 @@ impl<'a> Walker<'a> {
             if !fits {
                 let (line, col) = self.position();
                 let what = found_name(self.peek().unwrap_or(b' '), self.b, self.i);
-                return Err(JsonError {
-                    line,
-                    col,
-                    path: self.path_text(),
-                    what,
-                    expected: Some(w.name()),
-                });
+                return Err(JsonError { line, col, path: self.path_text(), what, expected: Some(w.name()) });
             }
         }
         let checked = want.is_some() && want != Some(Kind::Any);
@@ -367,11 +293,7 @@ impl<'a> Walker<'a> {
             self.i += 1;
             self.ws();
             self.enter(Seg::Key(key))?;
-            let want = if checked {
-                self.known_or_logged()
-            } else {
-                None
-            };
+            let want = if checked { self.known_or_logged() } else { None };
             self.value(want)?;
             self.depth -= 1;
             self.ws();
@@ -400,10 +322,7 @@ impl<'a> Walker<'a> {
         match want {
             Some(Kind::Str(max)) if s.len() > max => {
                 self.i = at;
-                Err(JsonError {
-                    what: too_long(max),
-                    ..self.err("")
-                })
+                Err(JsonError { what: too_long(max), ..self.err("") })
             }
             _ => Ok(()),
         }
@@ -424,10 +343,7 @@ impl<'a> Walker<'a> {
         loop {
             self.ws();
             if let Some((max, name)) = limit.filter(|(max, _)| n >= *max) {
-                return Err(JsonError {
-                    what: too_many(max, name),
-                    ..self.err("")
-                });
+                return Err(JsonError { what: too_many(max, name), ..self.err("") });
             }
             self.enter(Seg::Idx(n))?;
             let want = if checked { self.schema_kind() } else { None };
@@ -560,10 +476,7 @@ fn found_name(first: u8, b: &[u8], i: usize) -> &'static str {
         b'-' => "a negative number",
         _ => {
             let rest = &b[i..];
-            let end = rest
-                .iter()
-                .position(|c| !(c.is_ascii_digit()))
-                .unwrap_or(rest.len());
+            let end = rest.iter().position(|c| !(c.is_ascii_digit())).unwrap_or(rest.len());
             if matches!(rest.get(end), Some(b'.' | b'e' | b'E')) {
                 "a fractional number"
             } else {
@@ -583,8 +496,7 @@ mod tests {
 
     #[test]
     fn accepts_valid_and_unknown_keys() {
-        check(br#"{"servers":[{"listeners":[],"routers":[{"x":[1,2,{"y":null}]}]}],"pprof":{"debug":true}}"#)
-            .unwrap();
+        check(br#"{"servers":[{"listeners":[],"routers":[{"x":[1,2,{"y":null}]}]}],"pprof":{"debug":true}}"#).unwrap();
         check(b"  {}  ").unwrap();
         check(br#"{"a":"\u00e9\n","b":-1.5e3}"#).unwrap();
     }
@@ -597,10 +509,7 @@ mod tests {
         assert_eq!(err("{\"a\":1,}").what, "expected a key in double quotes");
         assert_eq!(err("{").what, "expected a key in double quotes");
         assert_eq!(err("{\"a\":\"x").what, "the file ends inside a string");
-        assert_eq!(
-            err("{} x").what,
-            "unexpected text after the top-level object"
-        );
+        assert_eq!(err("{} x").what, "unexpected text after the top-level object");
         assert_eq!(err("[]").expected, Some("an object"));
         assert!(err("{\"a\":01.}").what.starts_with("invalid number"));
     }
@@ -616,9 +525,7 @@ mod tests {
         assert_eq!(e.what, "a negative number");
         let e = err(r#"{"baton":{"max_connections":1.5}}"#);
         assert_eq!(e.what, "a fractional number");
-        assert!(e
-            .to_string()
-            .contains("`baton.max_connections` must be a non-negative integer"));
+        assert!(e.to_string().contains("`baton.max_connections` must be a non-negative integer"));
     }
 
     #[test]
@@ -632,9 +539,6 @@ mod tests {
         for _ in 0..100 {
             deep.push(b'[').unwrap();
         }
-        assert_eq!(
-            check(&deep).unwrap_err().what,
-            "nesting deeper than 32 levels"
-        );
+        assert_eq!(check(&deep).unwrap_err().what, "nesting deeper than 32 levels");
     }
 }

@@ -34,13 +34,29 @@ impl core::fmt::Display for LoadError {
     }
 }
 
+/// Stack for `load`'s parsing thread: serde-json-core builds the raw config (about 64 KiB) and
+/// moves it through a few frames; 4 MiB leaves a wide margin.
+pub const PARSE_STACK: usize = 4 << 20;
+
+/// Reads and validates a config file on a short-lived thread. The parse touches over a MiB of
+/// stack; a thread's stack is unmapped when it ends, so the long-running process does not keep
+/// those pages resident (idle RSS).
+pub fn load(path: &str) -> Result<Config, LoadError> {
+    std::thread::scope(|s| {
+        let t = std::thread::Builder::new()
+            .name("config".into())
+            .stack_size(PARSE_STACK)
+            .spawn_scoped(s, || read_file(path))
+            .map_err(LoadError::Io)?;
+        t.join().unwrap_or_else(|_| Err(LoadError::Io(std::io::Error::other("config parser failed"))))
+    })
+}
+
 /// Reads and validates a config file. Reads at most `MAX_CONFIG_BYTES + 1` bytes, so an
 /// oversize or endless file (a FIFO, /dev/zero) is refused without reading it whole.
 pub fn read_file(path: &str) -> Result<Config, LoadError> {
     let file = std::fs::File::open(path).map_err(LoadError::Io)?;
     let mut text = std::vec::Vec::with_capacity(4096);
-    file.take(MAX_CONFIG_BYTES as u64 + 1)
-        .read_to_end(&mut text)
-        .map_err(LoadError::Io)?;
+    file.take(MAX_CONFIG_BYTES as u64 + 1).read_to_end(&mut text).map_err(LoadError::Io)?;
     parse(&text).map_err(LoadError::Invalid)
 }

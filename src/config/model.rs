@@ -26,10 +26,7 @@ pub const MIN_BUFFER: u32 = 1024;
 pub const MAX_BUFFER: u32 = 1 << 20;
 
 const _: () = assert!(MAX_HOSTS <= 64, "the LB exclusion set is a u64 bitmask");
-const _: () = assert!(
-    PATH_LEN + "/reconfig.sock".len() < 108,
-    "sun_path is 108 bytes"
-);
+const _: () = assert!(PATH_LEN + "/reconfig.sock".len() < 108, "sun_path is 108 bytes");
 
 pub type Name = String<NAME_LEN>;
 pub type Path = String<PATH_LEN>;
@@ -48,9 +45,7 @@ impl LbPolicy {
         match s {
             "LB_ROUNDROBIN" | "" => Some(Self::RoundRobin),
             "LB_RANDOM" => Some(Self::Random),
-            "LB_LEASTCONNECTION" | "LB_LEAST_CONNECTION" | "LB_LEAST_REQUEST" => {
-                Some(Self::LeastConn)
-            }
+            "LB_LEASTCONNECTION" | "LB_LEAST_CONNECTION" | "LB_LEAST_REQUEST" => Some(Self::LeastConn),
             _ => None,
         }
     }
@@ -150,6 +145,9 @@ pub struct Settings {
     pub max_draining: u8,
     /// Move established connections to the new process instead of draining them (issue 5).
     pub transfer_connections: bool,
+    /// Relay bytes with splice(2) through a pipe per direction instead of user-space buffers
+    /// (docs/benchmarks.md compares both).
+    pub splice: bool,
 }
 
 impl Settings {
@@ -175,6 +173,7 @@ impl Default for Settings {
             down_time_ms: 10_000,
             max_draining: 2,
             transfer_connections: false,
+            splice: false,
         }
     }
 }

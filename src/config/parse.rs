@@ -7,9 +7,7 @@ use heapless::{String, Vec};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-use super::json::{
-    self, JsonError, PathText, MAX_CHAINS, MAX_FILTERS, MAX_SERVERS, PATH_STR_LEN, RAW_STR_LEN,
-};
+use super::json::{self, JsonError, PathText, MAX_CHAINS, MAX_FILTERS, MAX_SERVERS, PATH_STR_LEN, RAW_STR_LEN};
 use super::model::*;
 use super::value::{parse_addr, parse_duration_ms, parse_ip_port};
 
@@ -115,6 +113,7 @@ struct RawBaton {
     down_time: Option<Raw>,
     max_draining: Option<u64>,
     transfer_connections: Option<bool>,
+    splice: Option<bool>,
 }
 
 /// Whether an object has any entry (`tls_context: {}` is "no TLS"; anything in it is TLS).
@@ -180,10 +179,9 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::TooLarge { size } => write!(
-                f,
-                "the config file is {size} bytes; the limit is MAX_CONFIG_BYTES = {MAX_CONFIG_BYTES}"
-            ),
+            Self::TooLarge { size } => {
+                write!(f, "the config file is {size} bytes; the limit is MAX_CONFIG_BYTES = {MAX_CONFIG_BYTES}")
+            }
             Self::Json(e) => write!(f, "{e}"),
             Self::Serde(e) => write!(f, "the config could not be read: {e}"),
             Self::Field { path, problem } => write!(f, "{path}: {problem}"),
@@ -223,8 +221,7 @@ pub fn parse(text: &[u8]) -> Result<Config, ConfigError> {
     }
     json::check(text).map_err(ConfigError::Json)?;
     let mut scratch = [0u8; PATH_STR_LEN];
-    let (raw, _) = serde_json_core::from_slice_escaped::<RawConfig>(text, &mut scratch)
-        .map_err(ConfigError::Serde)?;
+    let (raw, _) = serde_json_core::from_slice_escaped::<RawConfig>(text, &mut scratch).map_err(ConfigError::Serde)?;
     build(&raw)
 }
 
@@ -248,10 +245,7 @@ fn build(raw: &RawConfig) -> Result<Config, ConfigError> {
     for (si, s) in servers.iter().enumerate() {
         if let Some(l) = &s.default_log_level {
             cfg.log_level = LogLevel::parse(l).ok_or_else(|| {
-                field(
-                    format_args!("servers[{si}].default_log_level"),
-                    Problem::BadLogLevel(l.clone()),
-                )
+                field(format_args!("servers[{si}].default_log_level"), Problem::BadLogLevel(l.clone()))
             })?;
         }
         if let Some(g) = &s.graceful_timeout {
@@ -262,10 +256,7 @@ fn build(raw: &RawConfig) -> Result<Config, ConfigError> {
             cfg.listeners.push(listener).map_err(|_| {
                 field(
                     format_args!("servers[{si}].listeners[{li}]"),
-                    Problem::TooMany {
-                        limit: "MAX_LISTENERS",
-                        max: MAX_LISTENERS,
-                    },
+                    Problem::TooMany { limit: "MAX_LISTENERS", max: MAX_LISTENERS },
                 )
             })?;
         }
@@ -283,47 +274,26 @@ fn build(raw: &RawConfig) -> Result<Config, ConfigError> {
     Ok(cfg)
 }
 
-fn build_listener(
-    cfg: &Config,
-    l: &RawListener,
-    si: usize,
-    li: usize,
-) -> Result<Listener, ConfigError> {
+fn build_listener(cfg: &Config, l: &RawListener, si: usize, li: usize) -> Result<Listener, ConfigError> {
     let mut name = Name::new();
     match &l.name {
         Some(n) if !n.is_empty() => name.push_str(n).map_err(|_| {
-            field(
-                format_args!("servers[{si}].listeners[{li}].name"),
-                Problem::TooLong { max: NAME_LEN },
-            )
+            field(format_args!("servers[{si}].listeners[{li}].name"), Problem::TooLong { max: NAME_LEN })
         })?,
         _ => write!(name, "listener-{}", cfg.listeners.len()).unwrap_or(()),
     }
-    let at = |f: &str, p: Problem| {
-        field(
-            format_args!("listener \"{name}\" (servers[{si}].listeners[{li}]{f})"),
-            p,
-        )
-    };
+    let at = |f: &str, p: Problem| field(format_args!("listener \"{name}\" (servers[{si}].listeners[{li}]{f})"), p);
     if l.bind_port == Some(false) {
         return Err(at(".bind_port", Problem::BindPortFalse));
     }
-    let text = l
-        .address
-        .as_ref()
-        .ok_or_else(|| at(".address", Problem::Missing))?;
+    let text = l.address.as_ref().ok_or_else(|| at(".address", Problem::Missing))?;
     let addr = parse_addr(text).ok_or_else(|| at(".address", Problem::BadAddress(text.clone())))?;
     let cluster_name = tcp_proxy_cluster(l, &at)?;
     let cluster = cfg
         .clusters
         .iter()
         .position(|c| c.name.as_str() == cluster_name.as_str())
-        .ok_or_else(|| {
-            at(
-                " tcp_proxy cluster",
-                Problem::UnknownCluster(cluster_name.clone()),
-            )
-        })?;
+        .ok_or_else(|| at(" tcp_proxy cluster", Problem::UnknownCluster(cluster_name.clone())))?;
     if let Some(other) = cfg.listeners.iter().find(|o| o.addr == addr) {
         let mut p = PathText::new();
         let _ = write!(p, "listener \"{}\"", other.name);
@@ -334,47 +304,26 @@ fn build_listener(
         let _ = write!(p, "the listener at {}", other.addr);
         return Err(at(".name", Problem::DuplicateName(p)));
     }
-    Ok(Listener {
-        name,
-        addr,
-        cluster,
-    })
+    Ok(Listener { name, addr, cluster })
 }
 
 /// The cluster named by the listener's single `tcp_proxy` filter; any other filter or TLS is refused.
-fn tcp_proxy_cluster(
-    l: &RawListener,
-    at: &dyn Fn(&str, Problem) -> ConfigError,
-) -> Result<Raw, ConfigError> {
+fn tcp_proxy_cluster(l: &RawListener, at: &dyn Fn(&str, Problem) -> ConfigError) -> Result<Raw, ConfigError> {
     let mut found: Option<Raw> = None;
     for (ci, chain) in l.filter_chains.as_deref().unwrap_or(&[]).iter().enumerate() {
         if chain.tls_context.as_ref().is_some_and(|t| t.0) {
-            return Err(at(
-                &path_fmt(format_args!(".filter_chains[{ci}].tls_context")),
-                Problem::TlsNotSupported,
-            ));
+            return Err(at(&path_fmt(format_args!(".filter_chains[{ci}].tls_context")), Problem::TlsNotSupported));
         }
         for (fi, f) in chain.filters.as_deref().unwrap_or(&[]).iter().enumerate() {
             let here = path_fmt(format_args!(".filter_chains[{ci}].filters[{fi}]"));
             let kind = f.kind.as_deref().unwrap_or("");
             if kind != "tcp_proxy" {
-                return Err(at(
-                    &here,
-                    Problem::UnsupportedFilter(f.kind.clone().unwrap_or_default()),
-                ));
+                return Err(at(&here, Problem::UnsupportedFilter(f.kind.clone().unwrap_or_default())));
             }
             let c = f.config.as_ref();
-            let route = c
-                .and_then(|c| c.routes.as_ref())
-                .and_then(|r| r.first())
-                .and_then(|r| r.cluster.clone());
+            let route = c.and_then(|c| c.routes.as_ref()).and_then(|r| r.first()).and_then(|r| r.cluster.clone());
             let name = c.and_then(|c| c.cluster.clone()).or(route);
-            let name = name.ok_or_else(|| {
-                at(
-                    &path_fmt(format_args!("{here}.config.cluster")),
-                    Problem::Missing,
-                )
-            })?;
+            let name = name.ok_or_else(|| at(&path_fmt(format_args!("{here}.config.cluster")), Problem::Missing))?;
             found.get_or_insert(name);
         }
     }
@@ -389,39 +338,16 @@ fn path_fmt(a: fmt::Arguments<'_>) -> PathText {
 
 fn build_clusters(raw: &RawConfig) -> Result<Vec<Cluster, MAX_CLUSTERS>, ConfigError> {
     let mut out: Vec<Cluster, MAX_CLUSTERS> = Vec::new();
-    let list = raw
-        .cluster_manager
-        .as_ref()
-        .and_then(|m| m.clusters.as_deref())
-        .unwrap_or(&[]);
+    let list = raw.cluster_manager.as_ref().and_then(|m| m.clusters.as_deref()).unwrap_or(&[]);
     for (ci, c) in list.iter().enumerate() {
-        let name = c
-            .name_upper
-            .as_ref()
-            .or(c.name.as_ref())
-            .filter(|n| !n.is_empty());
-        let name = name.ok_or_else(|| {
-            field(
-                format_args!("cluster_manager.clusters[{ci}].name"),
-                Problem::Missing,
-            )
-        })?;
-        let at = |f: &str, p: Problem| {
-            field(
-                format_args!("cluster \"{name}\" (cluster_manager.clusters[{ci}]{f})"),
-                p,
-            )
-        };
+        let name = c.name_upper.as_ref().or(c.name.as_ref()).filter(|n| !n.is_empty());
+        let name = name.ok_or_else(|| field(format_args!("cluster_manager.clusters[{ci}].name"), Problem::Missing))?;
+        let at = |f: &str, p: Problem| field(format_args!("cluster \"{name}\" (cluster_manager.clusters[{ci}]{f})"), p);
         let lb_text = c.lb_type.clone().unwrap_or_default();
-        let lb = LbPolicy::parse(&lb_text)
-            .ok_or_else(|| at(".lb_type", Problem::BadLbType(lb_text.clone())))?;
+        let lb = LbPolicy::parse(&lb_text).ok_or_else(|| at(".lb_type", Problem::BadLbType(lb_text.clone())))?;
         let mut hosts = Vec::new();
         for (hi, h) in c.hosts.as_deref().unwrap_or(&[]).iter().enumerate() {
-            hosts
-                .push(build_host(h, &|p| {
-                    at(&path_fmt(format_args!(".hosts[{hi}]")), p)
-                })?)
-                .ok();
+            hosts.push(build_host(h, &|p| at(&path_fmt(format_args!(".hosts[{hi}]")), p))?).ok();
         }
         if hosts.is_empty() {
             return Err(at(".hosts", Problem::NoHosts));
@@ -430,8 +356,7 @@ fn build_clusters(raw: &RawConfig) -> Result<Vec<Cluster, MAX_CLUSTERS>, ConfigE
             return Err(at(".name", Problem::DuplicateName(PathText::new())));
         }
         let mut n = Name::new();
-        n.push_str(name)
-            .map_err(|_| at(".name", Problem::TooLong { max: NAME_LEN }))?;
+        n.push_str(name).map_err(|_| at(".name", Problem::TooLong { max: NAME_LEN }))?;
         out.push(Cluster { name: n, lb, hosts }).ok();
     }
     Ok(out)
@@ -441,29 +366,16 @@ fn build_host(h: &RawHost, at: &dyn Fn(Problem) -> ConfigError) -> Result<Host, 
     let text = h.address.as_ref().ok_or_else(|| at(Problem::Missing))?;
     let addr = parse_addr(text).ok_or_else(|| at(Problem::BadAddress(text.clone())))?;
     let weight = range(h.weight.unwrap_or(1), 1, 100).map_err(at)?;
-    Ok(Host {
-        addr,
-        weight: weight as u16,
-    })
+    Ok(Host { addr, weight: weight as u16 })
 }
 
 fn build_admin(raw: &RawConfig) -> Result<Option<SocketAddr>, ConfigError> {
-    let Some(sa) = raw
-        .admin
-        .as_ref()
-        .and_then(|a| a.address.as_ref())
-        .and_then(|a| a.socket_address.as_ref())
-    else {
+    let Some(sa) = raw.admin.as_ref().and_then(|a| a.address.as_ref()).and_then(|a| a.socket_address.as_ref()) else {
         return Ok(None);
     };
     let p = "admin.address.socket_address";
-    let ip = sa
-        .address
-        .as_ref()
-        .ok_or_else(|| field(format_args!("{p}.address"), Problem::Missing))?;
-    let port = sa
-        .port_value
-        .ok_or_else(|| field(format_args!("{p}.port_value"), Problem::Missing))?;
+    let ip = sa.address.as_ref().ok_or_else(|| field(format_args!("{p}.address"), Problem::Missing))?;
+    let port = sa.port_value.ok_or_else(|| field(format_args!("{p}.port_value"), Problem::Missing))?;
     let port = range(port, 1, 65535).map_err(|e| field(format_args!("{p}.port_value"), e))?;
     parse_ip_port(ip, port as u16)
         .map(Some)
@@ -475,10 +387,7 @@ fn check_admin_clash(cfg: &Config) -> Result<(), ConfigError> {
         (Some(_), Some(i)) => {
             let mut p = PathText::new();
             let _ = write!(p, "listener \"{}\"", cfg.listeners[i].name);
-            Err(field(
-                format_args!("admin.address"),
-                Problem::DuplicateAddress(p),
-            ))
+            Err(field(format_args!("admin.address"), Problem::DuplicateAddress(p)))
         }
         _ => Ok(()),
     }
@@ -497,14 +406,11 @@ fn duration(s: &Raw, path: fmt::Arguments<'_>) -> Result<u64, ConfigError> {
 }
 
 fn apply_settings(st: &mut Settings, b: &RawBaton) -> Result<(), ConfigError> {
-    let num =
-        |v: Option<u64>, name: &str, min: u64, max: u64, dflt: u64| -> Result<u64, ConfigError> {
-            v.map_or(Ok(dflt), |v| range(v, min, max))
-                .map_err(|p| field(format_args!("baton.{name}"), p))
-        };
+    let num = |v: Option<u64>, name: &str, min: u64, max: u64, dflt: u64| -> Result<u64, ConfigError> {
+        v.map_or(Ok(dflt), |v| range(v, min, max)).map_err(|p| field(format_args!("baton.{name}"), p))
+    };
     let dur = |v: &Option<Raw>, name: &str, dflt: u64| -> Result<u64, ConfigError> {
-        v.as_ref()
-            .map_or(Ok(dflt), |s| duration(s, format_args!("baton.{name}")))
+        v.as_ref().map_or(Ok(dflt), |s| duration(s, format_args!("baton.{name}")))
     };
     if let Some(d) = &b.runtime_dir {
         st.runtime_dir = abs_path(d, "runtime_dir")?;
@@ -512,42 +418,15 @@ fn apply_settings(st: &mut Settings, b: &RawBaton) -> Result<(), ConfigError> {
     if let Some(p) = &b.pid_file {
         st.pid_file = Some(abs_path(p, "pid_file")?);
     }
-    st.max_connections = num(
-        b.max_connections,
-        "max_connections",
-        1,
-        MAX_CONNECTIONS_LIMIT as u64,
-        st.max_connections as u64,
-    )? as u32;
-    st.buffer_size = num(
-        b.buffer_size,
-        "buffer_size",
-        MIN_BUFFER as u64,
-        MAX_BUFFER as u64,
-        st.buffer_size as u64,
-    )? as u32;
+    st.max_connections =
+        num(b.max_connections, "max_connections", 1, MAX_CONNECTIONS_LIMIT as u64, st.max_connections as u64)? as u32;
+    st.buffer_size =
+        num(b.buffer_size, "buffer_size", MIN_BUFFER as u64, MAX_BUFFER as u64, st.buffer_size as u64)? as u32;
     st.backlog = num(b.backlog, "backlog", 1, 65535, st.backlog as u64)? as u32;
-    st.connect_attempts = num(
-        b.connect_attempts,
-        "connect_attempts",
-        1,
-        MAX_HOSTS as u64,
-        st.connect_attempts as u64,
-    )? as u8;
-    st.fail_threshold = num(
-        b.fail_threshold,
-        "fail_threshold",
-        1,
-        255,
-        st.fail_threshold as u64,
-    )? as u8;
-    st.max_draining = num(
-        b.max_draining,
-        "max_draining",
-        1,
-        16,
-        st.max_draining as u64,
-    )? as u8;
+    st.connect_attempts =
+        num(b.connect_attempts, "connect_attempts", 1, MAX_HOSTS as u64, st.connect_attempts as u64)? as u8;
+    st.fail_threshold = num(b.fail_threshold, "fail_threshold", 1, 255, st.fail_threshold as u64)? as u8;
+    st.max_draining = num(b.max_draining, "max_draining", 1, 16, st.max_draining as u64)? as u8;
     st.connect_timeout_ms = dur(&b.connect_timeout, "connect_timeout", st.connect_timeout_ms)?;
     st.idle_timeout_ms = dur(&b.idle_timeout, "idle_timeout", st.idle_timeout_ms)?;
     st.drain_timeout_ms = dur(&b.drain_timeout, "drain_timeout", st.drain_timeout_ms)?;
@@ -556,24 +435,17 @@ fn apply_settings(st: &mut Settings, b: &RawBaton) -> Result<(), ConfigError> {
     if st.connect_timeout_ms == 0 {
         return Err(field(
             format_args!("baton.connect_timeout"),
-            Problem::OutOfRange {
-                min: 1,
-                max: u64::MAX,
-                found: 0,
-            },
+            Problem::OutOfRange { min: 1, max: u64::MAX, found: 0 },
         ));
     }
     if st.handoff_timeout_ms == 0 {
         return Err(field(
             format_args!("baton.handoff_timeout"),
-            Problem::OutOfRange {
-                min: 1,
-                max: u64::MAX,
-                found: 0,
-            },
+            Problem::OutOfRange { min: 1, max: u64::MAX, found: 0 },
         ));
     }
     st.transfer_connections = b.transfer_connections.unwrap_or(st.transfer_connections);
+    st.splice = b.splice.unwrap_or(st.splice);
     Ok(())
 }
 
@@ -582,12 +454,7 @@ fn abs_path(p: &RawPath, name: &str) -> Result<Path, ConfigError> {
         return Err(field(format_args!("baton.{name}"), Problem::RelativePath));
     }
     let mut out = Path::new();
-    out.push_str(p).map_err(|_| {
-        field(
-            format_args!("baton.{name}"),
-            Problem::TooLong { max: PATH_LEN },
-        )
-    })?;
+    out.push_str(p).map_err(|_| field(format_args!("baton.{name}"), Problem::TooLong { max: PATH_LEN }))?;
     Ok(out)
 }
 
@@ -634,73 +501,45 @@ mod tests {
     fn settings_and_graceful_timeout() {
         let c = parse(with("").as_bytes()).unwrap();
         assert_eq!(c.settings, Settings::default());
-        let c = parse(with(r#","baton":{"max_connections":10,"idle_timeout":"1m","drain_timeout":"2s","runtime_dir":"/tmp/x"}"#).as_bytes()).unwrap();
+        let c = parse(
+            with(r#","baton":{"max_connections":10,"idle_timeout":"1m","drain_timeout":"2s","runtime_dir":"/tmp/x"}"#)
+                .as_bytes(),
+        )
+        .unwrap();
         assert_eq!(
-            (
-                c.settings.max_connections,
-                c.settings.idle_timeout_ms,
-                c.settings.drain_timeout_ms
-            ),
+            (c.settings.max_connections, c.settings.idle_timeout_ms, c.settings.drain_timeout_ms),
             (10, 60_000, 2_000)
         );
-        let g = with("").replace(
-            "{\"listeners\"",
-            "{\"graceful_timeout\":\"7s\",\"listeners\"",
-        );
-        assert_eq!(
-            parse(g.as_bytes()).unwrap().settings.drain_timeout_ms,
-            7_000
-        );
+        let g = with("").replace("{\"listeners\"", "{\"graceful_timeout\":\"7s\",\"listeners\"");
+        assert_eq!(parse(g.as_bytes()).unwrap().settings.drain_timeout_ms, 7_000);
     }
 
     #[test]
     fn bad_configs_point_at_the_field() {
         let cases: &[(std::string::String, &str)] = &[
-            (
-                with(r#","baton":{"max_connections":0}"#),
-                "baton.max_connections: 0 is out of range",
-            ),
-            (
-                with(r#","baton":{"idle_timeout":"5 minutes"}"#),
-                "baton.idle_timeout: \"5 minutes\" is not a duration",
-            ),
-            (
-                with(r#","baton":{"runtime_dir":"run"}"#),
-                "baton.runtime_dir: must be an absolute path",
-            ),
+            (with(r#","baton":{"max_connections":0}"#), "baton.max_connections: 0 is out of range"),
+            (with(r#","baton":{"idle_timeout":"5 minutes"}"#), "baton.idle_timeout: \"5 minutes\" is not a duration"),
+            (with(r#","baton":{"runtime_dir":"run"}"#), "baton.runtime_dir: must be an absolute path"),
             (
                 with("").replace("127.0.0.1:1", "127.0.0.1"),
                 "servers[0].listeners[0].address): \"127.0.0.1\" is not an address",
             ),
-            (
-                with("").replace("\"cluster\":\"c\"", "\"cluster\":\"nope\""),
-                "cluster \"nope\" is not defined",
-            ),
+            (with("").replace("\"cluster\":\"c\"", "\"cluster\":\"nope\""), "cluster \"nope\" is not defined"),
             (
                 with("").replace("[{\"address\":\"127.0.0.1:2\"}]", "[]"),
                 "cluster \"c\" (cluster_manager.clusters[0].hosts): has no hosts",
             ),
+            (with("").replace("\"filter_chains\"", "\"bind_port\":false,\"filter_chains\""), "bind_port false"),
             (
-                with("").replace("\"filter_chains\"", "\"bind_port\":false,\"filter_chains\""),
-                "bind_port false",
-            ),
-            (
-                with("").replace(
-                    "[{\"filters\"",
-                    "[{\"tls_context\":{\"status\":true},\"filters\"",
-                ),
+                with("").replace("[{\"filters\"", "[{\"tls_context\":{\"status\":true},\"filters\""),
                 "TLS is not supported",
             ),
             (
-                with(
-                    r#","admin":{"address":{"socket_address":{"address":"127.0.0.1","port_value":70000}}}"#,
-                ),
+                with(r#","admin":{"address":{"socket_address":{"address":"127.0.0.1","port_value":70000}}}"#),
                 "port_value: 70000 is out of range",
             ),
             (
-                with(
-                    r#","admin":{"address":{"socket_address":{"address":"127.0.0.1","port_value":1}}}"#,
-                ),
+                with(r#","admin":{"address":{"socket_address":{"address":"127.0.0.1","port_value":1}}}"#),
                 "admin.address: the same address is already used by listener \"l\"",
             ),
             (
@@ -721,30 +560,18 @@ mod tests {
             assert!(e.contains(want), "want {want:?} in {e:?}");
         }
         let big = std::vec![b' '; MAX_CONFIG_BYTES + 1];
-        assert!(parse(&big)
-            .unwrap_err()
-            .to_string()
-            .contains("MAX_CONFIG_BYTES"));
+        assert!(parse(&big).unwrap_err().to_string().contains("MAX_CONFIG_BYTES"));
     }
 
     #[test]
     fn duplicate_listener_addresses_and_limits() {
         let l = r#"{"name":"NAME","address":"127.0.0.1:1","filter_chains":[{"filters":[{"type":"tcp_proxy","config":{"cluster":"c"}}]}]}"#;
         let two = std::format!("{},{}", l.replace("NAME", "a"), l.replace("NAME", "b"));
-        let text = MIN
-            .replace("BATON", "")
-            .replacen(&l.replace("NAME", "l"), &two, 1);
-        assert!(
-            err(&text).contains("the same address is already used by listener \"a\""),
-            "{}",
-            err(&text)
-        );
-        let hosts: std::vec::Vec<_> = (0..33)
-            .map(|i| std::format!("{{\"address\":\"127.0.0.1:{}\"}}", i + 1))
-            .collect();
-        let text = MIN
-            .replace("BATON", "")
-            .replace("{\"address\":\"127.0.0.1:2\"}", &hosts.join(","));
+        let text = MIN.replace("BATON", "").replacen(&l.replace("NAME", "l"), &two, 1);
+        assert!(err(&text).contains("the same address is already used by listener \"a\""), "{}", err(&text));
+        let hosts: std::vec::Vec<_> =
+            (0..33).map(|i| std::format!("{{\"address\":\"127.0.0.1:{}\"}}", i + 1)).collect();
+        let text = MIN.replace("BATON", "").replace("{\"address\":\"127.0.0.1:2\"}", &hosts.join(","));
         assert!(err(&text).contains("MAX_HOSTS (32)"), "{}", err(&text));
     }
 

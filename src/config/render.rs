@@ -32,32 +32,29 @@ pub fn write_json(w: &mut dyn Write, cfg: &Config) -> fmt::Result {
         )?;
         for (j, h) in c.hosts.iter().enumerate() {
             let sep = if j == 0 { "" } else { "," };
-            write!(
-                w,
-                "{sep}{{\"address\":\"{}\",\"weight\":{}}}",
-                h.addr, h.weight
-            )?;
+            write!(w, "{sep}{{\"address\":\"{}\",\"weight\":{}}}", h.addr, h.weight)?;
         }
         w.write_str("]}")?;
     }
     w.write_str("]}")?;
     if let Some(a) = cfg.admin {
-        write!(w, ",\"admin\":{{\"address\":{{\"socket_address\":{{\"address\":\"{}\",\"port_value\":{}}}}}}}", a.ip(), a.port())?;
+        write!(
+            w,
+            ",\"admin\":{{\"address\":{{\"socket_address\":{{\"address\":\"{}\",\"port_value\":{}}}}}}}",
+            a.ip(),
+            a.port()
+        )?;
     }
     let s = &cfg.settings;
-    write!(
-        w,
-        ",\"baton\":{{\"runtime_dir\":\"{}\",",
-        Esc(&s.runtime_dir)
-    )?;
+    write!(w, ",\"baton\":{{\"runtime_dir\":\"{}\",", Esc(&s.runtime_dir))?;
     if let Some(p) = &s.pid_file {
         write!(w, "\"pid_file\":\"{}\",", Esc(p))?;
     }
     write!(
         w,
-        "\"max_connections\":{},\"buffer_size\":{},\"backlog\":{},\"connect_timeout\":\"{}ms\",\"idle_timeout\":\"{}ms\",\"drain_timeout\":\"{}ms\",\"handoff_timeout\":\"{}ms\",\"connect_attempts\":{},\"fail_threshold\":{},\"down_time\":\"{}ms\",\"max_draining\":{},\"transfer_connections\":{}}}}}",
+        "\"max_connections\":{},\"buffer_size\":{},\"backlog\":{},\"connect_timeout\":\"{}ms\",\"idle_timeout\":\"{}ms\",\"drain_timeout\":\"{}ms\",\"handoff_timeout\":\"{}ms\",\"connect_attempts\":{},\"fail_threshold\":{},\"down_time\":\"{}ms\",\"max_draining\":{},\"transfer_connections\":{},\"splice\":{}}}}}",
         s.max_connections, s.buffer_size, s.backlog, s.connect_timeout_ms, s.idle_timeout_ms, s.drain_timeout_ms,
-        s.handoff_timeout_ms, s.connect_attempts, s.fail_threshold, s.down_time_ms, s.max_draining, s.transfer_connections
+        s.handoff_timeout_ms, s.connect_attempts, s.fail_threshold, s.down_time_ms, s.max_draining, s.transfer_connections, s.splice
     )
 }
 

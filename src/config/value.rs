@@ -84,11 +84,7 @@ pub fn parse_addr(s: &str) -> Option<SocketAddr> {
 
 /// An IP and a port given separately (the admin `socket_address` shape).
 pub fn parse_ip_port(ip: &str, port: u16) -> Option<SocketAddr> {
-    let ip = if ip == "localhost" {
-        IpAddr::from([127, 0, 0, 1])
-    } else {
-        ip.parse::<IpAddr>().ok()?
-    };
+    let ip = if ip == "localhost" { IpAddr::from([127, 0, 0, 1]) } else { ip.parse::<IpAddr>().ok()? };
     Some(SocketAddr::new(ip, port))
 }
 
@@ -106,17 +102,7 @@ mod tests {
         assert_eq!(parse_duration_ms("250us"), Some(0));
         assert_eq!(parse_duration_ms("0"), Some(0));
         assert_eq!(parse_duration_ms("0s"), Some(0));
-        for bad in [
-            "",
-            "s",
-            "30",
-            "30x",
-            "-1s",
-            "1.s5",
-            ".s",
-            "999999999999999999999h",
-            "200h",
-        ] {
+        for bad in ["", "s", "30", "30x", "-1s", "1.s5", ".s", "999999999999999999999h", "200h"] {
             assert_eq!(parse_duration_ms(bad), None, "{bad}");
         }
     }
@@ -125,10 +111,7 @@ mod tests {
     fn addresses() {
         assert_eq!(parse_addr("127.0.0.1:2045").unwrap().port(), 2045);
         assert!(parse_addr("[::1]:80").unwrap().is_ipv6());
-        assert_eq!(
-            parse_addr("localhost:9").unwrap().to_string(),
-            "127.0.0.1:9"
-        );
+        assert_eq!(parse_addr("localhost:9").unwrap().to_string(), "127.0.0.1:9");
         for bad in ["", "127.0.0.1", "127.0.0.1:99999", "host:80", "1.2.3:4"] {
             assert_eq!(parse_addr(bad), None, "{bad}");
         }

@@ -151,10 +151,7 @@ impl fmt::Display for CodecError {
         match self {
             Self::Short => f.write_str("truncated message"),
             Self::BadMagic => f.write_str("not a baton handoff message (bad magic)"),
-            Self::Version(v) => write!(
-                f,
-                "handoff protocol version {v}, this baton speaks {PROTO_VERSION}"
-            ),
+            Self::Version(v) => write!(f, "handoff protocol version {v}, this baton speaks {PROTO_VERSION}"),
             Self::UnknownType(t) => write!(f, "unknown message type {t}"),
             Self::LengthMismatch => f.write_str("message length does not match its header"),
             Self::BadEntry => f.write_str("malformed manifest entry"),
@@ -174,10 +171,7 @@ struct Out<'a> {
 impl Out<'_> {
     fn put(&mut self, b: &[u8]) -> Result<(), CodecError> {
         let end = self.len + b.len();
-        self.buf
-            .get_mut(self.len..end)
-            .ok_or(CodecError::Overflow)?
-            .copy_from_slice(b);
+        self.buf.get_mut(self.len..end).ok_or(CodecError::Overflow)?.copy_from_slice(b);
         self.len = end;
         Ok(())
     }
@@ -232,19 +226,13 @@ impl<'a> In<'a> {
         Ok(self.take(1)?[0])
     }
     fn u16(&mut self) -> Result<u16, CodecError> {
-        Ok(u16::from_le_bytes(
-            self.take(2)?.try_into().map_err(|_| CodecError::Short)?,
-        ))
+        Ok(u16::from_le_bytes(self.take(2)?.try_into().map_err(|_| CodecError::Short)?))
     }
     fn u32(&mut self) -> Result<u32, CodecError> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().map_err(|_| CodecError::Short)?,
-        ))
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| CodecError::Short)?))
     }
     fn u64(&mut self) -> Result<u64, CodecError> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().map_err(|_| CodecError::Short)?,
-        ))
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| CodecError::Short)?))
     }
     fn text(&mut self) -> Result<Text, CodecError> {
         let n = self.u8()? as usize;
@@ -259,10 +247,7 @@ impl<'a> In<'a> {
         let port = self.u16()?;
         match fam {
             0 => Ok(None),
-            4 => Ok(Some(SocketAddr::new(
-                IpAddr::V4(Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])),
-                port,
-            ))),
+            4 => Ok(Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])), port))),
             6 => Ok(Some(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), port))),
             _ => Err(CodecError::BadEntry),
         }
@@ -284,10 +269,7 @@ fn msg_type(m: &Msg) -> MsgType {
 
 /// Encodes `m` into `buf` and returns the record's length.
 pub fn encode(m: &Msg, buf: &mut [u8]) -> Result<usize, CodecError> {
-    let mut o = Out {
-        buf,
-        len: HEADER_LEN,
-    };
+    let mut o = Out { buf, len: HEADER_LEN };
     match m {
         Msg::Hello { pid, baton_version } => {
             o.u32(*pid)?;
@@ -300,15 +282,7 @@ pub fn encode(m: &Msg, buf: &mut [u8]) -> Result<usize, CodecError> {
         Msg::Manifest { head, entries } => {
             o.text(&head.baton_version)?;
             let t = &head.totals;
-            for v in [
-                t.accepted,
-                t.refused,
-                t.rx,
-                t.tx,
-                t.upstream_failures,
-                t.idle_timeouts,
-                t.generation,
-            ] {
+            for v in [t.accepted, t.refused, t.rx, t.tx, t.upstream_failures, t.idle_timeouts, t.generation] {
                 o.u64(v)?;
             }
             o.u16(head.batch)?;
@@ -351,14 +325,9 @@ pub fn decode(rec: &[u8]) -> Result<Msg, CodecError> {
     if rec.len() != HEADER_LEN + len {
         return Err(CodecError::LengthMismatch);
     }
-    let mut i = In {
-        b: &rec[HEADER_LEN..],
-    };
+    let mut i = In { b: &rec[HEADER_LEN..] };
     let m = match ty {
-        MsgType::Hello => Msg::Hello {
-            pid: i.u32()?,
-            baton_version: i.text()?,
-        },
+        MsgType::Hello => Msg::Hello { pid: i.u32()?, baton_version: i.text()? },
         MsgType::Go => Msg::Go { pid: i.u32()? },
         MsgType::Busy => Msg::Busy,
         MsgType::Ready => Msg::Ready,
@@ -401,23 +370,10 @@ fn decode_manifest(i: &mut In<'_>) -> Result<Msg, CodecError> {
     let mut entries = Vec::new();
     for _ in 0..count {
         let kind = FdKind::from_u8(i.u8()?).ok_or(CodecError::BadEntry)?;
-        let e = Entry {
-            kind,
-            name: i.text()?,
-            addr: i.addr()?,
-            pid: i.u32()?,
-        };
+        let e = Entry { kind, name: i.text()?, addr: i.addr()?, pid: i.u32()? };
         entries.push(e).map_err(|_| CodecError::TooMany)?;
     }
-    Ok(Msg::Manifest {
-        head: ManifestHead {
-            baton_version,
-            totals,
-            batch,
-            last,
-        },
-        entries,
-    })
+    Ok(Msg::Manifest { head: ManifestHead { baton_version, totals, batch, last }, entries })
 }
 
 #[cfg(test)]
@@ -433,11 +389,7 @@ mod tests {
     fn manifest(n: usize) -> Msg {
         let mut entries = Vec::new();
         for k in 0..n {
-            let addr = if k % 2 == 0 {
-                "127.0.0.1:2045"
-            } else {
-                "[::1]:80"
-            };
+            let addr = if k % 2 == 0 { "127.0.0.1:2045" } else { "[::1]:80" };
             entries
                 .push(Entry {
                     kind: FdKind::Listener,
@@ -447,33 +399,15 @@ mod tests {
                 })
                 .unwrap();
         }
-        let totals = Totals {
-            accepted: 1,
-            refused: 2,
-            rx: 3,
-            tx: 4,
-            upstream_failures: 5,
-            idle_timeouts: 6,
-            generation: 7,
-        };
-        Msg::Manifest {
-            head: ManifestHead {
-                baton_version: text("0.1.0"),
-                totals,
-                batch: 3,
-                last: true,
-            },
-            entries,
-        }
+        let totals =
+            Totals { accepted: 1, refused: 2, rx: 3, tx: 4, upstream_failures: 5, idle_timeouts: 6, generation: 7 };
+        Msg::Manifest { head: ManifestHead { baton_version: text("0.1.0"), totals, batch: 3, last: true }, entries }
     }
 
     #[test]
     fn every_message_round_trips() {
         let msgs = [
-            Msg::Hello {
-                pid: 42,
-                baton_version: text("0.1.0"),
-            },
+            Msg::Hello { pid: 42, baton_version: text("0.1.0") },
             Msg::Go { pid: 7 },
             Msg::Busy,
             Msg::Refused { reason: text("no") },
@@ -481,9 +415,7 @@ mod tests {
             manifest(0),
             manifest(MAX_FDS_PER_MSG),
             Msg::Ack { pid: 9 },
-            Msg::Abort {
-                reason: text("port taken"),
-            },
+            Msg::Abort { reason: text("port taken") },
         ];
         let mut buf = [0u8; MAX_FRAME];
         for m in msgs {

@@ -10,8 +10,8 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
-    self as so, sockopt, AddressFamily, Backlog, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockFlag, SockType, UnixAddr,
+    self as so, sockopt, AddressFamily, Backlog, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
+    UnixAddr,
 };
 use nix::sys::stat::{umask, Mode};
 
@@ -52,22 +52,15 @@ impl fmt::Display for HandoffError {
             Self::Truncated => f.write_str("a handoff message or its descriptors were truncated"),
             Self::Timeout(what) => write!(f, "timed out waiting for {what} (handoff_timeout)"),
             Self::Closed => f.write_str("the other process closed the handoff connection"),
-            Self::FdCount {
-                announced,
-                received,
-            } => write!(
-                f,
-                "manifest announced {announced} descriptors but {received} arrived"
-            ),
+            Self::FdCount { announced, received } => {
+                write!(f, "manifest announced {announced} descriptors but {received} arrived")
+            }
             Self::Unexpected(what) => write!(f, "unexpected message: {what}"),
             Self::Refused(r) => write!(f, "the running baton refused the hot restart: {r}"),
-            Self::Busy => {
-                f.write_str("another hot restart is in progress; retry when it has finished")
+            Self::Busy => f.write_str("another hot restart is in progress; retry when it has finished"),
+            Self::Unauthorised { pid, uid } => {
+                write!(f, "peer pid {pid} runs as uid {uid}, not as this process's user or root")
             }
-            Self::Unauthorised { pid, uid } => write!(
-                f,
-                "peer pid {pid} runs as uid {uid}, not as this process's user or root"
-            ),
             Self::Verify { name, what } => {
                 write!(f, "inherited socket \"{name}\" failed verification: {what}")
             }
@@ -82,12 +75,7 @@ impl From<CodecError> for HandoffError {
 }
 
 fn seqpacket() -> Result<OwnedFd, Errno> {
-    so::socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        None,
-    )
+    so::socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)
 }
 
 /// Binds and listens on a unix socket at `path`, readable and writable by the owner only.
@@ -147,13 +135,7 @@ pub fn send(fd: &impl AsRawFd, m: &Msg, fds: &[RawFd]) -> Result<(), HandoffErro
     let rights = [ControlMessage::ScmRights(fds)];
     let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
     loop {
-        match so::sendmsg::<()>(
-            fd.as_raw_fd(),
-            &iov,
-            cmsgs,
-            MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
-            None,
-        ) {
+        match so::sendmsg::<()>(fd.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT, None) {
             Ok(sent) if sent == n => return Ok(()),
             Ok(_) => return Err(HandoffError::Truncated),
             Err(Errno::EINTR) => continue,
@@ -165,8 +147,7 @@ pub fn send(fd: &impl AsRawFd, m: &Msg, fds: &[RawFd]) -> Result<(), HandoffErro
 /// Waits up to `timeout_ms` for `fd` to be readable; `false` on timeout.
 pub fn wait_readable(fd: &impl AsFd, timeout_ms: u64) -> Result<bool, Errno> {
     let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-    let t =
-        PollTimeout::try_from(timeout_ms.min(i32::MAX as u64) as i32).unwrap_or(PollTimeout::MAX);
+    let t = PollTimeout::try_from(timeout_ms.min(i32::MAX as u64) as i32).unwrap_or(PollTimeout::MAX);
     loop {
         match poll(&mut p, t) {
             Ok(n) => return Ok(n > 0),
@@ -192,10 +173,7 @@ pub fn recv(fd: &impl AsRawFd) -> Result<Option<(Msg, Vec<OwnedFd>)>, HandoffErr
             Ok(r) => {
                 // own every received descriptor at once, whatever happens next
                 let mut fds = Vec::new();
-                for c in r
-                    .cmsgs()
-                    .map_err(|e| HandoffError::Io("reading control data", e))?
-                {
+                for c in r.cmsgs().map_err(|e| HandoffError::Io("reading control data", e))? {
                     if let ControlMessageOwned::ScmRights(raw) = c {
                         fds.extend(raw.into_iter().map(sys::adopt));
                     }
@@ -220,28 +198,17 @@ pub fn recv(fd: &impl AsRawFd) -> Result<Option<(Msg, Vec<OwnedFd>)>, HandoffErr
         _ => 0,
     };
     if announced != fds.len() {
-        return Err(HandoffError::FdCount {
-            announced,
-            received: fds.len(),
-        });
+        return Err(HandoffError::FdCount { announced, received: fds.len() });
     }
     Ok(Some((m, fds)))
 }
 
 /// Waits (bounded) for one record.
-pub fn recv_wait(
-    fd: &OwnedFd,
-    timeout_ms: u64,
-    what: &'static str,
-) -> Result<(Msg, Vec<OwnedFd>), HandoffError> {
+pub fn recv_wait(fd: &OwnedFd, timeout_ms: u64, what: &'static str) -> Result<(Msg, Vec<OwnedFd>), HandoffError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
     loop {
-        let left = deadline
-            .saturating_duration_since(std::time::Instant::now())
-            .as_millis() as u64;
-        if !wait_readable(fd, left)
-            .map_err(|e| HandoffError::Io("waiting for the other process", e))?
-        {
+        let left = deadline.saturating_duration_since(std::time::Instant::now()).as_millis() as u64;
+        if !wait_readable(fd, left).map_err(|e| HandoffError::Io("waiting for the other process", e))? {
             return Err(HandoffError::Timeout(what));
         }
         if let Some(r) = recv(fd)? {
@@ -282,45 +249,26 @@ mod tests {
     use crate::handoff::codec::{Entry, FdKind, ManifestHead};
 
     fn pair() -> (OwnedFd, OwnedFd) {
-        so::socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .unwrap()
+        so::socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).unwrap()
     }
 
     #[test]
     fn descriptors_arrive_with_their_record_in_batches() {
         let (a, b) = pair();
         // 130 listeners: three batches of at most 64
-        let socks: Vec<_> = (0..130)
-            .map(|_| crate::net::listen(&"127.0.0.1:0".parse().unwrap(), 4).unwrap())
-            .collect();
+        let socks: Vec<_> = (0..130).map(|_| crate::net::listen(&"127.0.0.1:0".parse().unwrap(), 4).unwrap()).collect();
         let mut got = Vec::new();
         for (bi, chunk) in socks.chunks(MAX_FDS_PER_MSG).enumerate() {
             let entries = chunk
                 .iter()
-                .map(|s| Entry {
-                    kind: FdKind::Listener,
-                    name: Text::new(),
-                    addr: crate::net::local_addr(s),
-                    pid: 0,
-                })
+                .map(|s| Entry { kind: FdKind::Listener, name: Text::new(), addr: crate::net::local_addr(s), pid: 0 })
                 .collect();
-            let head = ManifestHead {
-                baton_version: Text::new(),
-                totals: Default::default(),
-                batch: bi as u16,
-                last: false,
-            };
+            let head =
+                ManifestHead { baton_version: Text::new(), totals: Default::default(), batch: bi as u16, last: false };
             let raw: Vec<RawFd> = chunk.iter().map(|s| s.as_raw_fd()).collect();
             send(&a, &Msg::Manifest { head, entries }, &raw).unwrap();
             let (m, fds) = recv_wait(&b, 1000, "batch").unwrap();
-            let Msg::Manifest { entries, .. } = m else {
-                panic!()
-            };
+            let Msg::Manifest { entries, .. } = m else { panic!() };
             for (e, fd) in entries.iter().zip(fds) {
                 verify_tcp_listener(&fd, &e.addr.unwrap()).unwrap();
                 got.push(fd);
@@ -335,33 +283,18 @@ mod tests {
         let l = crate::net::listen(&"127.0.0.1:0".parse().unwrap(), 4).unwrap();
         // a Go record carrying a descriptor it does not announce
         send(&a, &Msg::Go { pid: 1 }, &[l.as_raw_fd()]).unwrap();
-        assert!(matches!(
-            recv_wait(&b, 1000, "x"),
-            Err(HandoffError::FdCount {
-                announced: 0,
-                received: 1
-            })
-        ));
+        assert!(matches!(recv_wait(&b, 1000, "x"), Err(HandoffError::FdCount { announced: 0, received: 1 })));
         so::send(a.as_raw_fd(), b"GET / HTTP/1.1\r\n\r\n", MsgFlags::empty()).unwrap();
-        assert!(matches!(
-            recv_wait(&b, 1000, "x"),
-            Err(HandoffError::Codec(CodecError::BadMagic))
-        ));
+        assert!(matches!(recv_wait(&b, 1000, "x"), Err(HandoffError::Codec(CodecError::BadMagic))));
         drop(a);
-        assert!(matches!(
-            recv_wait(&b, 1000, "x"),
-            Err(HandoffError::Closed)
-        ));
+        assert!(matches!(recv_wait(&b, 1000, "x"), Err(HandoffError::Closed)));
     }
 
     #[test]
     fn verification_rejects_the_wrong_socket() {
         let l = crate::net::listen(&"127.0.0.1:0".parse().unwrap(), 4).unwrap();
         let other: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        assert_eq!(
-            verify_tcp_listener(&l, &other),
-            Err("bound to a different address than announced")
-        );
+        assert_eq!(verify_tcp_listener(&l, &other), Err("bound to a different address than announced"));
         let (a, _b) = pair();
         assert_eq!(verify_tcp_listener(&a, &other), Err("not a stream socket"));
     }

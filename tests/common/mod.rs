@@ -15,11 +15,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_baton");
 
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A fresh temporary directory, removed on drop.
@@ -85,24 +81,14 @@ impl Cfg {
             .clusters
             .iter()
             .map(|(n, lb, hs)| {
-                let hosts: Vec<String> = hs
-                    .iter()
-                    .map(|p| format!(r#"{{"address":"127.0.0.1:{p}"}}"#))
-                    .collect();
-                format!(
-                    r#"{{"Name":"{n}","type":"SIMPLE","lb_type":"{lb}","hosts":[{}]}}"#,
-                    hosts.join(",")
-                )
+                let hosts: Vec<String> = hs.iter().map(|p| format!(r#"{{"address":"127.0.0.1:{p}"}}"#)).collect();
+                format!(r#"{{"Name":"{n}","type":"SIMPLE","lb_type":"{lb}","hosts":[{}]}}"#, hosts.join(","))
             })
             .collect();
         let admin = self.admin.map_or(String::new(), |p| {
             format!(r#","admin":{{"address":{{"socket_address":{{"address":"127.0.0.1","port_value":{p}}}}}}}"#)
         });
-        let baton: Vec<String> = self
-            .baton
-            .iter()
-            .map(|(k, v)| format!("\"{k}\":{v}"))
-            .collect();
+        let baton: Vec<String> = self.baton.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
         format!(
             r#"{{"servers":[{{"default_log_level":"INFO","listeners":[{}]}}],"cluster_manager":{{"clusters":[{}]}}{admin},"baton":{{{}}}}}"#,
             ls.join(","),
@@ -137,13 +123,7 @@ impl Baton {
         let config = dir.path("baton.json");
         std::fs::write(&config, cfg.json()).unwrap();
         let child = spawn_env(&config, &dir.path("run"), env);
-        let b = Baton {
-            child,
-            dir,
-            config,
-            admin: cfg.admin,
-            listen: cfg.listeners[0].1,
-        };
+        let b = Baton { child, dir, config, admin: cfg.admin, listen: cfg.listeners[0].1 };
         b.wait_ready();
         b
     }
@@ -184,9 +164,7 @@ impl Baton {
     }
 
     pub fn stats(&self) -> String {
-        http_get(self.admin.expect("admin port"), "/stats")
-            .expect("stats answered")
-            .1
+        http_get(self.admin.expect("admin port"), "/stats").expect("stats answered").1
     }
 }
 
@@ -210,10 +188,7 @@ pub fn pids_with(needle: &str) -> Vec<i32> {
             continue;
         };
         let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let zombie = state
-            .rsplit(')')
-            .next()
-            .is_some_and(|r| r.trim_start().starts_with('Z'));
+        let zombie = state.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z'));
         if !zombie && String::from_utf8_lossy(&cmd).contains(needle) {
             out.push(pid);
         }
@@ -224,10 +199,7 @@ pub fn pids_with(needle: &str) -> Vec<i32> {
 /// SIGKILLs every process of a test, by PID.
 pub fn kill_all_with(needle: &str) {
     for pid in pids_with(needle) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
     }
 }
 
@@ -239,14 +211,8 @@ impl Baton {
     /// Starts a second baton on the same config and runtime directory (a hand-started takeover).
     pub fn successor(&self, env: &[(&str, &str)]) -> Child {
         let mut c = Command::new(BIN);
-        c.args(["-c", &self.config, "--runtime-dir", &self.run_dir()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        c.stderr(if std::env::var_os("BATON_TEST_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::piped()
-        });
+        c.args(["-c", &self.config, "--runtime-dir", &self.run_dir()]).stdin(Stdio::null()).stdout(Stdio::null());
+        c.stderr(if std::env::var_os("BATON_TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::piped() });
         for (k, v) in env {
             c.env(k, v);
         }
@@ -289,22 +255,14 @@ pub fn spawn_env(config: &str, runtime_dir: &str, env: &[(&str, &str)]) -> Child
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(if std::env::var_os("BATON_TEST_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
+        .stderr(if std::env::var_os("BATON_TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
         .spawn()
         .expect("spawn baton")
 }
 
 /// Runs `baton ARGS` to completion: (exit code, stdout, stderr).
 pub fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).args(args).stdin(Stdio::null()).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -314,10 +272,7 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
 
 /// A minimal HTTP GET: (status, body), `None` if the connection failed.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    http_raw(
-        port,
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
-    )
+    http_raw(port, format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
 }
 
 pub fn http_raw(port: u16, req: &[u8]) -> Option<(u16, String)> {
@@ -333,21 +288,11 @@ pub fn http_raw(port: u16, req: &[u8]) -> Option<(u16, String)> {
 
 /// A number from the flat JSON text of `/stats`: the first `"key":N` after `after`.
 pub fn json_num(text: &str, after: &str, key: &str) -> u64 {
-    let start = text
-        .find(after)
-        .unwrap_or_else(|| panic!("{after} not in {text}"));
+    let start = text.find(after).unwrap_or_else(|| panic!("{after} not in {text}"));
     let rest = &text[start..];
     let k = format!("\"{key}\":");
-    let at = rest
-        .find(&k)
-        .unwrap_or_else(|| panic!("{key} not in {rest}"))
-        + k.len();
-    rest[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect::<String>()
-        .parse()
-        .unwrap()
+    let at = rest.find(&k).unwrap_or_else(|| panic!("{key} not in {rest}")) + k.len();
+    rest[at..].chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
 }
 
 /// What a backend does with each connection.
@@ -398,12 +343,7 @@ impl Backend {
                 let _ = w.join();
             }
         });
-        Backend {
-            port,
-            stop,
-            accepted,
-            thread: Some(thread),
-        }
+        Backend { port, stop, accepted, thread: Some(thread) }
     }
 }
 
@@ -437,10 +377,7 @@ fn serve(mut c: TcpStream, mode: Mode, stop: Arc<AtomicBool>) {
                         let _ = nix::sys::socket::setsockopt(
                             &c,
                             nix::sys::socket::sockopt::Linger,
-                            &nix::libc::linger {
-                                l_onoff: 1,
-                                l_linger: 0,
-                            },
+                            &nix::libc::linger { l_onoff: 1, l_linger: 0 },
                         );
                         return;
                     }
@@ -450,11 +387,7 @@ fn serve(mut c: TcpStream, mode: Mode, stop: Arc<AtomicBool>) {
                     return;
                 }
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
             Err(_) => return,
         }
     }
@@ -530,18 +463,13 @@ impl Load {
         let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut threads = Vec::new();
         for w in 0..short + long {
-            let (stop, ok, failed, errors) =
-                (stop.clone(), ok.clone(), failed.clone(), errors.clone());
+            let (stop, ok, failed, errors) = (stop.clone(), ok.clone(), failed.clone(), errors.clone());
             threads.push(std::thread::spawn(move || {
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let id = (w as u64) << 32 | n;
                     n += 1;
-                    let r = if w < short {
-                        short_conn(port, id)
-                    } else {
-                        long_conn(port, id, chunks)
-                    };
+                    let r = if w < short { short_conn(port, id) } else { long_conn(port, id, chunks) };
                     match r {
                         Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
                         Err(e) => {
@@ -555,13 +483,7 @@ impl Load {
                 }
             }));
         }
-        Load {
-            stop,
-            threads,
-            ok,
-            failed,
-            errors,
-        }
+        Load { stop, threads, ok, failed, errors }
     }
 
     pub fn stop(self) -> LoadResult {
@@ -590,26 +512,21 @@ fn short_conn(port: u16, id: u64) -> Result<(), String> {
 }
 
 fn long_conn(port: u16, id: u64, chunks: usize) -> Result<(), String> {
-    let mut s =
-        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("long connect: {e}"))?;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("long connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let data = payload(id, 4096);
     let mut back = vec![0u8; data.len()];
     for k in 0..chunks {
-        s.write_all(&data)
-            .map_err(|e| format!("long write {k}: {e}"))?;
-        s.read_exact(&mut back)
-            .map_err(|e| format!("long read {k}: {e}"))?;
+        s.write_all(&data).map_err(|e| format!("long write {k}: {e}"))?;
+        s.read_exact(&mut back).map_err(|e| format!("long read {k}: {e}"))?;
         if back != data {
             return Err(format!("long: chunk {k} corrupted"));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    s.shutdown(Shutdown::Write)
-        .map_err(|e| format!("long shutdown: {e}"))?;
+    s.shutdown(Shutdown::Write).map_err(|e| format!("long shutdown: {e}"))?;
     let mut rest = Vec::new();
-    s.read_to_end(&mut rest)
-        .map_err(|e| format!("long final read: {e}"))?;
+    s.read_to_end(&mut rest).map_err(|e| format!("long final read: {e}"))?;
     if !rest.is_empty() {
         return Err("long: unexpected trailing bytes".into());
     }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# cross/test-qemu-user.sh [TARGET...] : the whole test suite (unit and integration) for ARM,
+# run under qemu-user through the `runner` in .cargo/config.toml. Default: aarch64 and armv7.
+# Installs qemu-user-static, registers binfmt_misc handlers (the tests spawn the ARM baton
+# binary), and the armv7 toolchain pieces. Prints "N passed, N failed" per target.
+source "$(dirname "$0")/common.sh"
+cd "$ROOT"
+TARGETS=("$@")
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(aarch64-unknown-linux-musl "$ARMV7")
+ensure_qemu_user
+status=0
+for t in "${TARGETS[@]}"; do
+  log "test $t under qemu-user"
+  if [ "$t" = "$ARMV7" ]; then ensure_armv7; else ensure_target "$t"; fi
+  logf=target/test-$t.log
+  # one test binary at a time, two test threads: emulation is slow and the load tests are timed
+  if cargo_for "$t" test --locked -- --test-threads=2 2>&1 | tee "$logf"; then :; else status=1; fi
+  p=$(grep -Eo '[0-9]+ passed' "$logf" | awk '{s+=$1} END {print s+0}')
+  f=$(grep -Eo '[0-9]+ failed' "$logf" | awk '{s+=$1} END {print s+0}')
+  echo "$t: ${p} passed, ${f} failed"
+done
+exit $status

@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""cross/test-system.py ARCH [--reloads N] : full-system test of the firmware image under QEMU.
+
+Boots target/qemu-ARCH (built by board/qemu/build-image.sh) with qemu-system, waits for the
+init script to bring baton up, then, while host clients fetch a 64 KiB file through QEMU's port
+forwarding -> baton in the guest -> BusyBox httpd in the guest (every body checked by SHA-256),
+runs `S50baton reload` and `S50baton restart` inside the guest N times each and a binary upgrade
+(a second build installed over the first, then reload). Asserts zero failed requests, that the
+PID file names the live owner after each step, that the upgraded version answers /stats, and
+that `S50baton stop` leaves no process and no stale file. Prints a JSON line of figures and
+"N passed, N failed". Every wait is bounded; QEMU is killed by PID at the end, whatever happens.
+"""
+import hashlib, json, os, random, re, socket, subprocess, sys, threading, time
+
+ARCH = sys.argv[1]
+RELOADS = int(sys.argv[sys.argv.index("--reloads") + 1]) if "--reloads" in sys.argv else 3
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "target", f"qemu-{ARCH}")
+BOOT_LIMIT = {"aarch64": 90, "armv7": 150}[ARCH]
+random.seed(7)
+BODY = bytes(random.getrandbits(8) for _ in range(65536))
+BODY_SHA = hashlib.sha256(BODY).hexdigest()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Console:
+    """A shell on the guest's serial console, through QEMU's chardev socket."""
+
+    def __init__(self, path, log):
+        self.buf, self.lock, self.n = "", threading.Lock(), 0
+        t = time.time()
+        while True:
+            try:
+                self.s = socket.socket(socket.AF_UNIX)
+                self.s.connect(path)
+                break
+            except OSError:
+                if time.time() - t > 20:
+                    raise
+                time.sleep(0.1)
+        self.log = open(log, "w")
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        while True:
+            try:
+                d = self.s.recv(4096)
+            except OSError:
+                return
+            if not d:
+                return
+            text = d.decode("utf-8", "replace")
+            self.log.write(text)
+            self.log.flush()
+            with self.lock:
+                self.buf += text
+
+    def wait_for(self, pattern, limit):
+        t = time.time()
+        while time.time() - t < limit:
+            with self.lock:
+                m = re.search(pattern, self.buf)
+            if m:
+                return m
+            time.sleep(0.05)
+        raise TimeoutError(f"no {pattern!r} on the console within {limit}s")
+
+    def run(self, cmd, limit=60):
+        """Runs cmd in the guest shell; returns (exit code, output)."""
+        self.n += 1
+        mark = f"__DONE_{self.n}__"
+        with self.lock:
+            start = len(self.buf)
+        self.s.sendall(f"{cmd}; echo {mark} $?\n".encode())
+        m = self.wait_for(rf"{mark} (\d+)", limit)
+        with self.lock:
+            out = self.buf[start:m.start()]
+        return int(m.group(1)), out
+
+
+def http_get(port, path, limit=20):
+    s = socket.create_connection(("127.0.0.1", port), timeout=limit)
+    s.settimeout(limit)
+    s.sendall(f"GET {path} HTTP/1.0\r\nHost: g\r\n\r\n".encode())
+    data = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head.split(b" ")[1].decode() if b" " in head else "?", body
+
+
+class Load:
+    def __init__(self, port, workers):
+        self.ok = self.failed = 0
+        self.errors = []
+        self.stop = False
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._work, args=(port,)) for _ in range(workers)]
+        for t in self.threads:
+            t.start()
+
+    def _work(self, port):
+        while not self.stop:
+            try:
+                status, body = http_get(port, "/64k")
+                good = status == "200" and hashlib.sha256(body).hexdigest() == BODY_SHA
+                err = None if good else f"status {status}, {len(body)} bytes"
+            except OSError as e:
+                good, err = False, repr(e)
+            with self.lock:
+                if good:
+                    self.ok += 1
+                else:
+                    self.failed += 1
+                    if len(self.errors) < 10:
+                        self.errors.append(err)
+
+    def finish(self):
+        self.stop = True
+        for t in self.threads:
+            t.join(timeout=60)
+        return self.ok, self.failed, self.errors
+
+
+def main():
+    http_port, admin_port = free_port(), free_port()
+    sock = os.path.join(OUT, "console.sock")
+    if os.path.exists(sock):
+        os.unlink(sock)
+    if ARCH == "aarch64":
+        qemu = ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a53"]
+    else:
+        qemu = ["qemu-system-arm", "-M", "virt,highmem=off", "-cpu", "cortex-a15"]
+    qemu += ["-smp", "1", "-m", "256M", "-display", "none", "-monitor", "none", "-no-reboot",
+             "-kernel", os.path.join(OUT, "vmlinuz"), "-initrd", os.path.join(OUT, "initramfs.cpio.gz"),
+             "-append", "console=ttyAMA0 panic=-1 quiet",
+             "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{http_port}-:8080,hostfwd=tcp:127.0.0.1:{admin_port}-:34901",
+             "-device", "virtio-net-pci,netdev=n0,romfile=",
+             "-chardev", f"socket,id=con,path={sock},server=on,wait=off", "-serial", "chardev:con"]
+    checks, figures = [], {"arch": ARCH}
+
+    def check(name, ok, detail=""):
+        checks.append((name, bool(ok)))
+        print(f"{'ok  ' if ok else 'FAIL'} {name} {detail}", flush=True)
+
+    t_start = time.time()
+    q = subprocess.Popen(qemu, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(os.path.join(OUT, "qemu.err"), "w"))
+    try:
+        con = Console(sock, os.path.join(OUT, "console.log"))
+        m = con.wait_for(r"BATON-READY uptime=([\d.]+) start_s=([\d.]+) pid=(\d+)", BOOT_LIMIT)
+        figures["boot_to_ready_s"] = round(time.time() - t_start, 2)
+        figures["guest_uptime_at_ready_s"] = float(m.group(1))
+        figures["init_script_start_s"] = float(m.group(2))
+        con.run("stty -echo 2>/dev/null; true", 10)
+        rc, out = con.run("grep VmRSS /proc/$(cat /var/run/baton.pid)/status", 20)
+        rss = re.search(r"VmRSS:\s+(\d+)", out)
+        figures["idle_rss_kib"] = int(rss.group(1)) if rss else None
+        check("baton started by S50baton", rc == 0 and rss, out.strip())
+
+        def stats():
+            st, body = http_get(admin_port, "/stats", 10)
+            return json.loads(body) if st == "200" else {}
+
+        t = time.time()
+        first = {}
+        while time.time() - t < 30 and not first:
+            try:
+                first = stats()
+            except OSError:
+                time.sleep(0.5)
+        check("/stats through port forwarding", first.get("version"), str(first.get("version")))
+
+        load = Load(http_port, 8)
+        time.sleep(3)
+
+        def owner_alive(step):
+            rc, out = con.run('p=$(cat /var/run/baton.pid) && [ -d /proc/$p ] && tr "\\0" " " < /proc/$p/cmdline | grep -q baton && echo owner=$p', 20)
+            check(f"{step}: PID file names the live owner", rc == 0, out.strip().splitlines()[-1] if out.strip() else "")
+
+        for k in range(RELOADS):
+            rc, out = con.run("/etc/init.d/S50baton reload", 60)
+            check(f"reload {k + 1}", rc == 0, out.strip().splitlines()[-1] if out.strip() else "")
+            time.sleep(1)
+            owner_alive(f"reload {k + 1}")
+            rc, out = con.run("/etc/init.d/S50baton restart", 60)
+            check(f"restart {k + 1}", rc == 0, out.strip().splitlines()[-1] if out.strip() else "")
+            time.sleep(1)
+            owner_alive(f"restart {k + 1}")
+        rc, out = con.run("cp /opt/baton-upgrade /usr/bin/baton.new && mv /usr/bin/baton.new /usr/bin/baton && /etc/init.d/S50baton reload", 60)
+        check("binary upgrade + reload", rc == 0, out.strip().splitlines()[-1] if out.strip() else "")
+        t = time.time()
+        upgraded = {}
+        while time.time() - t < 20:
+            try:
+                upgraded = stats()
+            except OSError:
+                upgraded = {}
+            if upgraded.get("version", "").endswith("-upgrade"):
+                break
+            time.sleep(0.5)
+        check("the new version answers /stats", upgraded.get("version", "").endswith("-upgrade"), str(upgraded.get("version")))
+        owner_alive("upgrade")
+        time.sleep(2)
+        ok, failed, errors = load.finish()
+        figures.update({"requests_ok": ok, "requests_failed": failed, "restarts": 2 * RELOADS + 1})
+        check("zero failed requests across every reload, restart and upgrade", failed == 0 and ok > 0, f"{ok} ok, {failed} failed {errors}")
+
+        rc, out = con.run("/etc/init.d/S50baton stop; sleep 0.5; pidof baton; ls -A /var/run/baton /var/run/baton.pid 2>&1", 60)
+        left = out.split("\n")
+        no_proc = "pidof" not in out and not re.search(r"^\s*\d+(\s+\d+)*\s*$", out, re.M)
+        check("stop leaves no baton process", no_proc, out.strip().replace("\n", " | "))
+        check("stop leaves no stale socket or PID file", "reconfig.sock" not in out and "listen.sock" not in out and "No such file" in out, "")
+        rc, _ = con.run("/etc/init.d/S50baton status", 20)
+        check("status after stop is 3 (stopped)", rc == 3, str(rc))
+    except Exception as e:  # report, never hang
+        check("no unexpected error", False, repr(e))
+    finally:
+        q.kill()
+        q.wait(timeout=20)
+    passed = sum(1 for _, ok in checks if ok)
+    print(json.dumps(figures))
+    print(f"{ARCH}: {passed} passed, {len(checks) - passed} failed")
+    sys.exit(0 if passed == len(checks) else 1)
+
+
+if __name__ == "__main__":
+    main()
