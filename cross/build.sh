@@ -9,8 +9,7 @@ TARGETS=("$@")
 fail=0
 for t in "${TARGETS[@]}"; do
   log "build $t"
-  if [ "$t" = "$ARMV7" ]; then ensure_armv7; else ensure_target "$t"; fi
-  cargo_for "$t" build --release --locked
+  release_build "$t"
   bin=target/$t/release/baton
   file "$bin" | grep -q 'statically linked\|static-pie linked' || { echo "$bin is not statically linked" >&2; fail=1; }
   size=$(stat -c %s "$bin")

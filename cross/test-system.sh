@@ -12,13 +12,13 @@ version=$(awk -F'"' '/^version/ {print $2; exit}' Cargo.toml)
 status=0
 for a in "${ARCHES[@]}"; do
   case $a in
-    aarch64) t=aarch64-unknown-linux-musl; ensure_target "$t" ;;
-    armv7) t=$ARMV7; ensure_armv7 ;;
+    aarch64) t=aarch64-unknown-linux-musl ;;
+    armv7) t=$ARMV7 ;;
     *) echo "unknown arch $a" >&2; exit 2 ;;
   esac
   log "full-system test $a"
-  cargo_for "$t" build --release --locked
-  BATON_VERSION="$version-upgrade" cargo_for "$t" build --release --locked --target-dir target/upgrade
+  release_build "$t"
+  BATON_VERSION="$version-upgrade" release_build "$t" --target-dir target/upgrade
   bash board/qemu/build-image.sh "$a" "target/$t/release/baton" "target/upgrade/$t/release/baton" >/dev/null
   python3 cross/test-system.py "$a" || status=1
 done

@@ -47,6 +47,7 @@ fn real_main() -> i32 {
 /// Everything before the event loop. `Ok`: ready to run. `Err(code)`: exit now with `code`
 /// (0 after --version, --help or a passing --check).
 fn start() -> Result<Box<Runtime>, i32> {
+    let t0 = std::time::Instant::now();
     let args = match cli::parse(std::env::args().skip(1)) {
         Ok(Command::Run(a)) => a,
         Ok(Command::Version) => {
@@ -90,7 +91,7 @@ fn start() -> Result<Box<Runtime>, i32> {
     let exec = Exec::current(&args.config);
     let started = match takeover::begin(&dir, cfg.settings.handoff_timeout_ms) {
         Ok(Start::Cold) => cold_start(cfg, &dir, exec),
-        Ok(Start::Takeover(t)) => take_over(cfg, &dir, t, exec),
+        Ok(Start::Takeover(t)) => take_over(cfg, &dir, t, exec, t0),
         Err(HandoffError::Busy) => {
             eprintln!("baton: {}", HandoffError::Busy);
             return Err(3);
@@ -119,7 +120,13 @@ fn cold_start(cfg: Config, dir: &str, exec: Option<Exec>) -> Result<(Server, Res
     Ok((server, restart))
 }
 
-fn take_over(cfg: Config, dir: &str, mut t: Takeover, exec: Option<Exec>) -> Result<(Server, Restart), String> {
+fn take_over(
+    cfg: Config,
+    dir: &str,
+    mut t: Takeover,
+    exec: Option<Exec>,
+    t0: std::time::Instant,
+) -> Result<(Server, Restart), String> {
     let attempt = || -> Result<(Server, Restart), String> {
         let mut server = Server::new(cfg, &mut t.inherited).map_err(|e| e.to_string())?;
         let lock = match t.lock.take() {
@@ -149,7 +156,7 @@ fn take_over(cfg: Config, dir: &str, mut t: Takeover, exec: Option<Exec>) -> Res
     rundir::note_owner(dir);
     publish_pid(&restart)?;
     restart.enforce_draining_cap(server.cfg.settings.max_draining as usize);
-    log::info!("took over from pid {from}");
+    log::info!("took over from pid {from}: acknowledged {:.2} ms after start", t0.elapsed().as_secs_f64() * 1e3);
     Ok((server, restart))
 }
 
