@@ -13,7 +13,7 @@ for t in "${TARGETS[@]}"; do
   log "test $t under qemu-user"
   logf=target/test-$t.log
   # two test threads: emulation is slow and some tests wait on timers
-  if test_target "$t" -- --test-threads=2 2>&1 | tee "$logf"; then :; else status=1; fi
+  if BATON_TEST_EMULATED=1 test_target "$t" -- --test-threads=2 2>&1 | tee "$logf"; then :; else status=1; fi
   p=$(grep -Eo '[0-9]+ passed' "$logf" | awk '{s+=$1} END {print s+0}')
   f=$(grep -Eo '[0-9]+ failed' "$logf" | awk '{s+=$1} END {print s+0}')
   echo "$t: ${p} passed, ${f} failed"
