@@ -1,11 +1,25 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit and integration tests on the host.
-# Usage: tests/run.sh            (what CI runs; see README "Testing")
-# Idempotent: installs what it needs (rustfmt, clippy) on a fresh machine.
+# The whole test suite, as CI runs it (`.ci/run` calls this):
+#   1. host: cargo fmt --check, clippy -D warnings, unit and integration tests
+#   2. qemu-user: the same tests for aarch64 and armv7 (cross/test-qemu-user.sh)
+#   3. release builds for x86_64, aarch64, armv7: static, within their size budgets (cross/build.sh)
+#   4. full system: the firmware image booted under qemu-system for aarch64 and armv7, with
+#      reloads, restarts and a binary upgrade through the init script under load (cross/test-system.sh)
+# BATON_TESTS=host runs stage 1 only (a quick local loop). Idempotent: installs what it needs
+# (rustfmt, clippy, rustup targets, nightly rust-src, qemu, Debian armhf/arm64 pieces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 step() { printf '\n=== %s (%ss)\n' "$*" $(( $(date +%s) - start )); }
+summary=()
+count() { # LABEL LOG: add "N passed, N failed" from cargo's result lines
+  local p f
+  p=$(grep -Eo '[0-9]+ passed' "$2" | awk '{s+=$1} END {print s+0}')
+  f=$(grep -Eo '[0-9]+ failed' "$2" | awk '{s+=$1} END {print s+0}')
+  summary+=("$1: $p passed, $f failed")
+  total_p=$(( ${total_p:-0} + p )); total_f=$(( ${total_f:-0} + f ))
+}
+mkdir -p target
 
 step "toolchain components"
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
@@ -15,14 +29,31 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets --locked -- -D warnings
 
-step "cargo test (host)"
-cargo test --all-targets 2>&1 | tee target/test-host.log
-# a summary line for CI: N passed, N failed
-passed=$(grep -Eo '[0-9]+ passed' target/test-host.log | awk '{s+=$1} END {print s+0}')
-failed=$(grep -Eo '[0-9]+ failed' target/test-host.log | awk '{s+=$1} END {print s+0}')
+step "host tests"
+cargo test --all-targets --locked 2>&1 | tee target/test-host.log
+count host target/test-host.log
+
+if [ "${BATON_TESTS:-all}" != host ]; then
+  step "qemu-user tests (aarch64, armv7)"
+  bash cross/test-qemu-user.sh
+  count aarch64-qemu-user target/test-aarch64-unknown-linux-musl.log
+  count armv7-qemu-user target/test-armv7-unknown-linux-musleabihf.log
+
+  step "release builds and size budgets"
+  bash cross/build.sh | tee target/sizes.log
+
+  step "full-system tests under qemu-system (aarch64, armv7)"
+  bash cross/test-system.sh 2>&1 | tee target/test-system.log
+  grep -E '^(aarch64|armv7): [0-9]+ passed' target/test-system.log | sed 's/^/full-system /' | while read -r l; do echo "$l"; done > target/system-summary.log
+  while read -r l; do summary+=("$l"); done < target/system-summary.log
+  p=$(grep -Eo '[0-9]+ passed' target/system-summary.log | awk '{s+=$1} END {print s+0}')
+  f=$(grep -Eo '[0-9]+ failed' target/system-summary.log | awk '{s+=$1} END {print s+0}')
+  total_p=$((total_p + p)); total_f=$((total_f + f))
+fi
 
 step "done"
-echo "host: ${passed} passed, ${failed} failed"
-[ "$failed" -eq 0 ]
+printf '%s\n' "${summary[@]}"
+echo "all: ${total_p} passed, ${total_f} failed"
+[ "$total_f" -eq 0 ]

@@ -18,11 +18,11 @@ CACHE=$ROOT/target/qemu-cache/$DEB
 if [ ! -f "$CACHE/.done" ]; then
   export DEBIAN_FRONTEND=noninteractive
   if ! dpkg --print-foreign-architectures | grep -qx "$DEB"; then
-    dpkg --add-architecture "$DEB"; apt-get -o DPkg::Lock::Timeout=600 update -qq
+    dpkg --add-architecture "$DEB"; apt-get -o DPkg::Lock::Timeout=600 update -qq || echo "warning: apt-get update reported errors" >&2
   fi
   # the current kernel package behind the meta package, e.g. linux-image-6.1.0-50-arm64
   kver=$(apt-cache depends "$KPKG:$DEB" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}' | sed 's/:.*//')
-  [ -n "$kver" ] || { apt-get -o DPkg::Lock::Timeout=600 update -qq; kver=$(apt-cache depends "$KPKG:$DEB" | awk '/Depends: linux-image-[0-9]/ {print $2; exit}' | sed 's/:.*//'); }
+  [ -n "$kver" ] || { apt-get -o DPkg::Lock::Timeout=600 update -qq || true; kver=$(apt-cache depends "$KPKG:$DEB" | awk '/Depends: linux-image-[0-9]/ {print $2; exit}' | sed 's/:.*//'); }
   rm -rf "$CACHE"; mkdir -p "$CACHE/x"
   (cd "$CACHE" && apt-get -o DPkg::Lock::Timeout=600 download "$kver:$DEB" "busybox-static:$DEB" >/dev/null)
   for d in "$CACHE"/*.deb; do dpkg-deb -x "$d" "$CACHE/x"; done
