@@ -15,7 +15,7 @@ rustup target list --installed | grep -q x86_64-unknown-linux-musl || rustup tar
 cargo build --release --target x86_64-unknown-linux-musl
 mkdir -p "$B/results" /tmp/bench
 OUT="$B/results/restart-$(date +%Y%m%d-%H%M%S).jsonl"
-export OURS_CMD="$B/baton-run.sh %L %U %R ',\"drain_timeout\":\"3s\",\"max_draining\":32'"
+export OURS_CMD="$B/baton-run.sh %L %U %R ',\"drain_timeout\":\"3s\",\"max_draining\":16'"
 PORT=20101
 "$B/backend.sh" start >/dev/null
 cleanup() { "$B/backend.sh" stop; for n in ours haproxy-mw haproxy-legacy nginx; do "$B/proxyctl.sh" stop $n >/dev/null 2>&1; done; }
@@ -24,7 +24,7 @@ trap cleanup EXIT
 procs() { # live processes of one proxy's run dir
   local n=0
   for d in /proc/[0-9]*; do
-    tr '\0' ' ' < "$d/cmdline" 2>/dev/null | grep -q "/tmp/bench/run/$1/" && n=$((n + 1))
+    { tr '\0' ' ' < "$d/cmdline"; } 2>/dev/null | grep -q "/tmp/bench/run/$1/" && n=$((n + 1))
   done
   echo $n
 }
@@ -54,6 +54,11 @@ for t in $(seq "$TRIALS"); do
     run haproxy-legacy $mode "$B/proxyctl.sh reload haproxy-legacy" "HAProxy -sf, no fd passing"
     run nginx $mode "$B/proxyctl.sh reload nginx" "nginx stream, nginx -s reload"
   done
+  # keep-alive connections stay in the process that accepted them (no live transfer yet): with a
+  # drain deadline shorter than the run they are cut at it; with a longer one none is
+  OURS_CMD="$B/baton-run.sh %L %U %R ',\"drain_timeout\":\"60s\",\"max_draining\":16'"
+  run ours ka 'kill -HUP $(cat /tmp/bench/run/ours/baton.pid)' "baton, SIGHUP, 60 s drain deadline"
+  run ours ka "$B/baton-handstart.sh /tmp/bench/run/ours" "baton, second process, 60 s drain deadline"
 done
 python3 - "$OUT" <<'PY'
 import json, sys, statistics as S

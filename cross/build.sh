@@ -3,7 +3,7 @@
 # budget (cross/size-budget). Default: x86_64, aarch64 and armv7 (musl). Installs what it needs.
 # Binaries: target/<TRIPLE>/release/baton
 source "$(dirname "$0")/common.sh"
-cd "$ROOT"
+cd "$ROOT" || exit 1
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl "$ARMV7")
 fail=0

@@ -4,7 +4,7 @@
 # Installs qemu-user-static, registers binfmt_misc handlers (the tests spawn the ARM baton
 # binary), and the armv7 toolchain pieces. Prints "N passed, N failed" per target.
 source "$(dirname "$0")/common.sh"
-cd "$ROOT"
+cd "$ROOT" || exit 1
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(aarch64-unknown-linux-musl "$ARMV7")
 ensure_qemu_user

@@ -4,7 +4,7 @@
 # step, in target/upgrade), builds the image (board/qemu/build-image.sh), boots it under
 # qemu-system and runs cross/test-system.py. Installs qemu-system-arm. Idempotent.
 source "$(dirname "$0")/common.sh"
-cd "$ROOT"
+cd "$ROOT" || exit 1
 ARCHES=("$@")
 [ ${#ARCHES[@]} -gt 0 ] || ARCHES=(aarch64 armv7)
 apt_install qemu-system-arm xz-utils zstd
