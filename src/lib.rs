@@ -14,6 +14,7 @@
 //! 6. `main`: command line, logging, exit codes.
 #![deny(unsafe_code)]
 
+pub mod activation;
 pub mod admin;
 pub mod cli;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod handoff;
 pub mod http;
 pub mod lb;
 pub mod net;
+pub mod notify;
 pub mod pidfile;
 pub mod poller;
 pub mod restart;

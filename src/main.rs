@@ -39,7 +39,10 @@ fn real_main() -> i32 {
             .unwrap_or(Err(1))
     });
     match started {
-        Ok(mut rt) => rt.run(),
+        Ok(mut rt) => {
+            baton::notify::ready(rt.server.totals.generation);
+            rt.run()
+        }
         Err(code) => code,
     }
 }
@@ -89,8 +92,11 @@ fn start() -> Result<Box<Runtime>, i32> {
         return Err(fail(format_args!("{e}")));
     }
     let exec = Exec::current(&args.config);
+    // consumed on every path, so a later SIGHUP re-exec (same PID) never sees LISTEN_* again;
+    // a takeover gets its sockets from the predecessor and closes these
+    let activated = baton::activation::take(&cfg);
     let started = match takeover::begin(&dir, cfg.settings.handoff_timeout_ms) {
-        Ok(Start::Cold) => cold_start(cfg, &dir, exec),
+        Ok(Start::Cold) => cold_start(cfg, &dir, exec, activated),
         Ok(Start::Takeover(t)) => take_over(cfg, &dir, t, exec, t0),
         Err(HandoffError::Busy) => {
             eprintln!("baton: {}", HandoffError::Busy);
@@ -111,9 +117,15 @@ fn start() -> Result<Box<Runtime>, i32> {
     Runtime::new(server, signals, restart).map_err(|e| fail(format_args!("cannot start the event loop: {}", e.desc())))
 }
 
-fn cold_start(cfg: Config, dir: &str, exec: Option<Exec>) -> Result<(Server, Restart), String> {
+/// `activated`: sockets from systemd socket activation, adopted like a predecessor's.
+fn cold_start(
+    cfg: Config,
+    dir: &str,
+    exec: Option<Exec>,
+    mut activated: Inherited,
+) -> Result<(Server, Restart), String> {
     let lock = rundir::lock(dir).map_err(|e| e.to_string())?;
-    let server = Server::new(cfg, &mut Inherited::default()).map_err(|e| e.to_string())?;
+    let server = Server::new(cfg, &mut activated).map_err(|e| e.to_string())?;
     let reconfig = rundir::bind_reconfig(dir).map_err(|e| e.to_string())?;
     let restart = new_restart(&server, dir, lock, reconfig, Vec::new(), exec)?;
     publish_pid(&restart)?;

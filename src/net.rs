@@ -87,28 +87,40 @@ pub struct FdTransport {
     pub fds: [RawFd; 2],
 }
 
+/// Maps a read-like call's result for the state machine; `None`: interrupted, call again.
+fn read_io(r: Result<usize, Errno>) -> Option<Io> {
+    match r {
+        Ok(0) => Some(Io::Eof),
+        other => write_io(other),
+    }
+}
+
+/// Maps a write-like call's result for the state machine; `None`: interrupted, call again.
+fn write_io(r: Result<usize, Errno>) -> Option<Io> {
+    match r {
+        Ok(n) => Some(Io::Done(n)),
+        Err(Errno::EAGAIN) => Some(Io::WouldBlock),
+        Err(Errno::EINTR) => None,
+        Err(_) => Some(Io::Reset),
+    }
+}
+
+/// Repeats a call interrupted by a signal.
+fn retry(mut call: impl FnMut() -> Option<Io>) -> Io {
+    loop {
+        if let Some(io) = call() {
+            return io;
+        }
+    }
+}
+
 impl Transport for FdTransport {
     fn recv(&mut self, from: Side, buf: &mut [u8]) -> Io {
-        loop {
-            return match so::recv(self.fds[from as usize], buf, MsgFlags::empty()) {
-                Ok(0) => Io::Eof,
-                Ok(n) => Io::Done(n),
-                Err(Errno::EAGAIN) => Io::WouldBlock,
-                Err(Errno::EINTR) => continue,
-                Err(_) => Io::Reset,
-            };
-        }
+        retry(|| read_io(so::recv(self.fds[from as usize], buf, MsgFlags::empty())))
     }
 
     fn send(&mut self, to: Side, buf: &[u8]) -> Io {
-        loop {
-            return match so::send(self.fds[to as usize], buf, MsgFlags::MSG_NOSIGNAL) {
-                Ok(n) => Io::Done(n),
-                Err(Errno::EAGAIN) => Io::WouldBlock,
-                Err(Errno::EINTR) => continue,
-                Err(_) => Io::Reset,
-            };
-        }
+        retry(|| write_io(so::send(self.fds[to as usize], buf, MsgFlags::MSG_NOSIGNAL)))
     }
 
     fn shutdown_write(&mut self, to: Side) {
@@ -132,38 +144,18 @@ pub struct SpliceTransport<'a> {
     pub pipes: &'a [Pipe; 2],
 }
 
+const SPLICE_FLAGS: nix::fcntl::SpliceFFlags =
+    nix::fcntl::SpliceFFlags::SPLICE_F_MOVE.union(nix::fcntl::SpliceFFlags::SPLICE_F_NONBLOCK);
+
 impl Transport for SpliceTransport<'_> {
     fn recv(&mut self, from: Side, buf: &mut [u8]) -> Io {
-        let f = nix::fcntl::SpliceFFlags::SPLICE_F_MOVE | nix::fcntl::SpliceFFlags::SPLICE_F_NONBLOCK;
-        loop {
-            return match nix::fcntl::splice(
-                self.socks[from as usize],
-                None,
-                &self.pipes[from as usize].1,
-                None,
-                buf.len(),
-                f,
-            ) {
-                Ok(0) => Io::Eof,
-                Ok(n) => Io::Done(n),
-                Err(Errno::EAGAIN) => Io::WouldBlock,
-                Err(Errno::EINTR) => continue,
-                Err(_) => Io::Reset,
-            };
-        }
+        let (sock, pipe_w) = (self.socks[from as usize], &self.pipes[from as usize].1);
+        retry(|| read_io(nix::fcntl::splice(sock, None, pipe_w, None, buf.len(), SPLICE_FLAGS)))
     }
 
     fn send(&mut self, to: Side, buf: &[u8]) -> Io {
-        let f = nix::fcntl::SpliceFFlags::SPLICE_F_MOVE | nix::fcntl::SpliceFFlags::SPLICE_F_NONBLOCK;
-        let src = to.other() as usize;
-        loop {
-            return match nix::fcntl::splice(&self.pipes[src].0, None, self.socks[to as usize], None, buf.len(), f) {
-                Ok(n) => Io::Done(n),
-                Err(Errno::EAGAIN) => Io::WouldBlock,
-                Err(Errno::EINTR) => continue,
-                Err(_) => Io::Reset,
-            };
-        }
+        let (pipe_r, sock) = (&self.pipes[to.other() as usize].0, self.socks[to as usize]);
+        retry(|| write_io(nix::fcntl::splice(pipe_r, None, sock, None, buf.len(), SPLICE_FLAGS)))
     }
 
     fn shutdown_write(&mut self, to: Side) {

@@ -290,6 +290,7 @@ impl Restart {
         self.set(State::Idle);
         if server.mode == Mode::Serving {
             self.write_pid_file();
+            crate::notify::ready(server.totals.generation);
         }
     }
 
@@ -395,9 +396,11 @@ impl Restart {
                     exec.exe,
                     std::process::id()
                 );
+                crate::notify::reloading();
                 let e = nix::unistd::execv(exec.exe.as_c_str(), &exec.argv).unwrap_err();
                 // still here: the exec failed; the child exits on this byte and we carry on
                 let _ = nix::unistd::write(&w, &[1]);
+                crate::notify::ready(server.totals.generation);
                 log::error!("SIGHUP: cannot execute {:?}: {}; still serving", exec.exe, e.desc());
                 false
             }

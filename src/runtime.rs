@@ -83,12 +83,18 @@ impl Runtime {
         while let Ok(Some(info)) = self.signals.read_signal() {
             match Signal::try_from(info.ssi_signo as i32) {
                 Ok(Signal::SIGTERM | Signal::SIGINT) => {
+                    // only the serving process speaks for the service; a draining old
+                    // generation told to stop (max_draining) must not make it look stopped
+                    if self.server.mode == Mode::Serving {
+                        crate::notify::stopping();
+                    }
                     log::info!("stopping: closing listeners and {} connections", self.server.active);
                     self.server.close_all();
                     self.server.start_draining(0);
                     self.server.mode = Mode::Stopped;
                 }
                 Ok(Signal::SIGQUIT) if self.server.mode == Mode::Serving => {
+                    crate::notify::stopping();
                     log::info!("graceful stop requested");
                     self.server.start_draining(self.server.cfg.settings.drain_timeout_ms);
                 }

@@ -123,30 +123,17 @@ pub fn write_prometheus(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
     for (l, c) in s.cfg.listeners.iter().zip(s.listeners) {
         writeln!(w, "baton_listener_connections_active{{listener=\"{}\"}} {}", Esc(&l.name), c.active)?;
     }
-    w.write_str("# HELP baton_host_healthy 1 when the host is not marked down.\n# TYPE baton_host_healthy gauge\n")?;
-    for (c, hs) in s.cfg.clusters.iter().zip(s.hosts) {
-        for (h, st) in c.hosts.iter().zip(hs) {
-            writeln!(
-                w,
-                "baton_host_healthy{{cluster=\"{}\",host=\"{}\"}} {}",
-                Esc(&c.name),
-                h.addr,
-                !st.is_down(s.now_ms) as u8
-            )?;
-        }
-    }
-    w.write_str(
-        "# HELP baton_host_connections_active Open connections per host.\n# TYPE baton_host_connections_active gauge\n",
-    )?;
-    for (c, hs) in s.cfg.clusters.iter().zip(s.hosts) {
-        for (h, st) in c.hosts.iter().zip(hs) {
-            writeln!(
-                w,
-                "baton_host_connections_active{{cluster=\"{}\",host=\"{}\"}} {}",
-                Esc(&c.name),
-                h.addr,
-                st.active
-            )?;
+    type HostMetric = (&'static str, &'static str, fn(&HostState, u64) -> u64);
+    let per_host: [HostMetric; 2] = [
+        ("baton_host_healthy", "1 when the host is not marked down.", |st, now| !st.is_down(now) as u64),
+        ("baton_host_connections_active", "Open connections per host.", |st, _| st.active as u64),
+    ];
+    for (name, help, value) in per_host {
+        write!(w, "# HELP {name} {help}\n# TYPE {name} gauge\n")?;
+        for (c, hs) in s.cfg.clusters.iter().zip(s.hosts) {
+            for (h, st) in c.hosts.iter().zip(hs) {
+                writeln!(w, "{name}{{cluster=\"{}\",host=\"{}\"}} {}", Esc(&c.name), h.addr, value(st, s.now_ms))?;
+            }
         }
     }
     Ok(())

@@ -86,3 +86,28 @@ pub fn try_lock(fd: RawFd) -> Result<bool, Errno> {
         Err(e) => Err(e),
     }
 }
+
+/// Takes ownership of descriptor `fd` that this process inherited at start-up from its
+/// supervisor (systemd socket activation, see sd_listen_fds(3)), and marks it close-on-exec.
+/// Must be called once per inherited descriptor, before anything else could own it.
+pub fn adopt_inherited(fd: RawFd) -> Option<OwnedFd> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    // SAFETY: the supervisor passed `fd` to this process for this purpose (LISTEN_FDS names the
+    // range and LISTEN_PID this process); nothing in baton opened or owns it before this call,
+    // and the caller adopts each number once, then removes the variables. It is borrowed only
+    // to check that it is open, and owned only if it is (dropping a closed one would be wrong).
+    let owned = unsafe {
+        fcntl(std::os::fd::BorrowedFd::borrow_raw(fd), FcntlArg::F_GETFD).ok()?;
+        OwnedFd::from_raw_fd(fd)
+    };
+    let _ = fcntl(&owned, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+    Some(owned)
+}
+
+/// Makes a descriptor non-blocking. Supervisors pass blocking sockets by default, and an
+/// edge-triggered accept loop on a blocking listener would hang at the first empty queue.
+pub fn set_nonblocking(fd: &OwnedFd) -> Result<(), Errno> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(|_| ())
+}

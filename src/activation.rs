@@ -1,0 +1,55 @@
+//! systemd socket activation (see sd_listen_fds(3)): listening sockets passed as descriptors
+//! 3, 4, ... with `LISTEN_FDS` and `LISTEN_PID`, used instead of binding. Each is verified with
+//! the kernel (a listening TCP socket) and matched to a configured listener, or the admin
+//! address, by its full address; unmatched ones are closed and logged. The variables are removed
+//! afterwards: a SIGHUP restart re-executes under the same PID and must not take descriptor
+//! numbers for sockets a second time.
+
+use crate::config::Config;
+use crate::server::Inherited;
+use crate::{handoff::transport, net, sys};
+
+/// First descriptor number systemd passes (`SD_LISTEN_FDS_START`).
+const LISTEN_FDS_START: i32 = 3;
+/// At most this many descriptors are taken: every listener plus the admin listener.
+const MAX_ACTIVATED: usize = crate::config::MAX_LISTENERS + 1;
+
+/// The sockets the supervisor passed to this process, matched to `cfg`; empty without activation.
+pub fn take(cfg: &Config) -> Inherited {
+    let mut inh = Inherited::default();
+    let for_me = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
+    let n = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
+    for v in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        std::env::remove_var(v);
+    }
+    if !for_me || n == 0 {
+        return inh;
+    }
+    if n > MAX_ACTIVATED {
+        log::warn!("socket activation: {n} descriptors passed; only the first {MAX_ACTIVATED} are used");
+    }
+    for fd_num in (LISTEN_FDS_START..).take(n.min(MAX_ACTIVATED)) {
+        let Some(fd) = sys::adopt_inherited(fd_num) else { continue };
+        let Some(addr) = net::local_addr(&fd) else {
+            log::warn!("socket activation: descriptor {fd_num} is not an IP socket; closed");
+            continue;
+        };
+        if let Err(why) = transport::verify_tcp_listener(&fd, &addr) {
+            log::warn!("socket activation: descriptor {fd_num} ({addr}): {why}; closed");
+        } else if let Err(e) = sys::set_nonblocking(&fd) {
+            log::warn!(
+                "socket activation: descriptor {fd_num} ({addr}): cannot make it non-blocking: {}; closed",
+                e.desc()
+            );
+        } else if cfg.listener_by_addr(&addr).is_some() {
+            log::info!("socket activation: listener socket {addr} taken from the supervisor");
+            inh.listeners.push((addr, fd));
+        } else if cfg.admin == Some(addr) {
+            log::info!("socket activation: admin socket {addr} taken from the supervisor");
+            inh.admin = Some((addr, fd));
+        } else {
+            log::warn!("socket activation: descriptor {fd_num} ({addr}) matches no listener in the config; closed");
+        }
+    }
+    inh
+}

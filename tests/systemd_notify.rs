@@ -1,0 +1,111 @@
+//! systemd's notify protocol with a fake manager: a unix datagram socket standing in for
+//! NOTIFY_SOCKET. READY=1 with MAINPID when serving, RELOADING=1 then READY=1 (same PID) around a
+//! SIGHUP restart, READY=1 with the new MAINPID after a hand-started takeover, STOPPING=1 at stop.
+mod common;
+use common::*;
+use nix::sys::signal::Signal;
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+/// Messages until one contains `want` (bounded), all of them returned.
+fn until(sock: &UnixDatagram, want: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let t = Instant::now();
+    let mut buf = [0u8; 1024];
+    while t.elapsed() < Duration::from_secs(10) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let done = m.contains(want);
+            seen.push(m);
+            if done {
+                return seen;
+            }
+        }
+    }
+    panic!("no message with {want:?} within 10 s; got {seen:?}");
+}
+
+#[test]
+fn a_fake_manager_sees_ready_reloading_mainpid_and_stopping() {
+    let be = Backend::start(Mode::Echo);
+    let dir = TempDir::new("notify");
+    let path = dir.path("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let cfg = Cfg::simple(free_port(), &[be.port]);
+    let mut b = Baton::start_env(&cfg, dir, &[("NOTIFY_SOCKET", &path)]);
+    let pid = b.pid();
+    let m = until(&sock, "READY=1");
+    assert!(m.last().unwrap().contains(&format!("MAINPID={pid}")), "{m:?}");
+
+    b.signal(Signal::SIGHUP);
+    let m = until(&sock, "RELOADING=1");
+    assert_eq!(m.len(), 1, "{m:?}");
+    let m = until(&sock, "READY=1");
+    assert!(
+        m.last().unwrap().contains(&format!("MAINPID={pid}")) && m.last().unwrap().contains("generation 1"),
+        "{m:?}"
+    );
+
+    // a hand-started successor inherits NOTIFY_SOCKET (as under systemd) and reports itself
+    let mut succ = {
+        let mut c = std::process::Command::new(BIN);
+        c.args(["-c", &b.config, "--runtime-dir", &b.run_dir()]).env("NOTIFY_SOCKET", &path);
+        c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap()
+    };
+    let m = until(&sock, "READY=1");
+    assert!(m.last().unwrap().contains(&format!("MAINPID={}", succ.id())), "{m:?}");
+    assert!(!m.iter().any(|x| x.contains("STOPPING")), "the drained old process must not say STOPPING: {m:?}");
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(succ.id() as i32), Signal::SIGTERM).unwrap();
+    until(&sock, "STOPPING=1");
+    assert_eq!(wait_child(&mut succ, Duration::from_secs(5)), Some(0));
+    let _ = b.wait_exit(Duration::from_secs(5));
+}
+
+#[test]
+fn listeners_from_socket_activation_are_adopted_and_survive_a_sighup() {
+    let be = Backend::start(Mode::Echo);
+    let dir = TempDir::new("activation");
+    let mut cfg = Cfg::simple(free_port(), &[be.port]);
+    cfg.admin = Some(free_port());
+    let config = dir.path("baton.json");
+    std::fs::write(&config, cfg.json()).unwrap();
+    let port = cfg.listeners[0].1;
+    let log = dir.path("baton.log");
+    // what systemd does: bind, pass the socket as descriptor 3, name this PID, exec the service
+    let script = format!(
+        "import os, socket\n\
+         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('127.0.0.1', {port})); s.listen(64)\n\
+         if s.fileno() != 3: os.dup2(s.fileno(), 3)\n\
+         os.set_inheritable(3, True)\n\
+         os.environ['LISTEN_FDS'] = '1'; os.environ['LISTEN_PID'] = str(os.getpid())\n\
+         os.execv('{BIN}', ['{BIN}', '-c', '{config}', '--runtime-dir', '{run}'])",
+        run = dir.path("run")
+    );
+    let child = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut b = Baton { child, dir, config, admin: cfg.admin, listen: port };
+    b.wait_ready();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains(&format!("socket activation: listener socket 127.0.0.1:{port} taken from the supervisor")),
+        "{text}"
+    );
+    assert!(!text.contains(&format!("on 127.0.0.1:{port}: bound")), "baton bound instead of adopting: {text}");
+    let d = payload(1, 2000);
+    assert_eq!(echo_roundtrip(port, &d).unwrap(), d);
+    // re-exec under the same PID: LISTEN_* were consumed, descriptor 3 is not taken again
+    b.signal(Signal::SIGHUP);
+    assert!(eventually(Duration::from_secs(10), || b.serving_pid() == Some(b.pid() as u64) && b.generation() == 1));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("socket activation:").count(), 1, "{text}");
+    assert_eq!(echo_roundtrip(port, &d).unwrap(), d);
+    b.signal(Signal::SIGTERM);
+    assert_eq!(b.wait_exit(Duration::from_secs(5)), Some(0));
+}
