@@ -5,6 +5,7 @@
 #   3. release builds for x86_64, aarch64, armv7: static, within their size budgets (cross/build.sh)
 #   4. full system: the firmware image booted under qemu-system for aarch64 and armv7, with
 #      reloads, restarts and a binary upgrade through the init script under load (cross/test-system.sh)
+#   5. fuzz smoke: each libFuzzer target for 60 s (fuzz/run.sh)
 # BATON_TESTS=host runs stage 1 only (a quick local loop). Idempotent: installs what it needs
 # (rustfmt, clippy, rustup targets, nightly rust-src, qemu, Debian armhf/arm64 pieces).
 set -euo pipefail
@@ -51,6 +52,12 @@ if [ "${BATON_TESTS:-all}" != host ]; then
   p=$(grep -Eo '[0-9]+ passed' target/system-summary.log | awk '{s+=$1} END {print s+0}')
   f=$(grep -Eo '[0-9]+ failed' target/system-summary.log | awk '{s+=$1} END {print s+0}')
   total_p=$((total_p + p)); total_f=$((total_f + f))
+
+  step "fuzz smoke run, 60 s per target"
+  bash fuzz/run.sh 60 | tee target/fuzz.log
+  while read -r l; do summary+=("$l"); done < target/fuzz.log
+  f=$(grep -c ' CRASH' target/fuzz.log || true)
+  total_p=$((total_p + $(grep -c ' ok,' target/fuzz.log || true))); total_f=$((total_f + f))
 fi
 
 step "done"
