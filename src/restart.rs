@@ -13,7 +13,7 @@
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use crate::handoff::codec::{Entry, FdKind, ManifestHead, Msg, Text, MAX_FDS_PER_MSG};
+use crate::handoff::codec::{text, Entry, FdKind, ManifestHead, Msg, MAX_FDS_PER_MSG};
 use crate::handoff::transport::{self, HandoffError};
 use crate::poller::{Event, Kind, Token};
 use crate::server::{Mode, Server, VERSION};
@@ -432,14 +432,4 @@ fn refuse(peer: OwnedFd, answer: &Msg) {
         let _ = transport::recv(&peer);
     }
     let _ = transport::send(&peer, answer, &[]);
-}
-
-fn text(s: &str) -> Text {
-    let mut t = Text::new();
-    for c in s.chars() {
-        if t.push(c).is_err() {
-            break;
-        }
-    }
-    t
 }

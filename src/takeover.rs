@@ -9,7 +9,7 @@ use std::os::fd::OwnedFd;
 
 use nix::errno::Errno;
 
-use crate::handoff::codec::{FdKind, Msg, Text};
+use crate::handoff::codec::{text, FdKind, Msg, Text};
 use crate::handoff::transport::{self, HandoffError};
 use crate::rundir;
 use crate::server::{Inherited, VERSION};
@@ -33,16 +33,6 @@ pub struct Takeover {
     pub partial: bool,
     chan: Option<OwnedFd>,
     listen_path: String,
-}
-
-fn text(s: &str) -> Text {
-    let mut t = Text::new();
-    for c in s.chars() {
-        if t.push(c).is_err() {
-            break;
-        }
-    }
-    t
 }
 
 /// Connects to a running baton and takes over its sockets, or reports a cold start.

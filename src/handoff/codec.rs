@@ -25,6 +25,17 @@ pub const TEXT_LEN: usize = 64;
 
 pub type Text = String<TEXT_LEN>;
 
+/// `s` as a message text field, cut at a character boundary to `TEXT_LEN` bytes.
+pub fn text(s: &str) -> Text {
+    let mut t = Text::new();
+    for c in s.chars() {
+        if t.push(c).is_err() {
+            break;
+        }
+    }
+    t
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MsgType {
     Hello = 1,
