@@ -15,7 +15,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::handoff::codec::{text, Entry, FdKind, ManifestHead, Msg, MAX_FDS_PER_MSG};
 use crate::handoff::transport::{self, HandoffError};
-use crate::poller::{Event, Kind, Token};
+use crate::poller::{Kind, Token};
 use crate::server::{Mode, Server, VERSION};
 use crate::{config, pidfile, rundir, sys};
 
@@ -117,7 +117,7 @@ impl Restart {
         }
     }
 
-    pub fn on_event(&mut self, tok: Token, _ev: Event, server: &mut Server) {
+    pub fn on_event(&mut self, tok: Token, server: &mut Server) {
         match tok.kind {
             Kind::ReconfigListener => self.accept_peers(server),
             Kind::ReconfigPeer => self.peer_readable(server),
@@ -342,7 +342,7 @@ impl Restart {
     }
 
     /// At the final stop: the PID file goes if it names us; the owner removes `reconfig.sock`.
-    pub fn finish(&mut self, _server: &Server) {
+    pub fn finish(&mut self) {
         if let Some(p) = &self.pid_file {
             pidfile::remove_if_mine(p, std::process::id());
         }

@@ -64,7 +64,7 @@ impl Runtime {
             self.server.after_events();
             self.restart.tick(&mut self.server);
             if self.server.mode == Mode::Stopped {
-                self.restart.finish(&self.server);
+                self.restart.finish();
                 log::info!("stopped (pid {})", std::process::id());
                 return 0;
             }
@@ -75,7 +75,7 @@ impl Runtime {
         let Some(tok) = ev.token else { return };
         match tok.kind {
             Kind::Signal => self.signals(),
-            _ => self.restart.on_event(tok, ev, &mut self.server),
+            _ => self.restart.on_event(tok, &mut self.server),
         }
     }
 

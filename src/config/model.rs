@@ -89,6 +89,17 @@ impl LogLevel {
         }
     }
 
+    /// MOSN's spelling, as in `default_log_level`.
+    pub fn as_mosn_str(self) -> &'static str {
+        match self {
+            Self::Error => "ERROR",
+            Self::Warn => "WARN",
+            Self::Info => "INFO",
+            Self::Debug => "DEBUG",
+            Self::Trace => "TRACE",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Error => "error",

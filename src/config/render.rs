@@ -7,11 +7,7 @@ use super::model::Config;
 
 /// Writes `cfg` as MOSN-shaped JSON plus the complete `"baton"` object.
 pub fn write_json(w: &mut dyn Write, cfg: &Config) -> fmt::Result {
-    write!(
-        w,
-        "{{\"servers\":[{{\"default_log_level\":\"{}\",\"listeners\":[",
-        cfg.log_level.as_str().to_ascii_uppercase_static()
-    )?;
+    write!(w, "{{\"servers\":[{{\"default_log_level\":\"{}\",\"listeners\":[", cfg.log_level.as_mosn_str())?;
     for (i, l) in cfg.listeners.iter().enumerate() {
         let sep = if i == 0 { "" } else { "," };
         let cluster = &cfg.clusters[l.cluster].name;
@@ -56,22 +52,6 @@ pub fn write_json(w: &mut dyn Write, cfg: &Config) -> fmt::Result {
         s.max_connections, s.buffer_size, s.backlog, s.connect_timeout_ms, s.idle_timeout_ms, s.drain_timeout_ms,
         s.handoff_timeout_ms, s.connect_attempts, s.fail_threshold, s.down_time_ms, s.max_draining, s.transfer_connections, s.splice
     )
-}
-
-trait Upper {
-    fn to_ascii_uppercase_static(self) -> &'static str;
-}
-
-impl Upper for &'static str {
-    fn to_ascii_uppercase_static(self) -> &'static str {
-        match self {
-            "error" => "ERROR",
-            "warn" => "WARN",
-            "info" => "INFO",
-            "debug" => "DEBUG",
-            _ => "TRACE",
-        }
-    }
 }
 
 /// A string escaped for a JSON string literal.
