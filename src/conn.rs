@@ -63,6 +63,35 @@ impl Flow {
     }
 }
 
+/// One direction of a connection as it moves to another process on a hot restart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowState {
+    /// Bytes read from the source and not yet written: they travel as `Data` records (user
+    /// buffers) or stay in the pipe that moves with the connection (splice).
+    pub pending: u32,
+    /// The source sent FIN.
+    pub eof: bool,
+    /// The FIN was passed on (`shutdown(SHUT_WR)` done on the destination).
+    pub shut: bool,
+    /// Bytes moved so far (a counter that carries over).
+    pub bytes: u64,
+}
+
+/// Everything about one established proxied connection besides its descriptors and buffered
+/// bytes: what the successor needs to continue its byte stream (docs/hot-restart.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnState {
+    /// The listener's configured address (a listener's identity).
+    pub listener: core::net::SocketAddr,
+    pub cluster: heapless::String<64>,
+    /// The upstream host's address.
+    pub host: core::net::SocketAddr,
+    /// `flows[0]`: client to upstream; `flows[1]`: upstream to client.
+    pub flows: [FlowState; 2],
+    /// Milliseconds left before the idle timeout; `u64::MAX`: none.
+    pub idle_left_ms: u64,
+}
+
 /// Edge-triggered readiness cache for one socket (epoll reports edges; we remember levels).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Ready {
@@ -133,6 +162,28 @@ impl Conn {
         self.phase = Phase::Open;
     }
 
+    /// The flows as they leave this process. Only an open connection moves; its pending bytes
+    /// are `[head, tail)` of each flow's buffer.
+    pub fn export(&self) -> [FlowState; 2] {
+        self.flows.map(|f| FlowState { pending: f.tail - f.head, eof: f.eof, shut: f.shut, bytes: f.bytes })
+    }
+
+    /// A connection continued from another process: open, its pending bytes at the start of
+    /// each flow's buffer, and every side assumed ready (a read or write that finds nothing to
+    /// do returns EAGAIN and clears it), since no readiness edge comes for what was already
+    /// there before it arrived; `hup` makes it read on to EAGAIN, so a FIN that came while
+    /// the connection moved is seen.
+    pub fn import(flows: [FlowState; 2]) -> Self {
+        let ready = Ready { readable: true, writable: true, hup: true };
+        let flows = flows.map(|f| Flow { head: 0, tail: f.pending, eof: f.eof, shut: f.shut, bytes: f.bytes });
+        Conn { phase: Phase::Open, ready: [ready; 2], flows, active: false }
+    }
+
+    /// After a move that failed: carry on here, and look at every side again.
+    pub fn resume(&mut self) {
+        self.ready = [Ready { readable: true, writable: true, hup: true }; 2];
+    }
+
     /// Moves as many bytes as readiness allows in both directions. `bufs[i]` is the buffer of
     /// `flows[i]`; it must be the same buffer on every call for this connection.
     pub fn pump(&mut self, t: &mut impl Transport, bufs: [&mut [u8]; 2]) -> Outcome {
@@ -182,7 +233,11 @@ impl Conn {
                     }
                 }
                 Io::Eof => self.flows[fi].eof = true,
-                Io::WouldBlock => self.ready[src as usize].readable = false,
+                Io::WouldBlock => {
+                    // EAGAIN: no FIN or error is pending (either would have been returned)
+                    self.ready[src as usize].readable = false;
+                    self.ready[src as usize].hup = false;
+                }
                 Io::Reset => return Err(()),
             }
         }
@@ -360,6 +415,35 @@ mod tests {
             let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
             assert_eq!(c.pump(&mut m, [&mut a, &mut b]), Outcome::Reset);
         }
+    }
+
+    #[test]
+    fn a_connection_exported_mid_stream_continues_elsewhere_without_loss() {
+        // a slow upstream leaves bytes pending in the proxy; the client half-closed
+        let (mut c, mut m) = setup(100);
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 13) as u8).collect();
+        m.p[0].inbox = data.clone();
+        m.p[0].fin = true;
+        all_ready(&mut c);
+        let (mut a, mut b) = ([0u8; 64], [0u8; 64]);
+        c.pump(&mut m, [&mut a, &mut b]);
+        let st = c.export();
+        assert!(st[0].pending > 0, "bytes wait in the proxy");
+        // the new process copies the pending bytes to the start of its own buffer
+        let (mut a2, mut b2) = ([0u8; 64], [0u8; 64]);
+        let f = c.flows[0];
+        a2[..st[0].pending as usize].copy_from_slice(&a[f.head as usize..f.tail as usize]);
+        let mut moved = Conn::import(st);
+        assert_eq!(moved.flows[0].bytes, c.flows[0].bytes);
+        m.p[1].out_cap = 1 << 20;
+        for _ in 0..100 {
+            if moved.pump(&mut m, [&mut a2, &mut b2]) != Outcome::Open || m.p[1].got_fin {
+                break;
+            }
+        }
+        assert_eq!(m.p[1].out, data, "every byte once, in order");
+        assert!(m.p[1].got_fin, "the client's FIN follows the last byte");
+        assert_eq!(moved.flows[0].bytes, 1000);
     }
 
     #[test]

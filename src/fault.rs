@@ -17,6 +17,10 @@ pub const NEW_BEFORE_ACK: &str = "new-before-ack";
 pub const OLD_BEFORE_MANIFEST: &str = "old-before-manifest";
 /// Old process: every descriptor sent; the ack not received.
 pub const OLD_AFTER_MANIFEST: &str = "old-after-manifest";
+/// Old process: a batch of connections and its bytes sent; TAKEN not received.
+pub const OLD_MID_TRANSFER: &str = "old-mid-transfer";
+/// New process: a batch of connections received and registered; TAKEN not sent.
+pub const NEW_MID_TRANSFER: &str = "new-mid-transfer";
 
 pub fn point(name: &str) {
     let Ok(spec) = std::env::var("BATON_FAULT") else {

@@ -34,3 +34,4 @@ pub mod server;
 pub mod stats;
 pub mod sys;
 pub mod takeover;
+pub mod transfer;

@@ -155,7 +155,7 @@ fn take_over(
         let restart = new_restart(&server, dir, lock, reconfig, preds, exec)?;
         Ok((server, restart))
     };
-    let (server, mut restart) = match attempt() {
+    let (mut server, mut restart) = match attempt() {
         Ok(s) => s,
         Err(e) => {
             t.abort(&e);
@@ -164,12 +164,37 @@ fn take_over(
     };
     let from = t.from_pid;
     baton::fault::point(baton::fault::NEW_BEFORE_ACK);
-    t.ack();
+    let st = &server.cfg.settings;
+    let chan = t.ack(st.transfer_connections, st.splice);
     rundir::note_owner(dir);
     publish_pid(&restart)?;
+    if let Some(chan) = chan {
+        receive_connections(&chan, &mut server, from);
+    }
     restart.enforce_draining_cap(server.cfg.settings.max_draining as usize);
     log::info!("took over from pid {from}: acknowledged {:.2} ms after start", t0.elapsed().as_secs_f64() * 1e3);
     Ok((server, restart))
+}
+
+/// Takes the old process's established connections (after the ack: this process serves).
+fn receive_connections(chan: &OwnedFd, server: &mut Server, from: i32) {
+    let timeout = server.cfg.settings.handoff_timeout_ms;
+    let (r, err) = match baton::transfer::receive(chan, server, timeout) {
+        Ok(r) => (r, None),
+        Err((r, e)) => (r, Some(e)),
+    };
+    server.transfer.declined = r.declined as u64;
+    server.transfer.predecessor_kept = r.kept_by_old.unwrap_or(0) as u64;
+    log::info!(
+        "received {} connections from pid {from} in {:.1} ms ({} declined, {} kept there)",
+        r.moved,
+        r.elapsed_ms,
+        r.declined,
+        r.kept_by_old.map_or("?".to_string(), |k| k.to_string())
+    );
+    if let Some(e) = err {
+        log::warn!("hot restart: connection transfer ended early: {e}; the rest drain in pid {from}");
+    }
 }
 
 fn new_restart(

@@ -82,6 +82,15 @@ pub fn local_addr(fd: &impl AsRawFd) -> Option<SocketAddr> {
     ss.as_sockaddr_in6().map(|v6| SocketAddr::from((v6.ip(), v6.port())))
 }
 
+/// The peer address of a connected IP socket.
+pub fn peer_addr(fd: &impl AsRawFd) -> Option<SocketAddr> {
+    let ss: SockaddrStorage = so::getpeername(fd.as_raw_fd()).ok()?;
+    if let Some(v4) = ss.as_sockaddr_in() {
+        return Some(SocketAddr::from((v4.ip(), v4.port())));
+    }
+    ss.as_sockaddr_in6().map(|v6| SocketAddr::from((v6.ip(), v6.port())))
+}
+
 /// Socket I/O for one proxied connection: `fds[Side as usize]`.
 pub struct FdTransport {
     pub fds: [RawFd; 2],

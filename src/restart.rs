@@ -13,7 +13,7 @@
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use crate::handoff::codec::{text, Entry, FdKind, ManifestHead, Msg, MAX_FDS_PER_MSG};
+use crate::handoff::codec::{text, Entry, FdKind, ManifestHead, Msg, MAX_FDS_PER_MSG, TRANSFER_VERSION};
 use crate::handoff::transport::{self, HandoffError};
 use crate::poller::{Kind, Token};
 use crate::server::{Mode, Server, VERSION};
@@ -260,7 +260,7 @@ impl Restart {
         let pid = *pid;
         match transport::recv(chan) {
             Ok(None) => {}
-            Ok(Some((Msg::Ack { .. }, _))) => self.handed_off(server, pid),
+            Ok(Some((Msg::Ack { transfer, splice, .. }, _))) => self.handed_off(server, pid, transfer, splice),
             Ok(Some((Msg::Abort { reason }, _))) => self.abort(server, &HandoffError::Refused(reason)),
             Ok(Some(_)) => self.abort(server, &HandoffError::Unexpected("expected ACK")),
             Err(HandoffError::Closed) => {
@@ -270,9 +270,11 @@ impl Restart {
         }
     }
 
-    fn handed_off(&mut self, server: &mut Server, pid: i32) {
+    /// The successor serves. Stop accepting, move the established connections if it asked
+    /// for them (`transfer`: its transfer version, 0 for none), and drain the rest.
+    fn handed_off(&mut self, server: &mut Server, pid: i32, transfer: u8, splice: bool) {
         log::info!(
-            "hot restart: pid {pid} acknowledged and is serving; this process (pid {}) drains",
+            "hot restart: pid {pid} acknowledged and is serving; this process (pid {}) hands over",
             std::process::id()
         );
         if let Some(fd) = self.reconfig.take() {
@@ -280,8 +282,28 @@ impl Restart {
         }
         self.lock = None;
         self.predecessors.clear();
+        let State::Sent { chan, .. } = std::mem::replace(&mut self.state, State::Idle) else {
+            return;
+        };
         self.set(State::Draining);
+        server.poller.delete(&chan);
         server.start_draining(server.cfg.settings.drain_timeout_ms);
+        match transfer_decision(transfer, splice, server.cfg.settings.splice) {
+            Ok(()) if server.active > 0 => {
+                let s = crate::transfer::send(&chan, server, server.cfg.settings.handoff_timeout_ms);
+                log::info!(
+                    "hot restart: moved {} connections to pid {pid} in {:.1} ms; {} stay here and drain",
+                    s.moved,
+                    s.elapsed_ms,
+                    s.kept
+                );
+                if let Some(e) = s.error {
+                    log::warn!("hot restart: connection transfer stopped early: {e}");
+                }
+            }
+            Ok(()) => {}
+            Err(why) => log::info!("hot restart: connections are not moved ({why}); draining them"),
+        }
     }
 
     /// Back to serving as if nothing happened; the PID file names this process again.
@@ -421,6 +443,21 @@ impl Restart {
     }
 }
 
+/// Whether this process moves its connections to a successor that acknowledged with
+/// `transfer` (its transfer version, 0: it does not want them) and relay mode `splice`.
+pub fn transfer_decision(transfer: u8, splice: bool, own_splice: bool) -> Result<(), &'static str> {
+    if transfer == 0 {
+        return Err("the new process has transfer_connections off");
+    }
+    if transfer != TRANSFER_VERSION {
+        return Err("the new process speaks another transfer version");
+    }
+    if splice != own_splice {
+        return Err("the new process's splice setting differs");
+    }
+    Ok(())
+}
+
 /// How long a refusal waits for the peer's HELLO before answering.
 const REFUSE_WAIT_MS: u64 = 200;
 
@@ -432,4 +469,18 @@ fn refuse(peer: OwnedFd, answer: &Msg) {
         let _ = transport::recv(&peer);
     }
     let _ = transport::send(&peer, answer, &[]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_move_only_to_a_successor_that_asks_in_the_same_version_and_mode() {
+        assert_eq!(transfer_decision(TRANSFER_VERSION, false, false), Ok(()));
+        assert_eq!(transfer_decision(TRANSFER_VERSION, true, true), Ok(()));
+        assert!(transfer_decision(0, false, false).is_err());
+        assert!(transfer_decision(TRANSFER_VERSION + 1, false, false).is_err(), "another version drains");
+        assert!(transfer_decision(TRANSFER_VERSION, true, false).is_err());
+    }
 }

@@ -24,6 +24,25 @@ pub struct Totals {
     pub generation: u64,
 }
 
+/// Live connection transfer on hot restarts, as seen by this process (not carried over).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransferCounters {
+    /// Connections received from the predecessor at start-up.
+    pub received: u64,
+    /// Buffered bytes (read, not yet written) that came with them (DATA records or pipes).
+    pub received_bytes: u64,
+    /// Connections the predecessor offered that this process declined (no slot, config).
+    pub declined: u64,
+    /// Connections the predecessor reported keeping (not offered or declined): they drain there.
+    pub predecessor_kept: u64,
+    /// Connections handed to the successor.
+    pub sent: u64,
+    /// Connections kept here when handing over (connecting, declined, or a failed transfer).
+    pub kept: u64,
+    /// Connections that ended while this process drained.
+    pub drained: u64,
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ListenerCounters {
     pub accepted: u64,
@@ -43,6 +62,7 @@ pub struct Snapshot<'a> {
     pub live_rx: u64,
     pub live_tx: u64,
     pub totals: &'a Totals,
+    pub transfer: &'a TransferCounters,
     pub cfg: &'a Config,
     pub listeners: &'a [ListenerCounters],
     pub hosts: &'a [heapless::Vec<HostState, MAX_HOSTS>],
@@ -54,7 +74,9 @@ pub fn write_json(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
         w,
         "{{\"pid\":{},\"version\":\"{}\",\"state\":\"{}\",\"generation\":{},\"uptime_s\":{},\
          \"connections\":{{\"active\":{},\"max\":{},\"total\":{},\"refused\":{},\"idle_timeouts\":{}}},\
-         \"bytes\":{{\"rx\":{},\"tx\":{}}},\"upstream_failures\":{},\"listeners\":[",
+         \"bytes\":{{\"rx\":{},\"tx\":{}}},\"upstream_failures\":{},\
+         \"transfer\":{{\"received\":{},\"received_bytes\":{},\"declined\":{},\"predecessor_kept\":{},\"sent\":{},\"kept\":{},\"drained\":{}}},\
+         \"listeners\":[",
         s.pid,
         s.version,
         s.state,
@@ -67,7 +89,14 @@ pub fn write_json(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
         t.idle_timeouts,
         t.rx + s.live_rx,
         t.tx + s.live_tx,
-        t.upstream_failures
+        t.upstream_failures,
+        s.transfer.received,
+        s.transfer.received_bytes,
+        s.transfer.declined,
+        s.transfer.predecessor_kept,
+        s.transfer.sent,
+        s.transfer.kept,
+        s.transfer.drained
     )?;
     for (i, (l, c)) in s.cfg.listeners.iter().zip(s.listeners).enumerate() {
         let sep = if i == 0 { "" } else { "," };
@@ -105,7 +134,8 @@ pub fn write_json(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
 
 pub fn write_prometheus(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
     let t = s.totals;
-    let gauges: [(&str, &str, &str, u64); 9] = [
+    let x = s.transfer;
+    let gauges: [(&str, &str, &str, u64); 13] = [
         ("baton_connections_active", "gauge", "Open proxied connections.", s.active as u64),
         ("baton_connections_total", "counter", "Client connections accepted.", t.accepted),
         ("baton_connections_refused_total", "counter", "Clients closed because no upstream was reachable.", t.refused),
@@ -115,6 +145,10 @@ pub fn write_prometheus(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
         ("baton_bytes_tx_total", "counter", "Bytes sent to clients.", t.tx + s.live_tx),
         ("baton_generation", "gauge", "Hot restarts since the cold start.", t.generation),
         ("baton_uptime_seconds", "gauge", "Seconds since this process started.", s.uptime_s),
+        ("baton_transfer_received_total", "counter", "Connections received from the predecessor.", x.received),
+        ("baton_transfer_declined_total", "counter", "Offered connections declined (no slot, config).", x.declined),
+        ("baton_transfer_predecessor_kept", "gauge", "Connections the predecessor kept to drain.", x.predecessor_kept),
+        ("baton_transfer_sent_total", "counter", "Connections handed to the successor.", x.sent),
     ];
     for (name, kind, help, v) in gauges {
         write!(w, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n")?;

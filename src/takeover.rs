@@ -9,7 +9,7 @@ use std::os::fd::OwnedFd;
 
 use nix::errno::Errno;
 
-use crate::handoff::codec::{text, FdKind, Msg, Text};
+use crate::handoff::codec::{text, FdKind, Msg, Text, TRANSFER_VERSION};
 use crate::handoff::transport::{self, HandoffError};
 use crate::rundir;
 use crate::server::{Inherited, VERSION};
@@ -167,14 +167,18 @@ impl Takeover {
         Ok(())
     }
 
-    /// Tells the old process we are serving. It may be gone already; that is fine.
-    pub fn ack(mut self) {
-        if let Some(chan) = self.chan.take() {
-            if let Err(e) = transport::send(&chan, &Msg::Ack { pid: std::process::id() }, &[]) {
-                log::warn!("hot restart: could not acknowledge to pid {}: {e}", self.from_pid);
-            }
-        }
+    /// Tells the old process we are serving. It may be gone already; that is fine. With
+    /// `transfer`, asks for its established connections and returns the connection they come
+    /// on (see `transfer::receive`); `splice` is this process's relay mode.
+    pub fn ack(mut self, transfer: bool, splice: bool) -> Option<OwnedFd> {
         self.cleanup();
+        let chan = self.chan.take()?;
+        let version = if transfer { TRANSFER_VERSION } else { 0 };
+        if let Err(e) = transport::send(&chan, &Msg::Ack { pid: std::process::id(), transfer: version, splice }, &[]) {
+            log::warn!("hot restart: could not acknowledge to pid {}: {e}", self.from_pid);
+            return None;
+        }
+        transfer.then_some(chan)
     }
 
     /// Tells the old process to carry on serving (rollback) and removes our socket file.

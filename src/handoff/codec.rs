@@ -9,11 +9,12 @@ use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use heapless::{String, Vec};
 
+pub use crate::conn::{ConnState, FlowState};
 use crate::stats::Totals;
 
 pub const MAGIC: [u8; 4] = *b"BATN";
 /// Bumped on any incompatible change; a mismatch is refused and the old process keeps serving.
-pub const PROTO_VERSION: u8 = 1;
+pub const PROTO_VERSION: u8 = 2;
 pub const HEADER_LEN: usize = 8;
 /// Largest record: a full manifest batch is about 6 KiB.
 pub const MAX_FRAME: usize = 16 * 1024;
@@ -22,6 +23,24 @@ pub const MAX_FRAME: usize = 16 * 1024;
 pub const MAX_FDS_PER_MSG: usize = 64;
 /// Longest name or text carried (listener names are `NAME_LEN`).
 pub const TEXT_LEN: usize = 64;
+/// Version of the connection-transfer messages (`Conns` .. `Done`), announced by the successor
+/// in its ACK. On a mismatch the old process drains its connections instead: not a failure.
+pub const TRANSFER_VERSION: u8 = 1;
+/// Connections per transfer batch: two sockets each fill a record's `MAX_FDS_PER_MSG`
+/// descriptors (splice mode adds four pipe ends per connection, see `fds_per_conn`).
+pub const MAX_CONNS_PER_BATCH: usize = MAX_FDS_PER_MSG / 2;
+/// Buffered bytes carried by one `Data` record (a frame less its header and fields).
+pub const MAX_DATA: usize = MAX_FRAME - HEADER_LEN - 4;
+
+/// Descriptors that travel with one connection: client and upstream sockets, and in splice
+/// mode the read and write ends of both pipes (which hold the buffered bytes).
+pub const fn fds_per_conn(splice: bool) -> usize {
+    if splice {
+        6
+    } else {
+        2
+    }
+}
 
 pub type Text = String<TEXT_LEN>;
 
@@ -46,6 +65,11 @@ pub enum MsgType {
     Manifest = 6,
     Ack = 7,
     Abort = 8,
+    Conns = 9,
+    Data = 10,
+    Taken = 11,
+    Commit = 12,
+    Done = 13,
 }
 
 impl MsgType {
@@ -59,6 +83,11 @@ impl MsgType {
             6 => Self::Manifest,
             7 => Self::Ack,
             8 => Self::Abort,
+            9 => Self::Conns,
+            10 => Self::Data,
+            11 => Self::Taken,
+            12 => Self::Commit,
+            13 => Self::Done,
             _ => return None,
         })
     }
@@ -136,11 +165,42 @@ pub enum Msg {
         head: ManifestHead,
         entries: Vec<Entry, MAX_FDS_PER_MSG>,
     },
+    /// `transfer`: the transfer version the successor accepts connections in, 0 for none;
+    /// `splice`: its relay mode (connections move only between processes of the same mode).
     Ack {
         pid: u32,
+        transfer: u8,
+        splice: bool,
     },
     Abort {
         reason: Text,
+    },
+    /// Old to new: a batch of connections; `fds_per_conn(splice)` descriptors each, in order.
+    Conns {
+        batch: u16,
+        splice: bool,
+        conns: Vec<ConnState, MAX_CONNS_PER_BATCH>,
+    },
+    /// Old to new: `len` buffered bytes of `conns[conn].flows[flow]`, carried at the end of the
+    /// same record (`decode` checks the length; the caller reads the bytes from the record).
+    Data {
+        conn: u8,
+        flow: u8,
+        len: u16,
+    },
+    /// New to old: the connections of `batch` it registered (bit i: `conns[i]`), untouched yet.
+    Taken {
+        batch: u16,
+        mask: u64,
+    },
+    /// Old to new: it let go of the taken connections of `batch`; the new process may run them.
+    Commit {
+        batch: u16,
+    },
+    /// Old to new: the transfer is over; `kept` connections stay with the old process to drain.
+    Done {
+        moved: u32,
+        kept: u32,
     },
 }
 
@@ -155,6 +215,7 @@ pub enum CodecError {
     BadText,
     TooMany,
     Overflow,
+    BadData,
 }
 
 impl fmt::Display for CodecError {
@@ -169,6 +230,7 @@ impl fmt::Display for CodecError {
             Self::BadText => f.write_str("text field is not UTF-8 or too long"),
             Self::TooMany => f.write_str("more manifest entries than one batch may hold"),
             Self::Overflow => f.write_str("message larger than MAX_FRAME"),
+            Self::BadData => f.write_str("malformed connection transfer record"),
         }
     }
 }
@@ -245,6 +307,13 @@ impl<'a> In<'a> {
     fn u64(&mut self) -> Result<u64, CodecError> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| CodecError::Short)?))
     }
+    fn flag(&mut self) -> Result<bool, CodecError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(CodecError::BadEntry),
+        }
+    }
     fn text(&mut self) -> Result<Text, CodecError> {
         let n = self.u8()? as usize;
         let s = core::str::from_utf8(self.take(n)?).map_err(|_| CodecError::BadText)?;
@@ -275,11 +344,29 @@ fn msg_type(m: &Msg) -> MsgType {
         Msg::Manifest { .. } => MsgType::Manifest,
         Msg::Ack { .. } => MsgType::Ack,
         Msg::Abort { .. } => MsgType::Abort,
+        Msg::Conns { .. } => MsgType::Conns,
+        Msg::Data { .. } => MsgType::Data,
+        Msg::Taken { .. } => MsgType::Taken,
+        Msg::Commit { .. } => MsgType::Commit,
+        Msg::Done { .. } => MsgType::Done,
     }
 }
 
-/// Encodes `m` into `buf` and returns the record's length.
+/// Encodes `m` into `buf` and returns the record's length. `Data` records are built with
+/// `encode_data`, which appends their bytes.
 pub fn encode(m: &Msg, buf: &mut [u8]) -> Result<usize, CodecError> {
+    encode_with(m, &[], buf)
+}
+
+/// Encodes a `Data` record carrying `bytes` (at most `MAX_DATA`).
+pub fn encode_data(conn: u8, flow: u8, bytes: &[u8], buf: &mut [u8]) -> Result<usize, CodecError> {
+    if bytes.len() > MAX_DATA {
+        return Err(CodecError::Overflow);
+    }
+    encode_with(&Msg::Data { conn, flow, len: bytes.len() as u16 }, bytes, buf)
+}
+
+fn encode_with(m: &Msg, data: &[u8], buf: &mut [u8]) -> Result<usize, CodecError> {
     let mut o = Out { buf, len: HEADER_LEN };
     match m {
         Msg::Hello { pid, baton_version } => {
@@ -289,7 +376,46 @@ pub fn encode(m: &Msg, buf: &mut [u8]) -> Result<usize, CodecError> {
         Msg::Busy | Msg::Ready => {}
         Msg::Go { pid } => o.u32(*pid)?,
         Msg::Refused { reason } | Msg::Abort { reason } => o.text(reason)?,
-        Msg::Ack { pid } => o.u32(*pid)?,
+        Msg::Ack { pid, transfer, splice } => {
+            o.u32(*pid)?;
+            o.u8(*transfer)?;
+            o.u8(*splice as u8)?;
+        }
+        Msg::Conns { batch, splice, conns } => {
+            o.u16(*batch)?;
+            o.u8(*splice as u8)?;
+            o.u8(conns.len() as u8)?;
+            for c in conns {
+                o.addr(Some(c.listener))?;
+                o.text(&c.cluster)?;
+                o.addr(Some(c.host))?;
+                for f in &c.flows {
+                    o.u32(f.pending)?;
+                    o.u8(f.eof as u8)?;
+                    o.u8(f.shut as u8)?;
+                    o.u64(f.bytes)?;
+                }
+                o.u64(c.idle_left_ms)?;
+            }
+        }
+        Msg::Data { conn, flow, len } => {
+            if *len as usize != data.len() {
+                return Err(CodecError::BadData);
+            }
+            o.u8(*conn)?;
+            o.u8(*flow)?;
+            o.u16(*len)?;
+            o.put(data)?;
+        }
+        Msg::Taken { batch, mask } => {
+            o.u16(*batch)?;
+            o.u64(*mask)?;
+        }
+        Msg::Commit { batch } => o.u16(*batch)?,
+        Msg::Done { moved, kept } => {
+            o.u32(*moved)?;
+            o.u32(*kept)?;
+        }
         Msg::Manifest { head, entries } => {
             o.text(&head.baton_version)?;
             let t = &head.totals;
@@ -344,13 +470,51 @@ pub fn decode(rec: &[u8]) -> Result<Msg, CodecError> {
         MsgType::Ready => Msg::Ready,
         MsgType::Refused => Msg::Refused { reason: i.text()? },
         MsgType::Abort => Msg::Abort { reason: i.text()? },
-        MsgType::Ack => Msg::Ack { pid: i.u32()? },
+        MsgType::Ack => Msg::Ack { pid: i.u32()?, transfer: i.u8()?, splice: i.flag()? },
         MsgType::Manifest => decode_manifest(&mut i)?,
+        MsgType::Conns => decode_conns(&mut i)?,
+        MsgType::Data => {
+            let (conn, flow, len) = (i.u8()?, i.u8()?, i.u16()?);
+            if flow > 1 || i.take(len as usize).is_err() {
+                return Err(CodecError::BadData);
+            }
+            Msg::Data { conn, flow, len }
+        }
+        MsgType::Taken => Msg::Taken { batch: i.u16()?, mask: i.u64()? },
+        MsgType::Commit => Msg::Commit { batch: i.u16()? },
+        MsgType::Done => Msg::Done { moved: i.u32()?, kept: i.u32()? },
     };
     if !i.b.is_empty() {
         return Err(CodecError::LengthMismatch);
     }
     Ok(m)
+}
+
+fn decode_conns(i: &mut In<'_>) -> Result<Msg, CodecError> {
+    let batch = i.u16()?;
+    let splice = i.flag()?;
+    let count = i.u8()? as usize;
+    if count > MAX_CONNS_PER_BATCH || count * fds_per_conn(splice) > MAX_FDS_PER_MSG {
+        return Err(CodecError::TooMany);
+    }
+    let mut conns = Vec::new();
+    for _ in 0..count {
+        let listener = i.addr()?.ok_or(CodecError::BadData)?;
+        let cluster = i.text()?;
+        let host = i.addr()?.ok_or(CodecError::BadData)?;
+        let mut flows = [FlowState::default(); 2];
+        for f in flows.iter_mut() {
+            *f = FlowState { pending: i.u32()?, eof: i.flag()?, shut: i.flag()?, bytes: i.u64()? };
+            // a FIN passed on means nothing is left to write
+            if f.shut && (!f.eof || f.pending > 0) {
+                return Err(CodecError::BadData);
+            }
+        }
+        let idle_left_ms = i.u64()?;
+        let c = ConnState { listener, cluster, host, flows, idle_left_ms };
+        conns.push(c).map_err(|_| CodecError::TooMany)?;
+    }
+    Ok(Msg::Conns { batch, splice, conns })
 }
 
 fn decode_manifest(i: &mut In<'_>) -> Result<Msg, CodecError> {
@@ -415,6 +579,58 @@ mod tests {
         Msg::Manifest { head: ManifestHead { baton_version: text("0.1.0"), totals, batch: 3, last: true }, entries }
     }
 
+    fn conns(n: usize, splice: bool) -> Msg {
+        let mut conns = Vec::new();
+        for k in 0..n {
+            let flows = [
+                FlowState { pending: k as u32, eof: k % 3 == 0, shut: false, bytes: 1 << 40 },
+                FlowState { pending: 0, eof: true, shut: k % 2 == 0, bytes: 7 },
+            ];
+            let c = ConnState {
+                listener: "127.0.0.1:2045".parse().unwrap(),
+                cluster: text("clusterName"),
+                host: "[::1]:8080".parse().unwrap(),
+                flows,
+                idle_left_ms: if k % 2 == 0 { u64::MAX } else { 1234 },
+            };
+            conns.push(c).unwrap();
+        }
+        Msg::Conns { batch: 7, splice, conns }
+    }
+
+    #[test]
+    fn data_records_carry_their_bytes_and_check_the_length() {
+        let mut buf = [0u8; MAX_FRAME];
+        let bytes = [0xA5u8; MAX_DATA];
+        let n = encode_data(3, 1, &bytes, &mut buf).unwrap();
+        assert_eq!(n, MAX_FRAME);
+        assert_eq!(decode(&buf[..n]).unwrap(), Msg::Data { conn: 3, flow: 1, len: MAX_DATA as u16 });
+        assert_eq!(&buf[n - MAX_DATA..n], &bytes[..]);
+        assert_eq!(encode_data(0, 0, &[0u8; MAX_DATA + 1], &mut buf), Err(CodecError::Overflow));
+        // a length field larger than the bytes present, or a flow index out of range
+        let n = encode_data(0, 0, b"abc", &mut buf).unwrap();
+        let mut v = buf[..n].to_vec_in_test();
+        v[HEADER_LEN + 2] = 4;
+        assert_eq!(decode(&v), Err(CodecError::BadData));
+        let mut v = buf[..n].to_vec_in_test();
+        v[HEADER_LEN + 1] = 2;
+        assert_eq!(decode(&v), Err(CodecError::BadData));
+    }
+
+    #[test]
+    fn a_conns_batch_with_more_descriptors_than_a_record_holds_is_refused() {
+        let mut buf = [0u8; MAX_FRAME];
+        let n = encode(&conns(MAX_CONNS_PER_BATCH, true), &mut buf).unwrap();
+        assert_eq!(decode(&buf[..n]), Err(CodecError::TooMany));
+        // a flow marked shut with bytes still pending is inconsistent
+        let mut m = conns(1, false);
+        if let Msg::Conns { conns, .. } = &mut m {
+            conns[0].flows[1] = FlowState { pending: 5, eof: true, shut: true, bytes: 0 };
+        }
+        let n = encode(&m, &mut buf).unwrap();
+        assert_eq!(decode(&buf[..n]), Err(CodecError::BadData));
+    }
+
     #[test]
     fn every_message_round_trips() {
         let msgs = [
@@ -425,7 +641,13 @@ mod tests {
             Msg::Ready,
             manifest(0),
             manifest(MAX_FDS_PER_MSG),
-            Msg::Ack { pid: 9 },
+            Msg::Ack { pid: 9, transfer: TRANSFER_VERSION, splice: true },
+            conns(0, false),
+            conns(MAX_CONNS_PER_BATCH, false),
+            conns(MAX_FDS_PER_MSG / fds_per_conn(true), true),
+            Msg::Taken { batch: 2, mask: u64::MAX >> 1 },
+            Msg::Commit { batch: 65_535 },
+            Msg::Done { moved: 1000, kept: 3 },
             Msg::Abort { reason: text("port taken") },
         ];
         let mut buf = [0u8; MAX_FRAME];
@@ -445,8 +667,8 @@ mod tests {
         bad[..8].copy_from_slice(b"XXXX\x01\x01\x00\x00");
         assert_eq!(decode(&bad[..8]), Err(CodecError::BadMagic));
         let mut v = good.to_vec_in_test();
-        v[4] = 2;
-        assert_eq!(decode(&v), Err(CodecError::Version(2)));
+        v[4] = PROTO_VERSION + 1;
+        assert_eq!(decode(&v), Err(CodecError::Version(PROTO_VERSION + 1)));
         v[4] = PROTO_VERSION;
         v[5] = 99;
         assert_eq!(decode(&v), Err(CodecError::UnknownType(99)));

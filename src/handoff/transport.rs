@@ -127,18 +127,55 @@ pub fn check_peer(fd: &impl AsFd) -> Result<i32, HandoffError> {
     }
 }
 
-/// Sends one record with `fds` attached.
-pub fn send(fd: &impl AsRawFd, m: &Msg, fds: &[RawFd]) -> Result<(), HandoffError> {
+/// Sends one record with `fds` attached, without waiting (the handshake's records are small
+/// and one at a time; a full socket is an error).
+pub fn send(fd: &impl AsFd, m: &Msg, fds: &[RawFd]) -> Result<(), HandoffError> {
     let mut buf = [0u8; MAX_FRAME];
     let n = codec::encode(m, &mut buf)?;
-    let iov = [IoSlice::new(&buf[..n])];
+    send_record(fd, &buf[..n], fds, 0)
+}
+
+/// Sends one record, waiting up to `timeout_ms` for room (a connection transfer streams many).
+pub fn send_wait(fd: &impl AsFd, m: &Msg, fds: &[RawFd], timeout_ms: u64) -> Result<(), HandoffError> {
+    let mut buf = [0u8; MAX_FRAME];
+    let n = codec::encode(m, &mut buf)?;
+    send_record(fd, &buf[..n], fds, timeout_ms)
+}
+
+/// Sends a `Data` record with `bytes`, waiting up to `timeout_ms` for room.
+pub fn send_data(fd: &impl AsFd, conn: u8, flow: u8, bytes: &[u8], timeout_ms: u64) -> Result<(), HandoffError> {
+    let mut buf = [0u8; MAX_FRAME];
+    let n = codec::encode_data(conn, flow, bytes, &mut buf)?;
+    send_record(fd, &buf[..n], fds_none(), timeout_ms)
+}
+
+fn fds_none() -> &'static [RawFd] {
+    &[]
+}
+
+fn send_record(fd: &impl AsFd, rec: &[u8], fds: &[RawFd], timeout_ms: u64) -> Result<(), HandoffError> {
+    let iov = [IoSlice::new(rec)];
     let rights = [ControlMessage::ScmRights(fds)];
     let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
     loop {
-        match so::sendmsg::<()>(fd.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT, None) {
-            Ok(sent) if sent == n => return Ok(()),
+        match so::sendmsg::<()>(
+            fd.as_fd().as_raw_fd(),
+            &iov,
+            cmsgs,
+            MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+            None,
+        ) {
+            Ok(sent) if sent == rec.len() => return Ok(()),
             Ok(_) => return Err(HandoffError::Truncated),
             Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) if timeout_ms > 0 => {
+                let left = deadline.saturating_duration_since(std::time::Instant::now()).as_millis() as u64;
+                if left == 0 || !wait_for(fd, PollFlags::POLLOUT, left).unwrap_or(false) {
+                    return Err(HandoffError::Timeout("room on the handoff socket"));
+                }
+            }
+            Err(Errno::EPIPE | Errno::ECONNRESET) => return Err(HandoffError::Closed),
             Err(e) => return Err(HandoffError::Io("sending a handoff message", e)),
         }
     }
@@ -146,7 +183,11 @@ pub fn send(fd: &impl AsRawFd, m: &Msg, fds: &[RawFd]) -> Result<(), HandoffErro
 
 /// Waits up to `timeout_ms` for `fd` to be readable; `false` on timeout.
 pub fn wait_readable(fd: &impl AsFd, timeout_ms: u64) -> Result<bool, Errno> {
-    let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    wait_for(fd, PollFlags::POLLIN, timeout_ms)
+}
+
+fn wait_for(fd: &impl AsFd, what: PollFlags, timeout_ms: u64) -> Result<bool, Errno> {
+    let mut p = [PollFd::new(fd.as_fd(), what)];
     let t = PollTimeout::try_from(timeout_ms.min(i32::MAX as u64) as i32).unwrap_or(PollTimeout::MAX);
     loop {
         match poll(&mut p, t) {
@@ -161,9 +202,18 @@ pub fn wait_readable(fd: &impl AsFd, timeout_ms: u64) -> Result<bool, Errno> {
 /// `Err(Closed)`: the peer hung up.
 pub fn recv(fd: &impl AsRawFd) -> Result<Option<(Msg, Vec<OwnedFd>)>, HandoffError> {
     let mut buf = [0u8; MAX_FRAME];
+    Ok(recv_into(fd, &mut buf)?.map(|(m, fds, _)| (m, fds)))
+}
+
+/// As `recv`, keeping the record in `buf`; also returns its length (a `Data` record's bytes
+/// are its last `len` bytes).
+pub fn recv_into(
+    fd: &impl AsRawFd,
+    buf: &mut [u8; MAX_FRAME],
+) -> Result<Option<(Msg, Vec<OwnedFd>, usize)>, HandoffError> {
     let mut space = nix::cmsg_space!([RawFd; MAX_FDS_PER_MSG]);
     let (n, fds, flags) = loop {
-        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut iov = [IoSliceMut::new(buf)];
         match so::recvmsg::<()>(
             fd.as_raw_fd(),
             &mut iov,
@@ -195,26 +245,61 @@ pub fn recv(fd: &impl AsRawFd) -> Result<Option<(Msg, Vec<OwnedFd>)>, HandoffErr
     let m = codec::decode(&buf[..n])?;
     let announced = match &m {
         Msg::Manifest { entries, .. } => entries.len(),
+        Msg::Conns { conns, splice, .. } => conns.len() * codec::fds_per_conn(*splice),
         _ => 0,
     };
     if announced != fds.len() {
         return Err(HandoffError::FdCount { announced, received: fds.len() });
     }
-    Ok(Some((m, fds)))
+    Ok(Some((m, fds, n)))
 }
 
 /// Waits (bounded) for one record.
 pub fn recv_wait(fd: &OwnedFd, timeout_ms: u64, what: &'static str) -> Result<(Msg, Vec<OwnedFd>), HandoffError> {
+    let mut buf = [0u8; MAX_FRAME];
+    let (m, fds, _) = recv_wait_into(fd, &mut buf, timeout_ms, what)?;
+    Ok((m, fds))
+}
+
+/// Waits (bounded) for one record, kept in `buf` (see `recv_into`).
+pub fn recv_wait_into(
+    fd: &OwnedFd,
+    buf: &mut [u8; MAX_FRAME],
+    timeout_ms: u64,
+    what: &'static str,
+) -> Result<(Msg, Vec<OwnedFd>, usize), HandoffError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now()).as_millis() as u64;
         if !wait_readable(fd, left).map_err(|e| HandoffError::Io("waiting for the other process", e))? {
             return Err(HandoffError::Timeout(what));
         }
-        if let Some(r) = recv(fd)? {
+        if let Some(r) = recv_into(fd, buf)? {
             return Ok(r);
         }
     }
+}
+
+/// Checks with the kernel that `fd` is a connected TCP socket; returns (local, peer) addresses.
+pub fn verify_tcp_stream(fd: &OwnedFd) -> Result<(SocketAddr, SocketAddr), &'static str> {
+    if so::getsockopt(fd, sockopt::SockType).map_err(|_| "not a socket")? != SockType::Stream {
+        return Err("not a stream socket");
+    }
+    if so::getsockopt(fd, sockopt::AcceptConn).map_err(|_| "SO_ACCEPTCONN failed")? {
+        return Err("a listening socket, not a connection");
+    }
+    let local = crate::net::local_addr(fd).ok_or("not an IP socket")?;
+    let peer = crate::net::peer_addr(fd).ok_or("not connected")?;
+    Ok((local, peer))
+}
+
+/// Checks that `fd` is a pipe (splice mode's buffers travel as pipes).
+pub fn verify_pipe(fd: &OwnedFd) -> Result<(), &'static str> {
+    let md = nix::sys::stat::fstat(fd).map_err(|_| "fstat failed")?;
+    if md.st_mode & nix::libc::S_IFMT != nix::libc::S_IFIFO {
+        return Err("not a pipe");
+    }
+    Ok(())
 }
 
 /// Checks with the kernel that `fd` is a listening TCP socket bound to exactly `addr`.

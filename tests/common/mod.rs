@@ -46,6 +46,7 @@ impl Drop for TempDir {
 }
 
 /// Builds a config: listeners `(name, port, cluster)`, clusters `(name, lb, [host ports])`.
+#[derive(Clone)]
 pub struct Cfg {
     pub listeners: Vec<(String, u16, String)>,
     pub clusters: Vec<(String, String, Vec<u16>)>,
