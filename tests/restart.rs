@@ -31,6 +31,8 @@ fn a_second_process_takes_over_and_the_old_one_drains_then_exits() {
     let be = Backend::start(Mode::Echo);
     let dir = TempDir::new("takeover");
     let (cfg, pid_file) = pid_cfg(&dir, be.port);
+    // draining as such (tests/transfer.rs moves connections instead)
+    let cfg = cfg.set("transfer_connections", "false");
     let b = Baton::start_in(&cfg, dir);
     let old = b.pid();
     for id in 0..5 {
@@ -352,7 +354,11 @@ fn a_bad_manifest_is_refused_by_the_new_process_with_a_clear_error() {
 #[test]
 fn drain_deadline_bounds_the_old_process_and_max_draining_caps_generations() {
     let be = Backend::start(Mode::Echo);
-    let cfg = Cfg::simple(free_port(), &[be.port]).set("drain_timeout", "\"1s\"").set("max_draining", "1");
+    // draining as such: connections stay with their generation (no transfer)
+    let cfg = Cfg::simple(free_port(), &[be.port])
+        .set("drain_timeout", "\"1s\"")
+        .set("max_draining", "1")
+        .set("transfer_connections", "false");
     let b = Baton::start(&cfg);
     // generation 0 holds a connection that never ends: it must still exit at the drain deadline
     let mut held = TcpStream::connect(("127.0.0.1", b.listen)).unwrap();
@@ -369,7 +375,10 @@ fn drain_deadline_bounds_the_old_process_and_max_draining_caps_generations() {
     let _ = succ.wait();
 
     // max_draining 1, long drain: each generation holds a connection; at most one drains at once
-    let cfg = Cfg::simple(free_port(), &[be.port]).set("drain_timeout", "\"60s\"").set("max_draining", "1");
+    let cfg = Cfg::simple(free_port(), &[be.port])
+        .set("drain_timeout", "\"60s\"")
+        .set("max_draining", "1")
+        .set("transfer_connections", "false");
     let b = Baton::start(&cfg);
     let mut held = Vec::new();
     let mut kids = Vec::new();

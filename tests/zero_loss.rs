@@ -2,6 +2,9 @@
 //! long checked streams) while baton is hot-restarted 20 times in a row, alternating SIGHUP and
 //! a second process started by hand, with config changes in between. Asserts 0 refused, reset,
 //! corrupted or truncated connections, and that every old process exits within its drain deadline.
+//! Connection transfer is on (the default): established streams move to each new process, and
+//! connections caught mid-connect at a restart stay with the old one and drain, so both paths
+//! run under load here.
 mod common;
 use common::*;
 use nix::sys::signal::{kill, Signal};

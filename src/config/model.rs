@@ -154,7 +154,9 @@ pub struct Settings {
     pub down_time_ms: u64,
     /// Old processes allowed to drain at once; the oldest is told to close when exceeded.
     pub max_draining: u8,
-    /// Move established connections to the new process instead of draining them (issue 5).
+    /// Ask the predecessor, at a hot restart, for its established connections instead of
+    /// letting it drain them (the new process's setting decides; see `transfer`). On by
+    /// default: tests/transfer.rs and tests/zero_loss.rs show no byte lost either way.
     pub transfer_connections: bool,
     /// Relay bytes with splice(2) through a pipe per direction instead of user-space buffers
     /// (docs/benchmarks.md compares both).
@@ -183,7 +185,7 @@ impl Default for Settings {
             fail_threshold: 3,
             down_time_ms: 10_000,
             max_draining: 2,
-            transfer_connections: false,
+            transfer_connections: true,
             splice: false,
         }
     }
