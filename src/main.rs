@@ -39,7 +39,13 @@ fn real_main() -> i32 {
             .unwrap_or(Err(1))
     });
     match started {
-        Ok(mut rt) => {
+        Ok((mut rt, incoming)) => {
+            // on the main thread, alone: with a second thread sharing the descriptor table,
+            // every time the kernel doubles that table it waits for an RCU grace period
+            // (expand_fdtable), which cost 10-30 ms per doubling while receiving connections
+            if let Some((chan, from)) = incoming {
+                receive_connections(&chan, &mut rt.server, from);
+            }
             baton::notify::ready(rt.server.totals.generation);
             rt.run()
         }
@@ -49,7 +55,10 @@ fn real_main() -> i32 {
 
 /// Everything before the event loop. `Ok`: ready to run. `Err(code)`: exit now with `code`
 /// (0 after --version, --help or a passing --check).
-fn start() -> Result<Box<Runtime>, i32> {
+/// The connection to the predecessor that established connections arrive on, and its PID.
+type Incoming = Option<(OwnedFd, i32)>;
+
+fn start() -> Result<(Box<Runtime>, Incoming), i32> {
     let t0 = std::time::Instant::now();
     let args = match cli::parse(std::env::args().skip(1)) {
         Ok(Command::Run(a)) => a,
@@ -96,7 +105,7 @@ fn start() -> Result<Box<Runtime>, i32> {
     // a takeover gets its sockets from the predecessor and closes these
     let activated = baton::activation::take(&cfg);
     let started = match takeover::begin(&dir, cfg.settings.handoff_timeout_ms) {
-        Ok(Start::Cold) => cold_start(cfg, &dir, exec, activated),
+        Ok(Start::Cold) => cold_start(cfg, &dir, exec, activated).map(|(s, r)| (s, r, None)),
         Ok(Start::Takeover(t)) => take_over(cfg, &dir, t, exec, t0),
         Err(HandoffError::Busy) => {
             eprintln!("baton: {}", HandoffError::Busy);
@@ -104,7 +113,7 @@ fn start() -> Result<Box<Runtime>, i32> {
         }
         Err(e) => Err(format!("hot restart failed: {e}; the running baton keeps serving")),
     };
-    let (server, restart) = match started {
+    let (server, restart, incoming) = match started {
         Ok(s) => s,
         Err(msg) => return Err(fail(format_args!("{msg}"))),
     };
@@ -114,7 +123,9 @@ fn start() -> Result<Box<Runtime>, i32> {
         server.totals.generation,
         server.cfg.listeners.len()
     );
-    Runtime::new(server, signals, restart).map_err(|e| fail(format_args!("cannot start the event loop: {}", e.desc())))
+    let rt = Runtime::new(server, signals, restart)
+        .map_err(|e| fail(format_args!("cannot start the event loop: {}", e.desc())))?;
+    Ok((rt, incoming))
 }
 
 /// `activated`: sockets from systemd socket activation, adopted like a predecessor's.
@@ -138,7 +149,7 @@ fn take_over(
     mut t: Takeover,
     exec: Option<Exec>,
     t0: std::time::Instant,
-) -> Result<(Server, Restart), String> {
+) -> Result<(Server, Restart, Incoming), String> {
     let attempt = || -> Result<(Server, Restart), String> {
         let mut server = Server::new(cfg, &mut t.inherited).map_err(|e| e.to_string())?;
         let lock = match t.lock.take() {
@@ -155,7 +166,7 @@ fn take_over(
         let restart = new_restart(&server, dir, lock, reconfig, preds, exec)?;
         Ok((server, restart))
     };
-    let (mut server, mut restart) = match attempt() {
+    let (server, mut restart) = match attempt() {
         Ok(s) => s,
         Err(e) => {
             t.abort(&e);
@@ -166,14 +177,12 @@ fn take_over(
     baton::fault::point(baton::fault::NEW_BEFORE_ACK);
     let st = &server.cfg.settings;
     let chan = t.ack(st.transfer_connections, st.splice);
+    let acked_ms = t0.elapsed().as_secs_f64() * 1e3;
     rundir::note_owner(dir);
     publish_pid(&restart)?;
-    if let Some(chan) = chan {
-        receive_connections(&chan, &mut server, from);
-    }
     restart.enforce_draining_cap(server.cfg.settings.max_draining as usize);
-    log::info!("took over from pid {from}: acknowledged {:.2} ms after start", t0.elapsed().as_secs_f64() * 1e3);
-    Ok((server, restart))
+    log::info!("took over from pid {from}: acknowledged {acked_ms:.2} ms after start");
+    Ok((server, restart, chan.map(|c| (c, from))))
 }
 
 /// Takes the old process's established connections (after the ack: this process serves).
