@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/restart.sh [TRIALS]
 # Reload under load, side by side: baton (SIGHUP in place; a second hand-started process) with a
-# 3 s drain deadline, HAProxy master-worker with fd passing, HAProxy -sf without fd passing, and
+# 3 s drain deadline and live connection transfer (the default), then without transfer, HAProxy master-worker with fd passing, HAProxy -sf without fd passing, and
 # nginx -s reload. Each: wrk (-c50, Connection: close, then keep-alive) through the proxy while it
 # is reloaded 20 times 0.5 s apart (reload_test.sh), then the proxy's processes are counted once
 # the drain deadline has passed (during the load and 4 s after it). Also baton's start-to-ack
@@ -54,11 +54,12 @@ for t in $(seq "$TRIALS"); do
     run haproxy-legacy $mode "$B/proxyctl.sh reload haproxy-legacy" "HAProxy -sf, no fd passing"
     run nginx $mode "$B/proxyctl.sh reload nginx" "nginx stream, nginx -s reload"
   done
-  # keep-alive connections stay in the process that accepted them (no live transfer yet): with a
-  # drain deadline shorter than the run they are cut at it; with a longer one none is
-  OURS_CMD="$B/baton-run.sh %L %U %R ',\"drain_timeout\":\"60s\",\"max_draining\":16'"
-  run ours ka 'kill -HUP $(cat /tmp/bench/run/ours/baton.pid)' "baton, SIGHUP, 60 s drain deadline"
-  run ours ka "$B/baton-handstart.sh /tmp/bench/run/ours" "baton, second process, 60 s drain deadline"
+  # without transfer, keep-alive connections stay in the process that accepted them: with a
+  # drain deadline shorter than the run they are cut at it
+  OURS_CMD="$B/baton-run.sh %L %U %R ',\"drain_timeout\":\"3s\",\"max_draining\":16,\"transfer_connections\":false'"
+  run ours ka 'kill -HUP $(cat /tmp/bench/run/ours/baton.pid)' "baton, SIGHUP, no transfer, 3 s drain deadline"
+  run ours ka "$B/baton-handstart.sh /tmp/bench/run/ours" "baton, second process, no transfer, 3 s drain deadline"
+  OURS_CMD="$B/baton-run.sh %L %U %R ',\"drain_timeout\":\"3s\",\"max_draining\":16'"
 done
 python3 - "$OUT" <<'PY'
 import json, sys, statistics as S

@@ -3,14 +3,15 @@
 //! Layers, each using only the ones listed before it:
 //!
 //! 1. sans-io (`core` + `heapless` only, testable without sockets): `config` (model, parsing),
-//!    `buf`, `conn` (proxied connection state machine), `lb` (load balancing, passive health),
-//!    `http` (admin request parser), `stats` (counters and their rendering),
-//!    `handoff::codec` (hot-restart wire format).
+//!    `conn` (proxied connection state machine, and its portable state for a transfer), `lb`
+//!    (load balancing, passive health), `http` (admin request parser), `stats` (counters and
+//!    their rendering), `handoff::codec` (hot-restart and transfer wire format).
 //! 2. `sys`: the only module with `unsafe`: raw descriptors, `fork`/`pidfd`, and the few
 //!    system calls nix does not wrap.
 //! 3. `net` and `poller`: sockets and the edge-triggered epoll loop.
 //! 4. `server`: the event loop that owns listeners, connections, admin and timers.
-//! 5. `handoff::transport` and `restart`: the hot-restart protocol on top of a running server.
+//! 5. `handoff::transport`, `takeover` (new side), `restart` (old side) and `transfer` (moving
+//!    established connections): the hot-restart protocol on top of a running server.
 //! 6. `main`: command line, logging, exit codes.
 #![deny(unsafe_code)]
 

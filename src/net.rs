@@ -91,6 +91,28 @@ pub fn peer_addr(fd: &impl AsRawFd) -> Option<SocketAddr> {
     ss.as_sockaddr_in6().map(|v6| SocketAddr::from((v6.ip(), v6.port())))
 }
 
+/// Checks with the kernel that `fd` is a connected TCP socket; returns (local, peer) addresses.
+pub fn verify_tcp_stream(fd: &OwnedFd) -> Result<(SocketAddr, SocketAddr), &'static str> {
+    if so::getsockopt(fd, sockopt::SockType).map_err(|_| "not a socket")? != SockType::Stream {
+        return Err("not a stream socket");
+    }
+    if so::getsockopt(fd, sockopt::AcceptConn).map_err(|_| "SO_ACCEPTCONN failed")? {
+        return Err("a listening socket, not a connection");
+    }
+    let local = local_addr(fd).ok_or("not an IP socket")?;
+    let peer = peer_addr(fd).ok_or("not connected")?;
+    Ok((local, peer))
+}
+
+/// Checks that `fd` is a pipe (splice mode's buffers travel as pipes).
+pub fn verify_pipe(fd: &OwnedFd) -> Result<(), &'static str> {
+    let md = nix::sys::stat::fstat(fd).map_err(|_| "fstat failed")?;
+    if md.st_mode & nix::libc::S_IFMT != nix::libc::S_IFIFO {
+        return Err("not a pipe");
+    }
+    Ok(())
+}
+
 /// Socket I/O for one proxied connection: `fds[Side as usize]`.
 pub struct FdTransport {
     pub fds: [RawFd; 2],

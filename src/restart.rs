@@ -73,6 +73,8 @@ pub struct Restart {
     state: State,
     predecessors: Vec<Predecessor>,
     exec: Option<Exec>,
+    /// When the runtime directory is next checked (monotonic ms).
+    next_dir_check: u64,
 }
 
 impl Restart {
@@ -96,6 +98,7 @@ impl Restart {
             state: State::Idle,
             predecessors: Vec::new(),
             exec,
+            next_dir_check: 0,
         };
         for (pid, fd) in predecessors {
             server.poller.add_read(&fd, Token::new(Kind::Predecessor, pid as usize))?;
@@ -114,6 +117,7 @@ impl Restart {
             state: State::Idle,
             predecessors: Vec::new(),
             exec: None,
+            next_dir_check: 0,
         }
     }
 
@@ -334,6 +338,10 @@ impl Restart {
     // ----- timers, predecessors, exit -----
 
     pub fn tick(&mut self, server: &mut Server) {
+        if matches!(self.state, State::Idle) && server.now >= self.next_dir_check {
+            self.next_dir_check = server.now + RUNDIR_CHECK_MS;
+            self.repair_rundir(server);
+        }
         let deadline = match &self.state {
             State::Greeting { deadline, .. } | State::Offered { deadline, .. } | State::Sent { deadline, .. } => {
                 *deadline
@@ -342,6 +350,53 @@ impl Restart {
         };
         if server.now >= deadline {
             self.abort(server, &HandoffError::Timeout("the new process (handoff_timeout)"));
+        }
+    }
+
+    /// Recreates `reconfig.sock` and `baton.lock` if someone removed them (or the whole
+    /// runtime directory, e.g. a cleanup of /run) while this process owns the directory, so a
+    /// later hot restart still finds the running baton instead of failing on a taken port.
+    fn repair_rundir(&mut self, server: &Server) {
+        let (Some(lock), Some(_)) = (&self.lock, &self.reconfig) else {
+            return; // not the owner (draining) or a server without hot restart
+        };
+        let reconfig = rundir::path(&self.dir, rundir::RECONFIG);
+        let lock_path = rundir::path(&self.dir, rundir::LOCK);
+        let same_lock = match (nix::sys::stat::stat(lock_path.as_str()), nix::sys::stat::fstat(lock)) {
+            (Ok(a), Ok(b)) => a.st_ino == b.st_ino && a.st_dev == b.st_dev,
+            _ => false,
+        };
+        let socket_there =
+            nix::sys::stat::stat(reconfig.as_str()).is_ok_and(|s| s.st_mode & nix::libc::S_IFMT == nix::libc::S_IFSOCK);
+        if same_lock && socket_there {
+            return;
+        }
+        log::warn!(
+            "runtime directory {}: {} or {} was removed; recreating them",
+            self.dir,
+            rundir::RECONFIG,
+            rundir::LOCK
+        );
+        if let Err(e) = rundir::prepare(&self.dir) {
+            return log::error!("cannot recreate the runtime directory: {e}; a hot restart will fail until it exists");
+        }
+        if !same_lock {
+            match rundir::lock(&self.dir) {
+                Ok(l) => self.lock = Some(l),
+                Err(e) => return log::error!("cannot recreate {lock_path}: {e}"),
+            }
+        }
+        match rundir::bind_reconfig(&self.dir) {
+            Ok(fd) => {
+                if let Some(old) = self.reconfig.take() {
+                    server.poller.delete(&old);
+                }
+                if let Err(e) = server.poller.add_read(&fd, Token::new(Kind::ReconfigListener, 0)) {
+                    log::error!("cannot register the new {reconfig}: {}", e.desc());
+                }
+                self.reconfig = Some(fd);
+            }
+            Err(e) => log::error!("cannot recreate {reconfig}: {e}; a hot restart will fail until it exists"),
         }
     }
 
@@ -383,12 +438,21 @@ impl Restart {
             log::warn!("SIGHUP ignored: a hot restart is already in progress ({})", self.state.name());
             return false;
         }
+        self.repair_rundir(server);
         let Some(exec) = &self.exec else {
             log::warn!("SIGHUP ignored: this process cannot re-execute itself");
             return false;
         };
         if let Err(e) = config::load(&exec.config_path) {
             log::error!("SIGHUP: config {}: {e}; still serving the current config", exec.config_path);
+            return false;
+        }
+        if let Err(e) = nix::unistd::access(self.dir.as_str(), nix::unistd::AccessFlags::W_OK) {
+            log::error!(
+                "SIGHUP: the runtime directory {} is not writable ({}); still serving; make it writable and retry",
+                self.dir,
+                e.desc()
+            );
             return false;
         }
         if let Err(e) = nix::unistd::access(exec.exe.as_c_str(), nix::unistd::AccessFlags::X_OK) {
@@ -457,6 +521,9 @@ pub fn transfer_decision(transfer: u8, splice: bool, own_splice: bool) -> Result
     }
     Ok(())
 }
+
+/// How often the owner checks that its runtime directory's files still exist.
+const RUNDIR_CHECK_MS: u64 = 2_000;
 
 /// How long a refusal waits for the peer's HELLO before answering.
 const REFUSE_WAIT_MS: u64 = 200;

@@ -115,6 +115,8 @@ pub struct Server {
     /// Table full or out of descriptors: accepting waits for a slot to free.
     paused: bool,
     resume: bool,
+    /// Paused for lack of descriptors or memory, not yet recovered (logged once per episode).
+    starved: bool,
     clock: Instant,
     pub now: u64,
     last_tick: u64,
@@ -167,6 +169,7 @@ impl Server {
             active: 0,
             mode: Mode::Serving,
             paused: false,
+            starved: false,
             resume: false,
             clock: Instant::now(),
             now: 0,
@@ -282,16 +285,20 @@ impl Server {
     }
 
     fn pause(&mut self, why: Errno) {
-        if !self.paused {
+        let starving = why != Errno::EUSERS;
+        // logged once: when a pause starts, and once per starvation episode (ticks retry)
+        let already_said = self.paused || (starving && self.starved);
+        if !already_said {
             match why {
                 Errno::EUSERS => log::warn!(
                     "max_connections ({}) reached: new clients wait in the backlog",
                     self.cfg.settings.max_connections
                 ),
-                e => log::warn!("accept paused until a connection closes: {}", e.desc()),
+                e => log::warn!("accept paused until descriptors free up (retried every tick): {}", e.desc()),
             }
         }
         self.paused = true;
+        self.starved |= starving;
     }
 
     fn resume_accepting(&mut self) {
@@ -359,12 +366,23 @@ impl Server {
             s.host = h as u8;
             match net::connect(&cluster.hosts[h].addr) {
                 Ok(fd) => {
+                    if self.starved {
+                        self.starved = false;
+                        log::info!("descriptors available again: accepting");
+                    }
                     // writability reports the connect's completion; dropped once connected
                     let _ = self.poller.add(&fd, conn_token(idx, s.gen, Side::Upstream));
                     s.out[1] = true;
                     s.fds[1] = Some(fd);
                     s.deadline = self.now + self.cfg.settings.connect_timeout_ms;
                     return;
+                }
+                // out of descriptors or memory here: not the host's fault; the client is
+                // closed and accepting pauses until a connection frees what it holds
+                Err(e @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)) => {
+                    self.totals.refused += 1;
+                    self.close(idx, true);
+                    return self.pause(e);
                 }
                 Err(e) => self.host_failed(ci, h, e),
             }
@@ -512,6 +530,9 @@ impl Server {
 
     fn tick(&mut self) {
         let now = self.now;
+        // paused for lack of descriptors or memory: try again each tick, in case the limit was
+        // raised or another process freed some (a full table waits for a close instead)
+        self.resume |= self.paused;
         for idx in 0..self.slots.len() {
             let s = &mut self.slots[idx];
             if !s.used {
@@ -737,11 +758,11 @@ impl Server {
         let (Some(client), Some(upstream)) = (fds.next(), fds.next()) else {
             return Err("descriptors missing");
         };
-        let (local, _) = crate::handoff::transport::verify_tcp_stream(&client)?;
+        let (local, _) = net::verify_tcp_stream(&client)?;
         if local.port() != l.addr.port() || !(l.addr.ip().is_unspecified() || local.ip() == l.addr.ip()) {
             return Err("its client socket is not on the listener's address");
         }
-        let (_, peer) = crate::handoff::transport::verify_tcp_stream(&upstream)?;
+        let (_, peer) = net::verify_tcp_stream(&upstream)?;
         if peer != st.host {
             return Err("its upstream socket is not connected to the announced host");
         }
@@ -750,7 +771,7 @@ impl Server {
                 return Err("pipe descriptors missing");
             };
             for p in [&r0, &w0, &r1, &w1] {
-                crate::handoff::transport::verify_pipe(p)?;
+                net::verify_pipe(p)?;
             }
             Some([(r0, w0), (r1, w1)])
         } else {
