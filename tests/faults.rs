@@ -243,3 +243,21 @@ fn an_admin_flood_of_slow_and_oversized_requests_does_not_disturb_proxying() {
     assert!(eventually(Duration::from_secs(8), || http_get(a, "/health").is_some_and(|(s, _)| s == 200)));
     assert_eq!(pids_with(&b.config), vec![b.pid()]);
 }
+
+#[test]
+fn a_runtime_directory_locked_by_a_silent_baton_is_a_clear_start_error() {
+    let be = Backend::start(Mode::Echo);
+    let dir = TempDir::new("rundir-locked");
+    let run = dir.path("run");
+    std::fs::create_dir_all(&run).unwrap();
+    // another owner holds the lock but answers on no reconfig.sock (hung, or a foreign tool)
+    let lock = std::fs::File::create(format!("{run}/baton.lock")).unwrap();
+    std::fs::write(format!("{run}/baton.lock"), "4242\n").unwrap();
+    let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock).unwrap();
+    let config = dir.path("baton.json");
+    std::fs::write(&config, Cfg::simple(free_port(), &[be.port]).json()).unwrap();
+    let out = Command::new(BIN).args(["-c", &config, "--runtime-dir", &run]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("owned by another baton (pid 4242)") && err.contains("--runtime-dir"), "{err}");
+}

@@ -26,6 +26,13 @@ step "toolchain components"
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 
+step "test tools (prlimit, chattr, python3)"
+# tests/faults.rs lowers a running process's descriptor limit and makes a directory immutable
+if ! command -v prlimit >/dev/null || ! command -v chattr >/dev/null || ! command -v python3 >/dev/null; then
+  source cross/common.sh
+  apt_install util-linux e2fsprogs python3
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
