@@ -6,6 +6,8 @@
 mod common;
 use common::*;
 use nix::sys::signal::Signal;
+#[allow(unused_imports)]
+use std::io::ErrorKind as _;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
@@ -260,4 +262,42 @@ fn a_runtime_directory_locked_by_a_silent_baton_is_a_clear_start_error() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("owned by another baton (pid 4242)") && err.contains("--runtime-dir"), "{err}");
+}
+
+#[test]
+fn a_client_that_never_reads_does_not_make_the_proxy_buffer_without_bound() {
+    // the upstream writes as fast as it can; the client sent its request and never reads
+    let be = Backend::start(Mode::Source);
+    let port = free_port();
+    let echo = Backend::start(Mode::Echo);
+    let p2 = free_port();
+    let mut cfg = Cfg::simple(port, &[be.port]);
+    cfg.clusters.push(("echo".into(), "LB_ROUNDROBIN".into(), vec![echo.port]));
+    cfg.listeners.push(("other".into(), p2, "echo".into()));
+    let b = Baton::start(&cfg);
+    let rss = |pid: i32| -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        s.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let before = rss(b.pid());
+    let mut clients: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    for c in clients.iter_mut() {
+        c.write_all(b"GET /forever\r\n").unwrap();
+    }
+    // long enough for every socket buffer on the way to fill many times over
+    std::thread::sleep(Duration::from_secs(2));
+    let during = rss(b.pid());
+    let sent = be.accepted.load(Ordering::Relaxed);
+    assert_eq!(sent, 20, "every client reached the upstream");
+    // one 16 KiB buffer per direction per connection at most: 20 x 32 KiB = 640 KiB
+    assert!(during < before + 1024, "RSS grew from {before} to {during} KiB with 20 clients that never read");
+    // the proxy still serves others meanwhile
+    for id in 0..20 {
+        round_trip(p2, id).unwrap();
+    }
+    // and a stalled client, once it reads, gets its bytes
+    clients[0].set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = vec![0u8; 65536];
+    assert!(clients[0].read(&mut buf).unwrap() > 0);
+    eprintln!("20 clients that never read: RSS {before} -> {during} KiB");
 }

@@ -305,6 +305,8 @@ pub enum Mode {
     Silent,
     /// Read N bytes then reset the connection.
     ResetAfter(usize),
+    /// Write 16 KiB chunks as fast as the connection takes them, never read (until stopped).
+    Source,
 }
 
 /// A threaded loopback backend; stops (and closes every connection) on drop.
@@ -361,9 +363,18 @@ fn serve(mut c: TcpStream, mode: Mode, stop: Arc<AtomicBool>) {
     c.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     let mut buf = vec![0u8; 65536];
     let mut seen = 0;
+    c.set_write_timeout(Some(Duration::from_millis(50))).unwrap();
     while !stop.load(Ordering::Relaxed) {
         if mode == Mode::Silent {
             std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        if mode == Mode::Source {
+            match c.write(&buf[..16384]) {
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => return,
+            }
             continue;
         }
         match c.read(&mut buf) {
