@@ -65,7 +65,14 @@ impl Runtime {
             self.restart.tick(&mut self.server);
             if self.server.mode == Mode::Stopped {
                 self.restart.finish();
-                log::info!("stopped (pid {})", std::process::id());
+                let t = &self.server.transfer;
+                log::info!(
+                    "stopped (pid {}): {} connections handed to the successor, {} kept, {} ended while draining",
+                    std::process::id(),
+                    t.sent,
+                    t.kept,
+                    t.drained
+                );
                 return 0;
             }
         }

@@ -6,8 +6,6 @@
 mod common;
 use common::*;
 use nix::sys::signal::Signal;
-#[allow(unused_imports)]
-use std::io::ErrorKind as _;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
