@@ -22,6 +22,21 @@ pub const OLD_MID_TRANSFER: &str = "old-mid-transfer";
 /// New process: a batch of connections received and registered; TAKEN not sent.
 pub const NEW_MID_TRANSFER: &str = "new-mid-transfer";
 
+/// `BATON_FAULT=transfer-version:<n>` makes a new process announce transfer version `n` in its
+/// ACK, to show that a version mismatch drains instead of failing.
+pub const TRANSFER_VERSION: &str = "transfer-version";
+
+/// The value a `<name>:<number>` fault sets, if that fault is active.
+pub fn value(name: &str) -> Option<u8> {
+    let spec = std::env::var("BATON_FAULT").ok()?;
+    let (p, v) = spec.split_once(':')?;
+    if p == name {
+        v.parse().ok()
+    } else {
+        None
+    }
+}
+
 pub fn point(name: &str) {
     let Ok(spec) = std::env::var("BATON_FAULT") else {
         return;
