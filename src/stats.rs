@@ -25,6 +25,8 @@ pub struct Totals {
 }
 
 /// Live connection transfer on hot restarts, as seen by this process (not carried over).
+/// `/stats` shows the receiving side; the sending side's counters are for the old process's
+/// log, since its admin listener has moved to the successor by then.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TransferCounters {
     /// Connections received from the predecessor at start-up.
@@ -75,7 +77,7 @@ pub fn write_json(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
         "{{\"pid\":{},\"version\":\"{}\",\"state\":\"{}\",\"generation\":{},\"uptime_s\":{},\
          \"connections\":{{\"active\":{},\"max\":{},\"total\":{},\"refused\":{},\"idle_timeouts\":{}}},\
          \"bytes\":{{\"rx\":{},\"tx\":{}}},\"upstream_failures\":{},\
-         \"transfer\":{{\"received\":{},\"received_bytes\":{},\"declined\":{},\"predecessor_kept\":{},\"sent\":{},\"kept\":{},\"drained\":{}}},\
+         \"transfer\":{{\"received\":{},\"received_bytes\":{},\"declined\":{},\"predecessor_kept\":{}}},\
          \"listeners\":[",
         s.pid,
         s.version,
@@ -93,10 +95,7 @@ pub fn write_json(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
         s.transfer.received,
         s.transfer.received_bytes,
         s.transfer.declined,
-        s.transfer.predecessor_kept,
-        s.transfer.sent,
-        s.transfer.kept,
-        s.transfer.drained
+        s.transfer.predecessor_kept
     )?;
     for (i, (l, c)) in s.cfg.listeners.iter().zip(s.listeners).enumerate() {
         let sep = if i == 0 { "" } else { "," };
@@ -135,7 +134,7 @@ pub fn write_json(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
 pub fn write_prometheus(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
     let t = s.totals;
     let x = s.transfer;
-    let gauges: [(&str, &str, &str, u64); 13] = [
+    let gauges: [(&str, &str, &str, u64); 12] = [
         ("baton_connections_active", "gauge", "Open proxied connections.", s.active as u64),
         ("baton_connections_total", "counter", "Client connections accepted.", t.accepted),
         ("baton_connections_refused_total", "counter", "Clients closed because no upstream was reachable.", t.refused),
@@ -148,7 +147,6 @@ pub fn write_prometheus(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
         ("baton_transfer_received_total", "counter", "Connections received from the predecessor.", x.received),
         ("baton_transfer_declined_total", "counter", "Offered connections declined (no slot, config).", x.declined),
         ("baton_transfer_predecessor_kept", "gauge", "Connections the predecessor kept to drain.", x.predecessor_kept),
-        ("baton_transfer_sent_total", "counter", "Connections handed to the successor.", x.sent),
     ];
     for (name, kind, help, v) in gauges {
         write!(w, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n")?;
