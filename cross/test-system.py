@@ -5,7 +5,9 @@ Boots target/qemu-ARCH (built by board/qemu/build-image.sh) with qemu-system, wa
 init script to bring baton up, then, while host clients fetch a 64 KiB file through QEMU's port
 forwarding -> baton in the guest -> BusyBox httpd in the guest (every body checked by SHA-256),
 runs `S50baton reload` and `S50baton restart` inside the guest N times each and a binary upgrade
-(a second build installed over the first, then reload). Asserts zero failed requests, that the
+(a second build installed over the first, then reload). A request held half-sent across the
+first reload and restart completes after the old process has exited (its connection was moved
+to the new process, not drained). Asserts zero failed requests, that the
 PID file names the live owner after each step, that the upgraded version answers /stats, and
 that `S50baton stop` leaves no process and no stale file. Prints a JSON line of figures and
 "N passed, N failed". Every wait is bounded; QEMU is killed by PID at the end, whatever happens.
@@ -184,17 +186,57 @@ def main():
         load = Load(http_port, 8)
         time.sleep(3)
 
+        def held_request():
+            # a request whose end comes later: the connection stays open through a restart
+            s = socket.create_connection(("127.0.0.1", http_port), timeout=30)
+            s.settimeout(30)
+            s.sendall(b"GET /64k HTTP/1.0\r\n")
+            return s
+
+        def finish_held(s):
+            s.sendall(b"Host: g\r\n\r\n")
+            data = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                data += d
+            s.close()
+            head, _, body = data.partition(b"\r\n\r\n")
+            status = head.split(b" ")[1].decode() if b" " in head else "?"
+            return status == "200" and hashlib.sha256(body).hexdigest() == BODY_SHA, f"status {status}, {len(body)} bytes"
+
+        def one_baton(limit=20):
+            # the old process exits once its connections have moved (transfer), long before
+            # the guest config's 5 s drain deadline would have cut the held request
+            t = time.time()
+            while time.time() - t < limit:
+                rc, out = con.run("pidof baton | wc -w", 20)
+                lines = out.strip().splitlines()
+                if lines and lines[-1].strip() == "1":
+                    return True, f"after {time.time() - t:.1f} s"
+                time.sleep(0.5)
+            return False, "old process still running"
+
         def owner_alive(step):
             rc, out = con.run('p=$(cat /var/run/baton.pid) && [ -d /proc/$p ] && tr "\\0" " " < /proc/$p/cmdline | grep -q baton && echo owner=$p', 20)
             check(f"{step}: PID file names the live owner", rc == 0, out.strip().splitlines()[-1] if out.strip() else "")
 
         for k in range(RELOADS):
+            held = held_request() if k == 0 else None
             rc, out = con.run("/etc/init.d/S50baton reload", 60)
             check(f"reload {k + 1}", rc == 0, out.strip().splitlines()[-1] if out.strip() else "")
+            if held:
+                check("reload: the old process exits while a request is half-sent (moved)", *one_baton())
+                check("reload: the held request completes through the new process", *finish_held(held))
             time.sleep(1)
             owner_alive(f"reload {k + 1}")
+            held = held_request() if k == 0 else None
             rc, out = con.run("/etc/init.d/S50baton restart", 60)
             check(f"restart {k + 1}", rc == 0, out.strip().splitlines()[-1] if out.strip() else "")
+            if held:
+                check("restart: the old process exits while a request is half-sent (moved)", *one_baton())
+                check("restart: the held request completes through the new process", *finish_held(held))
             time.sleep(1)
             owner_alive(f"restart {k + 1}")
         rc, out = con.run("cp /opt/baton-upgrade /usr/bin/baton.new && mv /usr/bin/baton.new /usr/bin/baton && /etc/init.d/S50baton reload", 60)
