@@ -91,6 +91,11 @@ def http_get(port, path, limit=20):
     s = socket.create_connection(("127.0.0.1", port), timeout=limit)
     s.settimeout(limit)
     s.sendall(f"GET {path} HTTP/1.0\r\nHost: g\r\n\r\n".encode())
+    return read_response(s)
+
+
+def read_response(s):
+    """Reads an HTTP/1.0 response to its end and closes `s`: (status, body)."""
     data = b""
     while True:
         d = s.recv(65536)
@@ -195,15 +200,7 @@ def main():
 
         def finish_held(s):
             s.sendall(b"Host: g\r\n\r\n")
-            data = b""
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                data += d
-            s.close()
-            head, _, body = data.partition(b"\r\n\r\n")
-            status = head.split(b" ")[1].decode() if b" " in head else "?"
+            status, body = read_response(s)
             return status == "200" and hashlib.sha256(body).hexdigest() == BODY_SHA, f"status {status}, {len(body)} bytes"
 
         def one_baton(limit=20):

@@ -308,6 +308,7 @@ impl Restart {
             Ok(()) => {}
             Err(why) => log::info!("hot restart: connections are not moved ({why}); draining them"),
         }
+        server.transfer.kept = server.active as u64;
     }
 
     /// Back to serving as if nothing happened; the PID file names this process again.

@@ -727,7 +727,6 @@ impl Server {
         }
         s.out = [false, false];
         s.conn.resume();
-        self.transfer.kept += 1;
         self.drive(idx);
     }
 

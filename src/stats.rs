@@ -39,7 +39,8 @@ pub struct TransferCounters {
     pub predecessor_kept: u64,
     /// Connections handed to the successor.
     pub sent: u64,
-    /// Connections kept here when handing over (connecting, declined, or a failed transfer).
+    /// Connections still here when the transfer ended (connecting, declined, or not moved
+    /// because it failed): they drain.
     pub kept: u64,
     /// Connections that ended while this process drained.
     pub drained: u64,

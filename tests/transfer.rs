@@ -46,48 +46,21 @@ type Sent = Arc<Mutex<HashMap<u64, u64>>>;
 
 /// The tagged backend: one thread per connection; stops writing when `stop` is set.
 struct StreamBackend {
-    port: u16,
-    stop: Arc<AtomicBool>,
+    backend: Backend,
     sent: Sent,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl StreamBackend {
     fn start(stop: Arc<AtomicBool>) -> StreamBackend {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.set_nonblocking(true).unwrap();
-        let port = l.local_addr().unwrap().port();
         let sent: Sent = Arc::default();
-        let (st, sn) = (stop.clone(), sent.clone());
-        let quit = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut workers: Vec<JoinHandle<()>> = Vec::new();
-            let t0 = Instant::now();
-            // bounded: the listener lives at most as long as any test here
-            while t0.elapsed() < Duration::from_secs(600) {
-                match l.accept() {
-                    Ok((c, _)) => {
-                        let (st, sn) = (st.clone(), sn.clone());
-                        workers.push(std::thread::spawn(move || serve(c, st, sn)));
-                    }
-                    Err(_) if quit.load(Ordering::Relaxed) && workers.iter().all(|w| w.is_finished()) => break,
-                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
-                }
-            }
-            for w in workers {
-                let _ = w.join();
-            }
-        });
-        StreamBackend { port, stop, sent, thread: Some(thread) }
+        let sn = sent.clone();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let backend = Backend::serve_with(l, stop, move |c, stop| serve(c, stop, sn.clone()));
+        StreamBackend { backend, sent }
     }
-}
 
-impl Drop for StreamBackend {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    fn port(&self) -> u16 {
+        self.backend.port
     }
 }
 
@@ -311,7 +284,7 @@ fn hundreds_of_live_connections_move_through_20_restarts_with_every_byte_checked
     let exit_bound = if emulated() { Duration::from_secs(15) } else { Duration::from_secs(2) };
     let stop = Arc::new(AtomicBool::new(false));
     let be = StreamBackend::start(stop.clone());
-    let cfg = base_cfg(free_port(), be.port).set("max_connections", "2048");
+    let cfg = base_cfg(free_port(), be.port()).set("max_connections", "2048");
     let b = Baton::start(&cfg);
     let fleet = Fleet::start(b.listen, per_kind, 0, stop.clone());
     wait_active(&b, n as u64);
@@ -363,11 +336,18 @@ fn restart_with(b: &Baton, next: &Cfg, env: &[(&str, &str)]) -> std::process::Ch
     b.successor(env)
 }
 
+/// As `restart_with`, then waits until the successor serves; returns it and its `/stats`.
+fn take_over(b: &Baton, next: &Cfg, env: &[(&str, &str)]) -> (std::process::Child, String) {
+    let next = restart_with(b, next, env);
+    assert!(eventually(Duration::from_secs(10), || b.serving_pid() == Some(next.id() as u64)), "takeover failed");
+    (next, b.stats())
+}
+
 #[test]
 fn new_process_killed_mid_transfer_leaves_every_connection_with_the_old_one() {
     let stop = Arc::new(AtomicBool::new(false));
     let be = StreamBackend::start(stop.clone());
-    let cfg = base_cfg(free_port(), be.port);
+    let cfg = base_cfg(free_port(), be.port());
     let mut b = Baton::start(&cfg);
     let fleet = Fleet::start(b.listen, [20, 10, 10], 0, stop.clone());
     wait_active(&b, 40);
@@ -386,13 +366,11 @@ fn new_process_killed_mid_transfer_leaves_every_connection_with_the_old_one() {
 fn a_successor_with_fewer_free_slots_takes_what_fits_and_the_rest_drain() {
     let stop = Arc::new(AtomicBool::new(false));
     let be = StreamBackend::start(stop.clone());
-    let cfg = base_cfg(free_port(), be.port);
+    let cfg = base_cfg(free_port(), be.port());
     let mut b = Baton::start(&cfg);
     let fleet = Fleet::start(b.listen, [20, 10, 10], 0, stop.clone());
     wait_active(&b, 40);
-    let mut next = restart_with(&b, &cfg.clone().set("max_connections", "16"), &[]);
-    assert!(eventually(Duration::from_secs(10), || b.serving_pid() == Some(next.id() as u64)));
-    let st = b.stats();
+    let (mut next, st) = take_over(&b, &cfg.clone().set("max_connections", "16"), &[]);
     assert_eq!(transfer_num(&st, "received"), 16, "{st}");
     assert_eq!(transfer_num(&st, "declined"), 24, "{st}");
     assert_eq!(transfer_num(&st, "predecessor_kept"), 24, "{st}");
@@ -408,7 +386,7 @@ fn a_successor_with_fewer_free_slots_takes_what_fits_and_the_rest_drain() {
 fn connections_of_a_listener_removed_by_the_new_config_stay_and_drain() {
     let stop = Arc::new(AtomicBool::new(false));
     let be = StreamBackend::start(stop.clone());
-    let mut cfg = base_cfg(free_port(), be.port);
+    let mut cfg = base_cfg(free_port(), be.port());
     let gone_port = free_port();
     cfg.listeners.push(("leaving".into(), gone_port, "back".into()));
     let mut b = Baton::start(&cfg);
@@ -417,9 +395,7 @@ fn connections_of_a_listener_removed_by_the_new_config_stay_and_drain() {
     wait_active(&b, 28);
     let mut next_cfg = cfg.clone().set("idle_timeout", "\"9m\"");
     next_cfg.listeners.pop();
-    let mut next = restart_with(&b, &next_cfg, &[]);
-    assert!(eventually(Duration::from_secs(10), || b.serving_pid() == Some(next.id() as u64)));
-    let st = b.stats();
+    let (mut next, st) = take_over(&b, &next_cfg, &[]);
     assert_eq!((transfer_num(&st, "received"), transfer_num(&st, "declined")), (14, 14), "{st}");
     let (_, e1) = stays.finish(&be.sent);
     let (_, e2) = leaves.finish(&be.sent);
@@ -433,7 +409,7 @@ fn connections_of_a_listener_removed_by_the_new_config_stay_and_drain() {
 fn splice_mode_moves_connections_with_their_pipes() {
     let stop = Arc::new(AtomicBool::new(false));
     let be = StreamBackend::start(stop.clone());
-    let cfg = base_cfg(free_port(), be.port).set("splice", "true");
+    let cfg = base_cfg(free_port(), be.port()).set("splice", "true");
     let b = Baton::start(&cfg);
     let fleet = Fleet::start(b.listen, [10, 5, 10], 0, stop.clone());
     wait_active(&b, 25);
@@ -464,9 +440,7 @@ fn old_process_drains_for(cfg: Cfg, env: &[(&str, &str)], stop: Arc<AtomicBool>,
     let mut b = Baton::start(&cfg);
     let fleet = Fleet::start(b.listen, [4, 2, 2], 0, stop);
     wait_active(&b, 8);
-    let mut next = b.successor(env);
-    assert!(eventually(Duration::from_secs(10), || b.serving_pid() == Some(next.id() as u64)), "takeover failed");
-    let st = b.stats();
+    let (mut next, st) = take_over(&b, &cfg, env);
     assert_eq!(transfer_num(&st, "received"), 0, "{st}");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(pids_with(&b.config).len(), 2, "the old process drains its 8 connections");
@@ -481,7 +455,7 @@ fn old_process_drains_for(cfg: Cfg, env: &[(&str, &str)], stop: Arc<AtomicBool>,
 fn with_transfer_off_the_old_process_drains_as_before() {
     let stop = Arc::new(AtomicBool::new(false));
     let be = StreamBackend::start(stop.clone());
-    let cfg = base_cfg(free_port(), be.port).set("transfer_connections", "false");
+    let cfg = base_cfg(free_port(), be.port()).set("transfer_connections", "false");
     old_process_drains_for(cfg, &[], stop, &be);
 }
 
@@ -489,6 +463,6 @@ fn with_transfer_off_the_old_process_drains_as_before() {
 fn a_successor_speaking_another_transfer_version_gets_no_connections_and_they_drain() {
     let stop = Arc::new(AtomicBool::new(false));
     let be = StreamBackend::start(stop.clone());
-    let cfg = base_cfg(free_port(), be.port);
+    let cfg = base_cfg(free_port(), be.port());
     old_process_drains_for(cfg, &[("BATON_FAULT", "transfer-version:99")], stop, &be);
 }

@@ -146,11 +146,7 @@ pub fn send_wait(fd: &impl AsFd, m: &Msg, fds: &[RawFd], timeout_ms: u64) -> Res
 pub fn send_data(fd: &impl AsFd, conn: u8, flow: u8, bytes: &[u8], timeout_ms: u64) -> Result<(), HandoffError> {
     let mut buf = [0u8; MAX_FRAME];
     let n = codec::encode_data(conn, flow, bytes, &mut buf)?;
-    send_record(fd, &buf[..n], fds_none(), timeout_ms)
-}
-
-fn fds_none() -> &'static [RawFd] {
-    &[]
+    send_record(fd, &buf[..n], &[], timeout_ms)
 }
 
 fn send_record(fd: &impl AsFd, rec: &[u8], fds: &[RawFd], timeout_ms: u64) -> Result<(), HandoffError> {

@@ -324,9 +324,18 @@ impl Backend {
     }
 
     pub fn on(l: TcpListener, mode: Mode) -> Backend {
+        Self::serve_with(l, Arc::new(AtomicBool::new(false)), move |c, stop| serve(c, mode, stop))
+    }
+
+    /// Runs `handler` on a thread per accepted connection until `stop` is set (also on drop),
+    /// then waits for the handlers, which are given `stop` to finish on.
+    pub fn serve_with(
+        l: TcpListener,
+        stop: Arc<AtomicBool>,
+        handler: impl Fn(TcpStream, Arc<AtomicBool>) + Clone + Send + 'static,
+    ) -> Backend {
         l.set_nonblocking(true).unwrap();
         let port = l.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicUsize::new(0));
         let (st, acc) = (stop.clone(), accepted.clone());
         let thread = std::thread::spawn(move || {
@@ -335,8 +344,8 @@ impl Backend {
                 match l.accept() {
                     Ok((c, _)) => {
                         acc.fetch_add(1, Ordering::Relaxed);
-                        let st = st.clone();
-                        workers.push(std::thread::spawn(move || serve(c, mode, st)));
+                        let (st, handler) = (st.clone(), handler.clone());
+                        workers.push(std::thread::spawn(move || handler(c, st)));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
