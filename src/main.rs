@@ -53,11 +53,11 @@ fn real_main() -> i32 {
     }
 }
 
-/// Everything before the event loop. `Ok`: ready to run. `Err(code)`: exit now with `code`
-/// (0 after --version, --help or a passing --check).
 /// The connection to the predecessor that established connections arrive on, and its PID.
 type Incoming = Option<(OwnedFd, i32)>;
 
+/// Everything before the event loop. `Ok`: ready to run. `Err(code)`: exit now with `code`
+/// (0 after --version, --help or a passing --check).
 fn start() -> Result<(Box<Runtime>, Incoming), i32> {
     let t0 = std::time::Instant::now();
     let args = match cli::parse(std::env::args().skip(1)) {

@@ -499,31 +499,39 @@ impl Server {
 
     /// Closes both sockets (with RST when `reset`) and frees the slot.
     fn close(&mut self, idx: usize, reset: bool) {
-        let ci = self.cluster_of(idx);
         let s = &mut self.slots[idx];
         for fd in s.fds.iter_mut().filter_map(Option::take) {
             if reset {
                 net::reset(fd);
             }
         }
-        if s.conn.phase == Phase::Open && s.host != NO_HOST {
-            let hs = &mut self.hosts[ci][s.host as usize];
-            hs.active = hs.active.saturating_sub(1);
-        }
         if let Mode::Draining { .. } = self.mode {
             self.transfer.drained += 1;
         }
         self.totals.rx += s.conn.flows[0].bytes;
         self.totals.tx += s.conn.flows[1].bytes;
+        self.free_slot(idx);
+        log::debug!("conn {idx}: closed{}", if reset { " with reset" } else { "" });
+    }
+
+    /// Frees slot `idx` after its connection has ended here or moved away: drops whatever
+    /// descriptors it still holds (a plain close) and takes it out of every gauge.
+    fn free_slot(&mut self, idx: usize) {
+        let ci = self.cluster_of(idx);
+        let s = &mut self.slots[idx];
+        s.fds = [None, None];
+        s.pipes = None;
+        if s.conn.phase == Phase::Open && s.host != NO_HOST {
+            let hs = &mut self.hosts[ci][s.host as usize];
+            hs.active = hs.active.saturating_sub(1);
+        }
         s.used = false;
         s.conn = Conn::new();
-        s.pipes = None;
         let c = &mut self.listener_counters[s.listener as usize];
         c.active = c.active.saturating_sub(1);
         self.active -= 1;
         self.free.push(idx as u32);
         self.resume |= self.paused;
-        log::debug!("conn {idx}: closed{}", if reset { " with reset" } else { "" });
     }
 
     // ----- timers -----
@@ -699,20 +707,7 @@ impl Server {
     /// The successor took connection `idx`: close this process's copies of its descriptors
     /// (a plain close: the sockets live on in the successor) and free the slot.
     pub fn release_moved(&mut self, idx: usize) {
-        let ci = self.cluster_of(idx);
-        let s = &mut self.slots[idx];
-        s.fds = [None, None];
-        s.pipes = None;
-        if s.host != NO_HOST {
-            let hs = &mut self.hosts[ci][s.host as usize];
-            hs.active = hs.active.saturating_sub(1);
-        }
-        s.used = false;
-        s.conn = Conn::new();
-        let c = &mut self.listener_counters[s.listener as usize];
-        c.active = c.active.saturating_sub(1);
-        self.active -= 1;
-        self.free.push(idx as u32);
+        self.free_slot(idx);
         self.transfer.sent += 1;
     }
 
