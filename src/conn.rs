@@ -42,6 +42,12 @@ pub trait Transport {
     fn recv(&mut self, from: Side, buf: &mut [u8]) -> Io;
     fn send(&mut self, to: Side, buf: &[u8]) -> Io;
     fn shutdown_write(&mut self, to: Side);
+    /// Whether a read that returned less than asked proves the source had nothing more at that
+    /// moment (true for `recv` on a TCP socket, which copies everything queued). Not for
+    /// splice(2), which also stops when the pipe is full.
+    fn short_read_drains(&self) -> bool {
+        true
+    }
 }
 
 /// Bytes read from one side and not yet written to the other.
@@ -228,7 +234,7 @@ impl Conn {
                     // A short read drained the socket; with edge-triggered epoll new data brings
                     // a new event, so skip the read that would only return EAGAIN. Not when a FIN
                     // or error was reported: that needs a read to be seen.
-                    if n < buf.len() && !self.ready[src as usize].hup {
+                    if n < buf.len() && !self.ready[src as usize].hup && t.short_read_drains() {
                         self.ready[src as usize].readable = false;
                     }
                 }
@@ -291,6 +297,9 @@ mod tests {
 
     struct Mem {
         p: [Peer; 2],
+        /// Like a pipe behind splice(2): a read stops at this many bytes although more are
+        /// queued, so a short read proves nothing.
+        read_cap: Option<usize>,
     }
 
     impl Transport for Mem {
@@ -302,7 +311,7 @@ mod tests {
             if p.inbox.is_empty() {
                 return if p.fin { Io::Eof } else { Io::WouldBlock };
             }
-            let n = buf.len().min(p.inbox.len());
+            let n = buf.len().min(p.inbox.len()).min(self.read_cap.unwrap_or(usize::MAX));
             buf[..n].copy_from_slice(&p.inbox[..n]);
             p.inbox.drain(..n);
             Io::Done(n)
@@ -323,13 +332,16 @@ mod tests {
             assert!(!self.p[to as usize].got_fin, "double shutdown");
             self.p[to as usize].got_fin = true;
         }
+        fn short_read_drains(&self) -> bool {
+            self.read_cap.is_none()
+        }
     }
 
     fn setup(cap: usize) -> (Conn, Mem) {
         let mut c = Conn::new();
         c.on_connected();
         let mk = || Peer { out_cap: cap, ..Default::default() };
-        (c, Mem { p: [mk(), mk()] })
+        (c, Mem { p: [mk(), mk()], read_cap: None })
     }
 
     fn all_ready(c: &mut Conn) {
@@ -386,6 +398,19 @@ mod tests {
         c.on_ready(Side::Client, true, false, true);
         c.pump(&mut m, [&mut a, &mut b]);
         assert!(c.flows[0].eof && c.flows[0].shut && m.p[1].got_fin);
+    }
+
+    #[test]
+    fn a_transport_whose_short_reads_prove_nothing_is_read_until_eagain() {
+        let (mut c, mut m) = setup(1 << 20);
+        m.read_cap = Some(10);
+        m.p[0].inbox = (0..1000u32).map(|i| i as u8).collect();
+        c.on_ready(Side::Client, true, true, false);
+        c.on_ready(Side::Upstream, false, true, false);
+        let (mut a, mut b) = ([0u8; 64], [0u8; 64]);
+        c.pump(&mut m, [&mut a, &mut b]);
+        assert_eq!(m.p[1].out.len(), 1000, "no edge comes for bytes already queued");
+        assert!(!c.ready[0].readable, "EAGAIN seen");
     }
 
     #[test]
@@ -449,7 +474,10 @@ mod tests {
     #[test]
     fn nothing_moves_while_connecting() {
         let mut c = Conn::new();
-        let mut m = Mem { p: [Peer { inbox: b"x".to_vec(), out_cap: 9, ..Default::default() }, Peer::default()] };
+        let mut m = Mem {
+            p: [Peer { inbox: b"x".to_vec(), out_cap: 9, ..Default::default() }, Peer::default()],
+            read_cap: None,
+        };
         all_ready(&mut c);
         let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
         assert_eq!(c.pump(&mut m, [&mut a, &mut b]), Outcome::Open);

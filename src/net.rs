@@ -162,14 +162,27 @@ impl Transport for FdTransport {
 /// One pipe per direction for splice mode: `(read end, write end)`.
 pub type Pipe = (OwnedFd, OwnedFd);
 
-pub fn pipe() -> Result<Pipe, Errno> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)
+/// A pipe's capacity unless set otherwise (pipe(7)).
+pub const PIPE_DEFAULT_BYTES: usize = 64 * 1024;
+
+/// A pipe that holds at least `bytes` when the system allows it: above 64 KiB it is grown with
+/// `F_SETPIPE_SZ`; if that is refused (`/proc/sys/fs/pipe-max-size`, the per-user pipe page
+/// limit) it keeps the default, which is slower for bulk but correct (a short splice is never
+/// taken for a drained socket).
+pub fn pipe(bytes: usize) -> Result<Pipe, Errno> {
+    let p = nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)?;
+    if bytes > PIPE_DEFAULT_BYTES {
+        let _ = nix::fcntl::fcntl(&p.1, nix::fcntl::FcntlArg::F_SETPIPE_SZ(bytes as i32));
+    }
+    Ok(p)
 }
 
 /// Zero-copy I/O for one proxied connection (see splice(2)): bytes read from side `s` go into
 /// `pipes[s]` and are written from it to the other side. The state machine's buffer lengths are
 /// used as byte counts; the bytes themselves stay in the kernel. A flow only reads when its
-/// pipe is empty, so EAGAIN on the read side always means "the socket has no data".
+/// pipe is empty, so EAGAIN on the read side always means "the socket has no data"; but a short
+/// splice may only mean the pipe is full (16 slots, one per socket buffer fragment), so the flow
+/// reads on to EAGAIN.
 pub struct SpliceTransport<'a> {
     pub socks: [&'a OwnedFd; 2],
     pub pipes: &'a [Pipe; 2],
@@ -191,5 +204,9 @@ impl Transport for SpliceTransport<'_> {
 
     fn shutdown_write(&mut self, to: Side) {
         let _ = so::shutdown(self.socks[to as usize].as_raw_fd(), so::Shutdown::Write);
+    }
+
+    fn short_read_drains(&self) -> bool {
+        false
     }
 }

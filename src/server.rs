@@ -325,7 +325,8 @@ impl Server {
         s.fds = [Some(client), None];
         s.out = [false, false];
         if self.cfg.settings.splice {
-            match (net::pipe(), net::pipe()) {
+            let size = self.cfg.settings.buffer_size as usize;
+            match (net::pipe(size), net::pipe(size)) {
                 (Ok(a), Ok(b)) => s.pipes = Some([a, b]),
                 (Err(e), _) | (_, Err(e)) => log::warn!("conn {idx}: no pipe for splice ({}); closing it", e.desc()),
             }

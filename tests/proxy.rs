@@ -135,3 +135,25 @@ fn splice_mode_passes_payloads_half_close_and_resets_the_same_way() {
     let r = s.read(&mut [0u8; 16]);
     assert!(matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset), "expected a reset, got {r:?}");
 }
+
+/// A splice that stops short does not mean the socket is drained: the pipe may be full (its
+/// 16 slots or its 64 KiB), so the proxy must read on until EAGAIN. With a buffer larger than
+/// a pipe every stream stopped after its first 64 KiB before that was fixed.
+#[test]
+fn splice_mode_reads_on_after_a_short_splice() {
+    let be = Backend::start(Mode::Echo);
+    let port = free_port();
+    let _b = Baton::start(&Cfg::simple(port, &[be.port]).set("splice", "true").set("buffer_size", "262144"));
+    let handles: Vec<_> = (0..4u64)
+        .map(|id| {
+            std::thread::spawn(move || {
+                let data = payload(2000 + id, 3_000_000 + id as usize * 4_099);
+                let back = echo_roundtrip(port, &data).expect("roundtrip (a stalled stream times out)");
+                assert!(back == data, "stream {id} corrupted or truncated ({} of {})", back.len(), data.len());
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
