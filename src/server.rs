@@ -746,7 +746,9 @@ impl Server {
             return Err("its listener now routes to another cluster (or its cluster is gone)");
         }
         let host = self.cfg.clusters[ci].hosts.iter().position(|h| h.addr == st.host).map_or(NO_HOST, |h| h as u8);
-        if !splice && st.flows.iter().any(|f| f.pending as usize > self.buf_size) {
+        // in splice mode too: the bytes stay in the pipe, but the flow's window, which counts
+        // them, is at most buffer_size
+        if st.flows.iter().any(|f| f.pending as usize > self.buf_size) {
             return Err("it holds more buffered bytes than this process's buffer_size");
         }
         let mut fds = fds.into_iter();

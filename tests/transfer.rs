@@ -466,3 +466,29 @@ fn a_successor_speaking_another_transfer_version_gets_no_connections_and_they_dr
     let cfg = base_cfg(free_port(), be.port());
     old_process_drains_for(cfg, &[("BATON_FAULT", "transfer-version:99")], stop, &be);
 }
+
+/// In splice mode the bytes waiting in a moved pipe are counted against the successor's
+/// buffer_size as in user-buffer mode: a successor with a smaller buffer declines connections
+/// whose pipes hold more (they drain in the old process) instead of overrunning its buffer
+/// window, which killed it with an out-of-range slice before.
+#[test]
+fn splice_mode_successor_with_a_smaller_buffer_declines_fuller_pipes() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let be = StreamBackend::start(stop.clone());
+    let cfg = base_cfg(free_port(), be.port()).set("splice", "true").set("buffer_size", "262144");
+    let mut b = Baton::start(&cfg);
+    let fleet = Fleet::start(b.listen, [5, 0, 10], 0, stop.clone());
+    wait_active(&b, 15);
+    std::thread::sleep(Duration::from_millis(1500)); // the slow readers' pipes fill up
+    let (mut next, st) = take_over(&b, &cfg.clone().set("buffer_size", "4096"), &[]);
+    let (received, declined) = (transfer_num(&st, "received"), transfer_num(&st, "declined"));
+    assert_eq!(received + declined, 15, "{st}");
+    assert!(declined > 0, "no pipe held more than 4 KiB: {st}");
+    let (_, errors) = fleet.finish(&be.sent);
+    assert!(errors.is_empty(), "connections failed: {errors:?}");
+    assert!(http_get(b.admin.unwrap(), "/health").is_some(), "the successor stopped serving");
+    assert_eq!(wait_child(&mut next, Duration::from_millis(10)), None, "the successor exited");
+    assert_eq!(b.wait_exit(Duration::from_secs(10)), Some(0));
+    let _ = next.kill();
+    let _ = next.wait();
+}
