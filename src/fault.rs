@@ -2,7 +2,8 @@
 //!
 //! `BATON_FAULT=<point>:kill` makes the process SIGKILL itself when it reaches `<point>`;
 //! `<point>:pause` makes it stall there for `PAUSE_MS`. Points sit only on hot-restart steps,
-//! never on the data path, and cost one environment lookup per handoff.
+//! never on the data path, and cost one environment lookup per handoff; `pipe-pages` is read
+//! once at start-up.
 
 /// How long a `pause` fault stalls: long enough for a test to act, short of handoff_timeout.
 pub const PAUSE_MS: u64 = 2_000;
@@ -25,6 +26,9 @@ pub const NEW_MID_TRANSFER: &str = "new-mid-transfer";
 /// `BATON_FAULT=transfer-version:<n>` makes a new process announce transfer version `n` in its
 /// ACK, to show that a version mismatch drains instead of failing.
 pub const TRANSFER_VERSION: &str = "transfer-version";
+
+/// `BATON_FAULT=pipe-pages:<n>` sets every splice pipe to `n` pages (read once at start-up).
+pub const PIPE_PAGES: &str = "pipe-pages";
 
 /// The value a `<name>:<number>` fault sets, if that fault is active.
 pub fn value(name: &str) -> Option<u8> {

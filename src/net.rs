@@ -165,13 +165,13 @@ pub type Pipe = (OwnedFd, OwnedFd);
 /// A pipe's capacity unless set otherwise (pipe(7)).
 pub const PIPE_DEFAULT_BYTES: usize = 64 * 1024;
 
-/// A pipe that holds at least `bytes` when the system allows it: above 64 KiB it is grown with
-/// `F_SETPIPE_SZ`; if that is refused (`/proc/sys/fs/pipe-max-size`, the per-user pipe page
-/// limit) it keeps the default, which is slower for bulk but correct (a short splice is never
-/// taken for a drained socket).
-pub fn pipe(bytes: usize) -> Result<Pipe, Errno> {
+/// A pipe, set to `size` bytes with `F_SETPIPE_SZ` if given and the system allows it; if that
+/// is refused (`/proc/sys/fs/pipe-max-size`, the per-user pipe page limit) it keeps the kernel's
+/// size, which is slower for bulk but correct (a short splice is never taken for a drained
+/// socket).
+pub fn pipe(size: Option<usize>) -> Result<Pipe, Errno> {
     let p = nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)?;
-    if bytes > PIPE_DEFAULT_BYTES {
+    if let Some(bytes) = size {
         let _ = nix::fcntl::fcntl(&p.1, nix::fcntl::FcntlArg::F_SETPIPE_SZ(bytes as i32));
     }
     Ok(p)

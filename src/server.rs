@@ -106,6 +106,8 @@ pub struct Server {
     free: Vec<u32>,
     bufs: Box<[u8]>,
     buf_size: usize,
+    /// Splice mode: the size each new pipe is set to; `None` keeps the kernel's 64 KiB.
+    pipe_size: Option<usize>,
     hosts: heapless::Vec<heapless::Vec<HostState, MAX_HOSTS>, MAX_LISTENERS>,
     pub totals: Totals,
     /// Connections moved in and out by hot restarts, kept, and drained (this process only).
@@ -162,6 +164,7 @@ impl Server {
             free: (0..n as u32).rev().collect(),
             slots,
             buf_size: st.buffer_size as usize,
+            pipe_size: pipe_size(st.buffer_size as usize),
             bufs,
             hosts,
             totals: Totals::default(),
@@ -325,8 +328,7 @@ impl Server {
         s.fds = [Some(client), None];
         s.out = [false, false];
         if self.cfg.settings.splice {
-            let size = self.cfg.settings.buffer_size as usize;
-            match (net::pipe(size), net::pipe(size)) {
+            match (net::pipe(self.pipe_size), net::pipe(self.pipe_size)) {
                 (Ok(a), Ok(b)) => s.pipes = Some([a, b]),
                 (Err(e), _) | (_, Err(e)) => log::warn!("conn {idx}: no pipe for splice ({}); closing it", e.desc()),
             }
@@ -843,6 +845,16 @@ fn idle_deadline(now: u64, idle_ms: u64) -> u64 {
 fn seed() -> u64 {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     t ^ ((std::process::id() as u64) << 32) | 1
+}
+
+/// Pipes are grown to `buffer_size` when it is above the kernel's 64 KiB default, so one splice
+/// can move a whole buffer. `BATON_FAULT=pipe-pages:N` sets them to N pages instead (smaller
+/// than a buffer), for the test that short splices are read on.
+fn pipe_size(buffer_size: usize) -> Option<usize> {
+    match crate::fault::value(crate::fault::PIPE_PAGES) {
+        Some(pages) => Some(pages as usize * 4096),
+        None => (buffer_size > net::PIPE_DEFAULT_BYTES).then_some(buffer_size),
+    }
 }
 
 /// Raises `RLIMIT_NOFILE`'s soft limit to cover `need` descriptors, or says why it cannot.
