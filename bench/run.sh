@@ -3,7 +3,8 @@
 # baton (user buffers and splice) side by side with HAProxy, nginx stream and the direct path, in one
 # run: keep-alive and new-connection rates, latency, bulk throughput (iperf3), CPU per request/GB,
 # RSS idle and with 1,000 idle connections. Installs the peers (Debian packages) and builds the
-# static binary first. Not a test: the machine is shared and noisy; read the ratios.
+# static binary first. `ours-splice` is splice mode with 256 KiB pipes (buffer_size 262144).
+# Not a test: the machine is shared and noisy; read the ratios.
 # Results: bench/results/bench-*.json, and markdown on stdout (report.py + targets.py).
 set -euo pipefail
 B=$(cd "$(dirname "$0")" && pwd)
@@ -13,7 +14,7 @@ bash "$B/install.sh"
 rustup target list --installed | grep -q x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
 cargo build --release --target x86_64-unknown-linux-musl
 export OURS_CMD="$B/baton-run.sh %L %U %R"
-export OURS_SPLICE_CMD="$B/baton-run.sh %L %U %R ',\"splice\":true'"
+export OURS_SPLICE_CMD="$B/baton-run.sh %L %U %R ',\"splice\":true,\"buffer_size\":262144'"
 mkdir -p "$B/results" /tmp/bench
 OUT="$B/results/bench-$(date +%Y%m%d-%H%M%S).json"
 bash "$B/bench.sh" --rounds "$ROUNDS" --dur "$DUR" --proxies direct,haproxy,nginx,ours,ours-splice --out "$OUT"
