@@ -242,7 +242,8 @@ fn receive_data(
             return Err(HandoffError::Unexpected("DATA for a connection not in the batch"));
         };
         let at = got[k][f];
-        if at + len > c.flows[f].pending {
+        // in u64: a declined connection may announce up to u32::MAX bytes
+        if at as u64 + len as u64 > c.flows[f].pending as u64 {
             return Err(HandoffError::Unexpected("more DATA than the connection announced"));
         }
         if let Some(idx) = adopted[k] {
