@@ -4,6 +4,7 @@ restart every EVERY seconds (alternating SIGHUP and a hand-started process), sam
 serving process's RSS and descriptor count, the number of baton processes, and client latency.
 
   python3 bench/soak.py [SECS=600] [EVERY=30]
+  BATON_SOAK_EXTRA='{"splice": true, "buffer_size": 262144}' python3 bench/soak.py 180 20
 
 Load (loopback only): 8 workers opening short connections in a loop (1 KiB each way, checked),
 50 long-lived streams (256-byte checked round trips every 50 ms) that live through every restart
@@ -26,6 +27,8 @@ BIN = os.path.join(ROOT, "target/x86_64-unknown-linux-musl/release/baton")
 SECS = int(sys.argv[1]) if len(sys.argv) > 1 else 600
 EVERY = int(sys.argv[2]) if len(sys.argv) > 2 else 30
 SAMPLE = 10
+# more "baton" settings, e.g. BATON_SOAK_EXTRA='{"splice": true, "buffer_size": 262144}'
+EXTRA = json.loads(os.environ.get("BATON_SOAK_EXTRA", "{}"))
 
 
 def free_port():
@@ -159,6 +162,7 @@ def main():
             "baton": {"runtime_dir": os.path.join(d, "run"), "pid_file": pidf, "drain_timeout": "20s",
                       "max_connections": 1024, "max_draining": 4},
         }
+        cfg["baton"].update(EXTRA)
         json.dump(cfg, open(conf, "w"))
         log = open(os.path.join(d, "log"), "w")
         procs.append(subprocess.Popen([BIN, "-c", conf], stderr=log, stdin=subprocess.DEVNULL, start_new_session=True))
@@ -198,7 +202,7 @@ def main():
         stop.set()
         for t in threads:
             t.join(30)
-        final = {"secs": SECS, "every": EVERY, "restarts": restarts, "ok": st.ok, "failed": st.failed,
+        final = {"secs": SECS, "every": EVERY, "baton_extra": EXTRA, "restarts": restarts, "ok": st.ok, "failed": st.failed,
                  "errors": st.errors, "rows": rows}
         out = os.path.join(ROOT, "bench/results", time.strftime("soak-%Y%m%d-%H%M%S.json"))
         json.dump(final, open(out, "w"), indent=1)
