@@ -7,9 +7,7 @@ set -euo pipefail
 B=$(cd "$(dirname "$0")" && pwd)
 cd "$B/.."
 LOAD=${1:-ka}; ROUNDS=${2:-6}; SECS=${3:-4}
-bash "$B/install.sh"
-rustup target list --installed | grep -q x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
-cargo build --release --target x86_64-unknown-linux-musl
+bash "$B/prepare.sh"
 export OURS_CMD="$B/baton-run.sh %L %U %R"
 trap 'bash "$B/proxyctl.sh" stop ours >/dev/null 2>&1 || true; bash "$B/proxyctl.sh" stop haproxy >/dev/null 2>&1 || true; bash "$B/backend.sh" stop' EXIT
 bash "$B/backend.sh" start >/dev/null

@@ -7,9 +7,7 @@ set -euo pipefail
 B=$(cd "$(dirname "$0")" && pwd)
 cd "$B/.."
 RUNS=${1:-3}; SECS=${2:-4}
-bash "$B/install.sh"
-rustup target list --installed | grep -q x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
-cargo build --release --target x86_64-unknown-linux-musl
+bash "$B/prepare.sh"
 trap 'bash "$B/proxyctl.sh" stop ours >/dev/null 2>&1 || true; bash "$B/backend.sh" stop' EXIT
 bash "$B/backend.sh" start >/dev/null
 for extra in ',"buffer_size":16384' ',"buffer_size":65536' ',"buffer_size":262144' \

@@ -10,11 +10,9 @@ set -euo pipefail
 B=$(cd "$(dirname "$0")" && pwd)
 cd "$B/.."
 DUR=${1:-6}; PROXIES=${2:-ours haproxy nginx}
-bash "$B/install.sh"
+bash "$B/prepare.sh"
 command -v perf >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq linux-perf; }
 command -v nstat >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq iproute2; }
-rustup target list --installed | grep -q x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
-cargo build --release --target x86_64-unknown-linux-musl
 export OURS_CMD="$B/baton-run.sh %L %U %R"
 W=$(mktemp -d /tmp/baton-profile.XXXXXX)
 cleanup() { for p in $PROXIES; do bash "$B/proxyctl.sh" stop "$p" >/dev/null 2>&1 || true; done; bash "$B/backend.sh" stop; rm -rf "$W"; }

@@ -10,9 +10,7 @@ set -euo pipefail
 B=$(cd "$(dirname "$0")" && pwd)
 cd "$B/.."
 TRIALS=${1:-1}
-bash "$B/install.sh"
-rustup target list --installed | grep -q x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
-cargo build --release --target x86_64-unknown-linux-musl
+bash "$B/prepare.sh"
 mkdir -p "$B/results" /tmp/bench
 OUT="$B/results/restart-$(date +%Y%m%d-%H%M%S).jsonl"
 export OURS_CMD="$B/baton-run.sh %L %U %R ',\"drain_timeout\":\"3s\",\"max_draining\":16'"

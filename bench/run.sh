@@ -10,9 +10,7 @@ set -euo pipefail
 B=$(cd "$(dirname "$0")" && pwd)
 cd "$B/.."
 ROUNDS=${1:-3}; DUR=${2:-10}
-bash "$B/install.sh"
-rustup target list --installed | grep -q x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
-cargo build --release --target x86_64-unknown-linux-musl
+bash "$B/prepare.sh"
 export OURS_CMD="$B/baton-run.sh %L %U %R"
 export OURS_SPLICE_CMD="$B/baton-run.sh %L %U %R ',\"splice\":true,\"buffer_size\":262144'"
 mkdir -p "$B/results" /tmp/bench
