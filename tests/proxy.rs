@@ -5,16 +5,14 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-#[test]
-fn checksummed_payloads_pass_unchanged_both_ways() {
-    let be = Backend::start(Mode::Echo);
-    let port = free_port();
-    let _b = Baton::start(&Cfg::simple(port, &[be.port]).set("buffer_size", "4096"));
-    let handles: Vec<_> = (0..40u64)
+/// Echoes one checksummed payload per id through `port`, all streams at once, and checks each
+/// comes back whole and unchanged (a stalled stream fails on the read timeout).
+fn parallel_echo(port: u16, ids: std::ops::Range<u64>, len: fn(u64) -> usize) {
+    let handles: Vec<_> = ids
         .map(|id| {
             std::thread::spawn(move || {
-                let data = payload(id, 200_000 + id as usize * 1_000);
-                let back = echo_roundtrip(port, &data).expect("roundtrip");
+                let data = payload(id, len(id));
+                let back = echo_roundtrip(port, &data).expect("roundtrip (a stalled stream times out)");
                 assert_eq!(back.len(), data.len(), "stream {id} truncated");
                 assert!(back == data, "stream {id} corrupted");
             })
@@ -23,6 +21,14 @@ fn checksummed_payloads_pass_unchanged_both_ways() {
     for h in handles {
         h.join().unwrap();
     }
+}
+
+#[test]
+fn checksummed_payloads_pass_unchanged_both_ways() {
+    let be = Backend::start(Mode::Echo);
+    let port = free_port();
+    let _b = Baton::start(&Cfg::simple(port, &[be.port]).set("buffer_size", "4096"));
+    parallel_echo(port, 0..40, |id| 200_000 + id as usize * 1_000);
 }
 
 #[test]
@@ -114,18 +120,7 @@ fn splice_mode_passes_payloads_half_close_and_resets_the_same_way() {
     let be = Backend::start(Mode::Echo);
     let port = free_port();
     let _b = Baton::start(&Cfg::simple(port, &[be.port]).set("splice", "true").set("buffer_size", "4096"));
-    let handles: Vec<_> = (0..20u64)
-        .map(|id| {
-            std::thread::spawn(move || {
-                let data = payload(1000 + id, 300_000 + id as usize * 777);
-                let back = echo_roundtrip(port, &data).expect("roundtrip");
-                assert!(back == data, "stream {id} corrupted or truncated ({} of {})", back.len(), data.len());
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
-    }
+    parallel_echo(port, 1000..1020, |id| 300_000 + (id - 1000) as usize * 777);
     let rst = Backend::start(Mode::ResetAfter(10));
     let port2 = free_port();
     let _b2 = Baton::start(&Cfg::simple(port2, &[rst.port]).set("splice", "true"));
@@ -146,16 +141,5 @@ fn splice_mode_reads_on_after_a_short_splice() {
     let port = free_port();
     let cfg = Cfg::simple(port, &[be.port]).set("splice", "true").set("buffer_size", "65536");
     let _b = Baton::start_env(&cfg, TempDir::new("short-splice"), &[("BATON_FAULT", "pipe-pages:1")]);
-    let handles: Vec<_> = (0..4u64)
-        .map(|id| {
-            std::thread::spawn(move || {
-                let data = payload(2000 + id, 3_000_000 + id as usize * 4_099);
-                let back = echo_roundtrip(port, &data).expect("roundtrip (a stalled stream times out)");
-                assert!(back == data, "stream {id} corrupted or truncated ({} of {})", back.len(), data.len());
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
-    }
+    parallel_echo(port, 2000..2004, |id| 3_000_000 + (id - 2000) as usize * 4_099);
 }
