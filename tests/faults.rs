@@ -153,12 +153,11 @@ fn a_deleted_runtime_directory_is_recreated_and_hot_restarts_keep_working() {
     // gone again: the periodic check recreates it, and a hand-started successor finds the owner
     std::fs::remove_dir_all(&run).unwrap();
     assert!(eventually(Duration::from_secs(5), || std::path::Path::new(&format!("{run}/reconfig.sock")).exists()));
-    let mut next = b.successor(&[]);
+    let next = b.successor(&[]);
     assert!(eventually(Duration::from_secs(10), || b.serving_pid() == Some(next.id() as u64)), "takeover failed");
     assert_eq!(b.generation(), 2);
     round_trip(port, 7).unwrap();
-    let _ = next.kill();
-    let _ = next.wait();
+    stop_child(next);
 }
 
 /// Makes a directory read-only even for root (`chattr +i`) and undoes it on drop.

@@ -396,8 +396,5 @@ fn drain_deadline_bounds_the_old_process_and_max_draining_caps_generations() {
         "more than one draining generation: {:?}",
         pids_with(&b.config)
     );
-    for mut k in kids {
-        let _ = k.kill();
-        let _ = k.wait();
-    }
+    kids.into_iter().for_each(stop_child);
 }

@@ -228,9 +228,10 @@ impl Fleet {
     }
 
     /// Stops the streams and checks every connection: no error, and for the backend-driven
-    /// kinds exactly as many bytes as the backend sent.
-    fn finish(self, sent: &Sent) -> (u64, Vec<String>) {
+    /// kinds exactly as many bytes as the backend sent. Returns the bytes checked.
+    fn finish(self, sent: &Sent) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
+        let n = self.clients.len();
         let mut bytes = 0;
         let mut errors = Vec::new();
         for (kind, id, h) in self.clients {
@@ -247,7 +248,8 @@ impl Fleet {
                 Err(e) => errors.push(format!("{} {id}: {e}", kind as char)),
             }
         }
-        (bytes, errors)
+        assert!(errors.is_empty(), "{} of {n} connections failed: {:?}", errors.len(), &errors[..errors.len().min(10)]);
+        bytes
     }
 }
 
@@ -316,18 +318,14 @@ fn hundreds_of_live_connections_move_through_20_restarts_with_every_byte_checked
         moved_bytes += transfer_num(&st, "received_bytes");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let (bytes, errors) = fleet.finish(&be.sent);
-    assert!(errors.is_empty(), "{} of {n} connections failed: {:?}", errors.len(), &errors[..errors.len().min(10)]);
+    let bytes = fleet.finish(&be.sent);
     assert!(moved_bytes > 0, "no restart moved buffered bytes: the slow readers did not exercise DATA records");
     let worst = exits.iter().max().unwrap();
     eprintln!(
         "transfer: {n} connections through {restarts} restarts, {bytes} bytes checked, {moved_bytes} buffered bytes \
          moved, slowest old-process exit {worst:?}"
     );
-    for mut k in kids {
-        let _ = k.kill();
-        let _ = k.wait();
-    }
+    kids.into_iter().for_each(stop_child);
 }
 
 /// Writes `next` as the config and hand-starts a successor with `env`.
@@ -356,8 +354,7 @@ fn new_process_killed_mid_transfer_leaves_every_connection_with_the_old_one() {
     // the old process resumed the batch in flight and kept the rest; it still runs them all
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(pids_with(&b.config), vec![b.pid()]);
-    let (_, errors) = fleet.finish(&be.sent);
-    assert!(errors.is_empty(), "connections failed: {errors:?}");
+    fleet.finish(&be.sent);
     // draining with nothing left: it exits (long before its 60 s deadline)
     assert_eq!(b.wait_exit(Duration::from_secs(10)), Some(0));
 }
@@ -370,16 +367,14 @@ fn a_successor_with_fewer_free_slots_takes_what_fits_and_the_rest_drain() {
     let mut b = Baton::start(&cfg);
     let fleet = Fleet::start(b.listen, [20, 10, 10], 0, stop.clone());
     wait_active(&b, 40);
-    let (mut next, st) = take_over(&b, &cfg.clone().set("max_connections", "16"), &[]);
+    let (next, st) = take_over(&b, &cfg.clone().set("max_connections", "16"), &[]);
     assert_eq!(transfer_num(&st, "received"), 16, "{st}");
     assert_eq!(transfer_num(&st, "declined"), 24, "{st}");
     assert_eq!(transfer_num(&st, "predecessor_kept"), 24, "{st}");
     assert_eq!(pids_with(&b.config).len(), 2, "the old process drains the 24 it kept");
-    let (_, errors) = fleet.finish(&be.sent);
-    assert!(errors.is_empty(), "connections failed: {errors:?}");
+    fleet.finish(&be.sent);
     assert_eq!(b.wait_exit(Duration::from_secs(10)), Some(0), "the old process exits once its 24 are done");
-    let _ = next.kill();
-    let _ = next.wait();
+    stop_child(next);
 }
 
 #[test]
@@ -395,14 +390,12 @@ fn connections_of_a_listener_removed_by_the_new_config_stay_and_drain() {
     wait_active(&b, 28);
     let mut next_cfg = cfg.clone().set("idle_timeout", "\"9m\"");
     next_cfg.listeners.pop();
-    let (mut next, st) = take_over(&b, &next_cfg, &[]);
+    let (next, st) = take_over(&b, &next_cfg, &[]);
     assert_eq!((transfer_num(&st, "received"), transfer_num(&st, "declined")), (14, 14), "{st}");
-    let (_, e1) = stays.finish(&be.sent);
-    let (_, e2) = leaves.finish(&be.sent);
-    assert!(e1.is_empty() && e2.is_empty(), "connections failed: {e1:?} {e2:?}");
+    stays.finish(&be.sent);
+    leaves.finish(&be.sent);
     assert_eq!(b.wait_exit(Duration::from_secs(10)), Some(0));
-    let _ = next.kill();
-    let _ = next.wait();
+    stop_child(next);
 }
 
 #[test]
@@ -425,13 +418,9 @@ fn splice_mode_moves_connections_with_their_pipes() {
         moved_bytes += transfer_num(&st, "received_bytes");
         std::thread::sleep(Duration::from_millis(300));
     }
-    let (_, errors) = fleet.finish(&be.sent);
-    assert!(errors.is_empty(), "connections failed: {errors:?}");
+    fleet.finish(&be.sent);
     assert!(moved_bytes > 0, "no bytes were waiting in a pipe at any restart");
-    for mut k in kids {
-        let _ = k.kill();
-        let _ = k.wait();
-    }
+    kids.into_iter().for_each(stop_child);
 }
 
 /// A successor that does not take connections (`cfg`, `env`): the old process keeps its 8,
@@ -440,15 +429,13 @@ fn old_process_drains_for(cfg: Cfg, env: &[(&str, &str)], stop: Arc<AtomicBool>,
     let mut b = Baton::start(&cfg);
     let fleet = Fleet::start(b.listen, [4, 2, 2], 0, stop);
     wait_active(&b, 8);
-    let (mut next, st) = take_over(&b, &cfg, env);
+    let (next, st) = take_over(&b, &cfg, env);
     assert_eq!(transfer_num(&st, "received"), 0, "{st}");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(pids_with(&b.config).len(), 2, "the old process drains its 8 connections");
-    let (_, errors) = fleet.finish(&be.sent);
-    assert!(errors.is_empty(), "connections failed: {errors:?}");
+    fleet.finish(&be.sent);
     assert_eq!(b.wait_exit(Duration::from_secs(10)), Some(0));
-    let _ = next.kill();
-    let _ = next.wait();
+    stop_child(next);
 }
 
 #[test]
@@ -484,11 +471,9 @@ fn splice_mode_successor_with_a_smaller_buffer_declines_fuller_pipes() {
     let (received, declined) = (transfer_num(&st, "received"), transfer_num(&st, "declined"));
     assert_eq!(received + declined, 15, "{st}");
     assert!(declined > 0, "no pipe held more than 4 KiB: {st}");
-    let (_, errors) = fleet.finish(&be.sent);
-    assert!(errors.is_empty(), "connections failed: {errors:?}");
+    fleet.finish(&be.sent);
     assert!(http_get(b.admin.unwrap(), "/health").is_some(), "the successor stopped serving");
     assert_eq!(wait_child(&mut next, Duration::from_millis(10)), None, "the successor exited");
     assert_eq!(b.wait_exit(Duration::from_secs(10)), Some(0));
-    let _ = next.kill();
-    let _ = next.wait();
+    stop_child(next);
 }

@@ -128,8 +128,5 @@ fn no_connection_is_lost_through_20_hot_restarts_under_load() {
         );
     }
     assert!(load_end.elapsed() < Duration::from_secs(drain_s + 3));
-    for mut k in kids {
-        let _ = k.kill();
-        let _ = k.wait();
-    }
+    kids.into_iter().for_each(stop_child);
 }

@@ -230,6 +230,12 @@ impl Baton {
     }
 }
 
+/// SIGKILLs a child (a successor baton the test started) and reaps it.
+pub fn stop_child(mut c: Child) {
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
 /// Waits (bounded) for a child to exit: its code, or `None` if it is still running.
 pub fn wait_child(c: &mut Child, limit: Duration) -> Option<i32> {
     let t = Instant::now();
