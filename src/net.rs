@@ -181,8 +181,8 @@ pub fn pipe(size: Option<usize>) -> Result<Pipe, Errno> {
 /// `pipes[s]` and are written from it to the other side. The state machine's buffer lengths are
 /// used as byte counts; the bytes themselves stay in the kernel. A flow only reads when its
 /// pipe is empty, so EAGAIN on the read side always means "the socket has no data"; but a short
-/// splice may only mean the pipe is full (16 slots, one per socket buffer fragment), so the flow
-/// reads on to EAGAIN.
+/// splice may only mean the pipe is full (its bytes, or its slots: one per socket-buffer fragment),
+/// so the flow reads on to EAGAIN.
 pub struct SpliceTransport<'a> {
     pub socks: [&'a OwnedFd; 2],
     pub pipes: &'a [Pipe; 2],
