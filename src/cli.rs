@@ -36,6 +36,23 @@ pub enum Command {
     Help,
 }
 
+/// The arguments as text; one that is not UTF-8 (baton's paths and values are all text) is a
+/// usage error that names its position.
+pub fn utf8_args<I: IntoIterator<Item = std::ffi::OsString>>(args: I) -> Result<Vec<String>, String> {
+    args.into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            a.into_string().map_err(|a| {
+                format!(
+                    "argument {} ({}) is not valid UTF-8; rename the file or use a UTF-8 path",
+                    i + 1,
+                    a.to_string_lossy()
+                )
+            })
+        })
+        .collect()
+}
+
 /// Parses arguments (without the program name). The error says what to fix.
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
     let mut a =

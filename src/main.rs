@@ -60,7 +60,7 @@ type Incoming = Option<(OwnedFd, i32)>;
 /// (0 after --version, --help or a passing --check).
 fn start() -> Result<(Box<Runtime>, Incoming), i32> {
     let t0 = std::time::Instant::now();
-    let args = match cli::parse(std::env::args().skip(1)) {
+    let args = match cli::utf8_args(std::env::args_os().skip(1)).and_then(cli::parse) {
         Ok(Command::Run(a)) => a,
         Ok(Command::Version) => {
             println!("baton {VERSION}");

@@ -40,6 +40,32 @@ fn check_accepts_the_mosn_sample_and_the_example() {
     }
 }
 
+/// `tls_context: {"status": false}` is plaintext in MOSN and loads.
+#[test]
+fn tls_status_false_is_plaintext_and_loads() {
+    let dir = TempDir::new("tlsoff");
+    let p = dir.path("c.json");
+    let text = Cfg::simple(2045, &[8080]).json().replace("\"tls_context\":{}", "\"tls_context\":{\"status\":false}");
+    assert!(text.contains("\"status\":false"));
+    std::fs::write(&p, text).unwrap();
+    let (rc, out, _) = run(&["--check", "-c", &p]);
+    assert_eq!((rc, out.trim()), (0, "ok"));
+}
+
+/// A command-line argument that is not UTF-8 is a usage error (exit 2), not a panic.
+#[test]
+fn a_non_utf8_argument_is_a_usage_error() {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = std::ffi::OsStr::from_bytes(b"/tmp/caf\xe9.json");
+    for args in [vec![std::ffi::OsStr::new("-c"), bad], vec![bad]] {
+        let out = std::process::Command::new(BIN).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("is not valid UTF-8"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
+
 #[test]
 fn check_refuses_mosn_l7_config_naming_listener_and_filter() {
     let (rc, out, _) = run(&["--check", "-c", &mosn("proxy-fallback-example.json", FALLBACK)]);
@@ -65,6 +91,15 @@ fn every_bad_config_exits_2_with_a_pointed_message() {
         (good.replace("{\"address\":\"127.0.0.1:8080\"}", ""), "has no hosts"),
         (good.replace("\"bind_port\":true", "\"bind_port\":false"), "bind_port false"),
         (good.replace("\"tls_context\":{}", "\"tls_context\":{\"status\":true}"), "TLS is not supported"),
+        // configs MOSN would run differently (TLS, UDP, transparent proxying, DNS clusters)
+        (good.replace("\"tls_context\":{}", "\"tls_context_set\":[{\"status\":true}]"), "tls_context_set): TLS"),
+        (good.replace("\"bind_port\":true", "\"network\":\"udp\""), ".network): only \"tcp\""),
+        (good.replace("\"bind_port\":true", "\"use_original_dst\":true"), "use_original_dst (transparent"),
+        (
+            good.replace("\"bind_port\":true", "\"listener_filters\":[{\"type\":\"original_dst\"}]"),
+            ".listener_filters): listener filters",
+        ),
+        (good.replace("\"type\":\"SIMPLE\"", "\"type\":\"ORIGINAL_DST\""), ".type): only \"SIMPLE\""),
         (
             good.replace("\"baton\":{}", "\"baton\":{\"max_connections\":999999999}"),
             "baton.max_connections: 999999999 is out of range",

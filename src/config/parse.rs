@@ -4,7 +4,7 @@
 use core::fmt::{self, Write};
 use core::net::SocketAddr;
 use heapless::{String, Vec};
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, Visitor};
 use serde::Deserialize;
 
 use super::json::{self, JsonError, PathText, MAX_CHAINS, MAX_FILTERS, MAX_SERVERS, PATH_STR_LEN, RAW_STR_LEN};
@@ -34,13 +34,29 @@ struct RawListener {
     name: Option<Raw>,
     address: Option<Raw>,
     bind_port: Option<bool>,
+    network: Option<Raw>,
+    use_original_dst: Option<bool>,
+    listener_filters: Option<NonEmpty>,
     filter_chains: Option<Vec<RawChain, MAX_CHAINS>>,
 }
 
 #[derive(Deserialize)]
 struct RawChain {
-    tls_context: Option<NonEmpty>,
+    tls_context: Option<RawTls>,
+    tls_context_set: Option<NonEmpty>,
     filters: Option<Vec<RawFilter, MAX_FILTERS>>,
+}
+
+/// MOSN's TLS config: only `status: true` turns TLS on; `{}` and `status: false` are plaintext.
+#[derive(Deserialize)]
+struct RawTls {
+    status: Option<bool>,
+}
+
+impl RawTls {
+    fn on(t: &Option<RawTls>) -> bool {
+        t.as_ref().and_then(|t| t.status).unwrap_or(false)
+    }
 }
 
 #[derive(Deserialize)]
@@ -71,7 +87,10 @@ struct RawCluster {
     #[serde(rename = "Name")]
     name_upper: Option<Raw>,
     name: Option<Raw>,
+    #[serde(rename = "type")]
+    kind: Option<Raw>,
     lb_type: Option<Raw>,
+    tls_context: Option<RawTls>,
     hosts: Option<Vec<RawHost, MAX_HOSTS>>,
 }
 
@@ -116,7 +135,7 @@ struct RawBaton {
     splice: Option<bool>,
 }
 
-/// Whether an object has any entry (`tls_context: {}` is "no TLS"; anything in it is TLS).
+/// Whether an array has any element (`listener_filters: []` is "none").
 struct NonEmpty(bool);
 
 impl<'de> Deserialize<'de> for NonEmpty {
@@ -125,17 +144,17 @@ impl<'de> Deserialize<'de> for NonEmpty {
         impl<'de> Visitor<'de> for V {
             type Value = NonEmpty;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object")
+                f.write_str("an array")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<NonEmpty, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<NonEmpty, A::Error> {
                 let mut any = false;
-                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
+                while s.next_element::<IgnoredAny>()?.is_some() {
                     any = true;
                 }
                 Ok(NonEmpty(any))
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_seq(V)
     }
 }
 
@@ -155,6 +174,7 @@ pub enum Problem {
     NoTcpProxy,
     UnsupportedFilter(Raw),
     TlsNotSupported,
+    NotSupported(&'static str),
     BindPortFalse,
     OutOfRange { min: u64, max: u64, found: u64 },
     TooLong { max: usize },
@@ -204,7 +224,8 @@ impl fmt::Display for Problem {
             Self::NoListeners => f.write_str("no listeners are configured; add one under servers[0].listeners"),
             Self::NoTcpProxy => f.write_str("has no tcp_proxy filter; baton needs one filter {\"type\": \"tcp_proxy\", \"config\": {\"cluster\": NAME}}"),
             Self::UnsupportedFilter(s) => write!(f, "filter \"{s}\" is not supported; baton is an L4 proxy and supports only \"tcp_proxy\""),
-            Self::TlsNotSupported => f.write_str("TLS is not supported; leave tls_context empty ({}) and terminate TLS in the service"),
+            Self::TlsNotSupported => f.write_str("TLS is not supported, and baton will not run plaintext where TLS was asked for; set \"status\": false (or remove tls_context) and terminate TLS in the service"),
+            Self::NotSupported(what) => f.write_str(what),
             Self::BindPortFalse => f.write_str("bind_port false (a virtual listener) is not supported; set it to true"),
             Self::OutOfRange { min, max, found } => write!(f, "{found} is out of range; use {min}..={max}"),
             Self::TooLong { max } => write!(f, "is longer than {max} bytes"),
@@ -286,6 +307,15 @@ fn build_listener(cfg: &Config, l: &RawListener, si: usize, li: usize) -> Result
     if l.bind_port == Some(false) {
         return Err(at(".bind_port", Problem::BindPortFalse));
     }
+    if l.network.as_deref().is_some_and(|n| !n.is_empty() && n != "tcp") {
+        return Err(at(".network", Problem::NotSupported(NETWORK_ONLY_TCP)));
+    }
+    if l.use_original_dst == Some(true) {
+        return Err(at(".use_original_dst", Problem::NotSupported(NO_ORIGINAL_DST)));
+    }
+    if l.listener_filters.as_ref().is_some_and(|f| f.0) {
+        return Err(at(".listener_filters", Problem::NotSupported(NO_LISTENER_FILTERS)));
+    }
     let text = l.address.as_ref().ok_or_else(|| at(".address", Problem::Missing))?;
     let addr = parse_addr(text).ok_or_else(|| at(".address", Problem::BadAddress(text.clone())))?;
     let cluster_name = tcp_proxy_cluster(l, &at)?;
@@ -311,8 +341,11 @@ fn build_listener(cfg: &Config, l: &RawListener, si: usize, li: usize) -> Result
 fn tcp_proxy_cluster(l: &RawListener, at: &dyn Fn(&str, Problem) -> ConfigError) -> Result<Raw, ConfigError> {
     let mut found: Option<Raw> = None;
     for (ci, chain) in l.filter_chains.as_deref().unwrap_or(&[]).iter().enumerate() {
-        if chain.tls_context.as_ref().is_some_and(|t| t.0) {
+        if RawTls::on(&chain.tls_context) {
             return Err(at(&path_fmt(format_args!(".filter_chains[{ci}].tls_context")), Problem::TlsNotSupported));
+        }
+        if chain.tls_context_set.as_ref().is_some_and(|t| t.0) {
+            return Err(at(&path_fmt(format_args!(".filter_chains[{ci}].tls_context_set")), Problem::TlsNotSupported));
         }
         for (fi, f) in chain.filters.as_deref().unwrap_or(&[]).iter().enumerate() {
             let here = path_fmt(format_args!(".filter_chains[{ci}].filters[{fi}]"));
@@ -330,6 +363,13 @@ fn tcp_proxy_cluster(l: &RawListener, at: &dyn Fn(&str, Problem) -> ConfigError)
     found.ok_or_else(|| at(".filter_chains", Problem::NoTcpProxy))
 }
 
+const NETWORK_ONLY_TCP: &str = "only \"tcp\" is supported (baton is a TCP proxy); remove the key or set it to \"tcp\"";
+const NO_ORIGINAL_DST: &str = "use_original_dst (transparent proxying) is not supported; remove it or set it to false";
+const NO_LISTENER_FILTERS: &str =
+    "listener filters (original_dst and the like) are not supported; remove them or leave the list empty";
+const ONLY_SIMPLE: &str =
+    "only \"SIMPLE\" clusters (a fixed host list) are supported; list the hosts and set \"type\": \"SIMPLE\"";
+
 fn path_fmt(a: fmt::Arguments<'_>) -> PathText {
     let mut p = PathText::new();
     let _ = p.write_fmt(a);
@@ -343,6 +383,12 @@ fn build_clusters(raw: &RawConfig) -> Result<Vec<Cluster, MAX_CLUSTERS>, ConfigE
         let name = c.name_upper.as_ref().or(c.name.as_ref()).filter(|n| !n.is_empty());
         let name = name.ok_or_else(|| field(format_args!("cluster_manager.clusters[{ci}].name"), Problem::Missing))?;
         let at = |f: &str, p: Problem| field(format_args!("cluster \"{name}\" (cluster_manager.clusters[{ci}]{f})"), p);
+        if c.kind.as_deref().is_some_and(|k| k != "SIMPLE") {
+            return Err(at(".type", Problem::NotSupported(ONLY_SIMPLE)));
+        }
+        if RawTls::on(&c.tls_context) {
+            return Err(at(".tls_context", Problem::TlsNotSupported));
+        }
         let lb_text = c.lb_type.clone().unwrap_or_default();
         let lb = LbPolicy::parse(&lb_text).ok_or_else(|| at(".lb_type", Problem::BadLbType(lb_text.clone())))?;
         let mut hosts = Vec::new();
@@ -495,6 +541,43 @@ mod tests {
         let e = err(FALLBACK);
         assert!(e.contains("listener \"listener-0\""), "{e}");
         assert!(e.contains("filter \"proxy\" is not supported"), "{e}");
+    }
+
+    /// Configs that MOSN would run with TLS, another network or transparent proxying are refused
+    /// naming the field: baton must never run something other than what the file says.
+    #[test]
+    fn configs_baton_would_run_differently_are_refused() {
+        let chain = |x: &str| with("").replace("[{\"filters\"", &std::format!("[{{{x},\"filters\""));
+        let listener = |x: &str| with("").replace("\"filter_chains\"", &std::format!("{x},\"filter_chains\""));
+        let cluster = |x: &str| with("").replace("\"name\":\"c\"", &std::format!("\"name\":\"c\",{x}"));
+        for (cfg, want) in [
+            (
+                chain(r#""tls_context":{"status":true,"cert_chain":"/x"}"#),
+                "filter_chains[0].tls_context): TLS is not supported",
+            ),
+            (
+                chain(r#""tls_context_set":[{"status":true}]"#),
+                "filter_chains[0].tls_context_set): TLS is not supported",
+            ),
+            (listener(r#""network":"udp""#), ".network): only \"tcp\""),
+            (listener(r#""network":"unix""#), ".network): only \"tcp\""),
+            (listener(r#""use_original_dst":true"#), ".use_original_dst): use_original_dst"),
+            (listener(r#""listener_filters":[{"type":"original_dst"}]"#), ".listener_filters): listener filters"),
+            (cluster(r#""type":"STRICT_DNS""#), "cluster \"c\" (cluster_manager.clusters[0].type): only \"SIMPLE\""),
+            (cluster(r#""tls_context":{"status":true}"#), "clusters[0].tls_context): TLS is not supported"),
+        ] {
+            let e = err(&cfg);
+            assert!(e.contains(want), "{cfg}\n  gave: {e}\n  want: {want}");
+        }
+        for ok in [
+            chain(r#""tls_context":{"status":false,"cert_chain":"/x"}"#),
+            chain(r#""tls_context":{}"#),
+            chain(r#""tls_context_set":[]"#),
+            listener(r#""network":"tcp","use_original_dst":false,"listener_filters":[]"#),
+            cluster(r#""type":"SIMPLE","tls_context":{"status":false}"#),
+        ] {
+            assert!(parse(ok.as_bytes()).is_ok(), "{ok}: {:?}", parse(ok.as_bytes()).err());
+        }
     }
 
     #[test]
