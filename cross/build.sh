@@ -12,6 +12,8 @@ for t in "${TARGETS[@]}"; do
   release_build "$t"
   bin=target/$t/release/baton
   file "$bin" | grep -q 'statically linked\|static-pie linked' || { echo "$bin is not statically linked" >&2; fail=1; }
+  # fault injection is a test-only cargo feature: a shipped binary never reads BATON_FAULT
+  if grep -q BATON_FAULT "$bin"; then echo "FAIL: $bin contains the BATON_FAULT test hook" >&2; fail=1; fi
   size=$(stat -c %s "$bin")
   budget=$(awk -v t="$t" '$1 == t {print $2}' cross/size-budget)
   printf '%-36s %8d bytes (%d KiB), budget %s KiB\n' "$t" "$size" $((size / 1024)) "${budget:-none}"

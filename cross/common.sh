@@ -85,10 +85,10 @@ test_target() {
   if [ "$t" = "$ARMV7" ]; then
     ensure_armv7; ensure_nightly_src
     env "$(flags_var "$t")=-C target-feature=+crt-static -L native=$SYSROOT_ARMHF" \
-      cargo +"$NIGHTLY" test --locked --target "$t" -Zbuild-std=std,panic_unwind "$@"
+      cargo +"$NIGHTLY" test --locked --features fault-injection --target "$t" -Zbuild-std=std,panic_unwind "$@"
   else
     ensure_target "$t"
-    cargo test --locked --target "$t" "$@"
+    cargo test --locked --features fault-injection --target "$t" "$@"
   fi
 }
 

@@ -1,5 +1,10 @@
 //! Fault-injection points for the hot-restart tests (see docs/reliability.md).
 //!
+//! Compiled in only with the `fault-injection` cargo feature, which the tests turn on
+//! (`tests/run.sh`). Without it, as in every release build, `point` and `value` do nothing and
+//! the binary does not read `BATON_FAULT` at all: a shipped baton has no environment switch that
+//! kills it (`cross/build.sh` checks the string is absent from the release binaries).
+//!
 //! `BATON_FAULT=<point>:kill` makes the process SIGKILL itself when it reaches `<point>`;
 //! `<point>:pause` makes it stall there for `PAUSE_MS`. Points sit only on hot-restart steps,
 //! never on the data path, and cost one environment lookup per handoff; `pipe-pages` is read
@@ -31,6 +36,16 @@ pub const TRANSFER_VERSION: &str = "transfer-version";
 pub const PIPE_PAGES: &str = "pipe-pages";
 
 /// The value a `<name>:<number>` fault sets, if that fault is active.
+#[cfg(not(feature = "fault-injection"))]
+pub fn value(_name: &str) -> Option<u8> {
+    None
+}
+
+#[cfg(not(feature = "fault-injection"))]
+pub fn point(_name: &str) {}
+
+/// The value a `<name>:<number>` fault sets, if that fault is active.
+#[cfg(feature = "fault-injection")]
 pub fn value(name: &str) -> Option<u8> {
     let spec = std::env::var("BATON_FAULT").ok()?;
     let (p, v) = spec.split_once(':')?;
@@ -41,6 +56,7 @@ pub fn value(name: &str) -> Option<u8> {
     }
 }
 
+#[cfg(feature = "fault-injection")]
 pub fn point(name: &str) {
     let Ok(spec) = std::env::var("BATON_FAULT") else {
         return;

@@ -122,6 +122,7 @@ fn a_taken_port_for_a_new_listener_aborts_the_takeover() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "fault-injection"), ignore = "needs --features fault-injection (BATON_FAULT)")]
 fn new_process_killed_at_each_step_leaves_the_old_one_serving_without_loss() {
     let be = Backend::start(Mode::Echo);
     let dir = TempDir::new("killnew");
@@ -149,6 +150,7 @@ fn new_process_killed_at_each_step_leaves_the_old_one_serving_without_loss() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "fault-injection"), ignore = "needs --features fault-injection (BATON_FAULT)")]
 fn old_process_killed_during_the_handoff_leaves_the_new_one_serving() {
     for point in ["old-before-manifest", "old-after-manifest"] {
         let be = Backend::start(Mode::Echo);
@@ -190,6 +192,7 @@ fn stale_socket_and_lock_after_kill_9_do_not_block_the_next_start() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "fault-injection"), ignore = "needs --features fault-injection (BATON_FAULT)")]
 fn a_third_process_during_a_handoff_gets_busy_and_exit_3() {
     let be = Backend::start(Mode::Echo);
     let b = Baton::start(&Cfg::simple(free_port(), &[be.port]));

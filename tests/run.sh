@@ -38,9 +38,10 @@ cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --all-targets --locked --features fault-injection -- -D warnings
 
 step "host tests"
-cargo test --all-targets --locked 2>&1 | tee target/test-host.log
+cargo test --all-targets --locked --features fault-injection 2>&1 | tee target/test-host.log
 count host target/test-host.log
 
 if [ "${BATON_TESTS:-all}" != host ]; then

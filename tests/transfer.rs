@@ -342,6 +342,7 @@ fn take_over(b: &Baton, next: &Cfg, env: &[(&str, &str)]) -> (std::process::Chil
 }
 
 #[test]
+#[cfg_attr(not(feature = "fault-injection"), ignore = "needs --features fault-injection (BATON_FAULT)")]
 fn new_process_killed_mid_transfer_leaves_every_connection_with_the_old_one() {
     let stop = Arc::new(AtomicBool::new(false));
     let be = StreamBackend::start(stop.clone());
@@ -447,6 +448,7 @@ fn with_transfer_off_the_old_process_drains_as_before() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "fault-injection"), ignore = "needs --features fault-injection (BATON_FAULT)")]
 fn a_successor_speaking_another_transfer_version_gets_no_connections_and_they_drain() {
     let stop = Arc::new(AtomicBool::new(false));
     let be = StreamBackend::start(stop.clone());
