@@ -6,6 +6,8 @@
 
 use std::os::fd::OwnedFd;
 
+use nix::sys::signalfd::SignalFd;
+
 use baton::cli::{self, Command, USAGE};
 use baton::config::{self, Config, LogLevel};
 use baton::handoff::transport::HandoffError;
@@ -96,7 +98,11 @@ fn start() -> Result<(Box<Runtime>, Incoming), i32> {
         Ok(s) => s,
         Err(e) => return Err(fail(format_args!("cannot set up signal handling: {}", e.desc()))),
     };
-    let dir = cfg.settings.runtime_dir.to_string();
+    let dir = match (&args.runtime_dir, &cfg.settings.runtime_dir) {
+        (Some(d), _) => d.clone(),
+        (None, Some(d)) => d.to_string(),
+        (None, None) => rundir::default_dir(),
+    };
     if let Err(e) = rundir::prepare(&dir) {
         return Err(fail(format_args!("{e}")));
     }
@@ -105,8 +111,8 @@ fn start() -> Result<(Box<Runtime>, Incoming), i32> {
     // a takeover gets its sockets from the predecessor and closes these
     let activated = baton::activation::take(&cfg);
     let started = match takeover::begin(&dir, cfg.settings.handoff_timeout_ms) {
-        Ok(Start::Cold) => cold_start(cfg, &dir, exec, activated).map(|(s, r)| (s, r, None)),
-        Ok(Start::Takeover(t)) => take_over(cfg, &dir, t, exec, t0),
+        Ok(Start::Cold) => cold_start(cfg, &dir, exec, activated, &signals).map(|(s, r)| (s, r, None)),
+        Ok(Start::Takeover(t)) => take_over(cfg, &dir, t, exec, &signals, t0),
         Err(HandoffError::Busy) => {
             eprintln!("baton: {}", HandoffError::Busy);
             return Err(3);
@@ -123,9 +129,7 @@ fn start() -> Result<(Box<Runtime>, Incoming), i32> {
         server.totals.generation,
         server.cfg.listeners.len()
     );
-    let rt = Runtime::new(server, signals, restart)
-        .map_err(|e| fail(format_args!("cannot start the event loop: {}", e.desc())))?;
-    Ok((rt, incoming))
+    Ok((Runtime::new(server, signals, restart), incoming))
 }
 
 /// `activated`: sockets from systemd socket activation, adopted like a predecessor's.
@@ -134,11 +138,13 @@ fn cold_start(
     dir: &str,
     exec: Option<Exec>,
     mut activated: Inherited,
+    signals: &SignalFd,
 ) -> Result<(Server, Restart), String> {
     let lock = rundir::lock(dir).map_err(|e| e.to_string())?;
     let server = Server::new(cfg, &mut activated).map_err(|e| e.to_string())?;
     let reconfig = rundir::bind_reconfig(dir).map_err(|e| e.to_string())?;
     let restart = new_restart(&server, dir, lock, reconfig, Vec::new(), exec)?;
+    watch_signals(&server, signals)?;
     publish_pid(&restart)?;
     Ok((server, restart))
 }
@@ -148,8 +154,11 @@ fn take_over(
     dir: &str,
     mut t: Takeover,
     exec: Option<Exec>,
+    signals: &SignalFd,
     t0: std::time::Instant,
 ) -> Result<(Server, Restart, Incoming), String> {
+    // Every step that can fail happens before the ack: until then the old process serves, and
+    // a failure here only ends this one. After the ack there is nothing left that can fail.
     let attempt = || -> Result<(Server, Restart), String> {
         let mut server = Server::new(cfg, &mut t.inherited).map_err(|e| e.to_string())?;
         let lock = match t.lock.take() {
@@ -163,7 +172,10 @@ fn take_over(
         server.totals = t.totals;
         server.totals.generation += 1;
         let preds: Vec<(u32, OwnedFd)> = std::mem::take(&mut t.predecessors);
+        rundir::note_owner(&lock);
         let restart = new_restart(&server, dir, lock, reconfig, preds, exec)?;
+        watch_signals(&server, signals)?;
+        publish_pid(&restart)?;
         Ok((server, restart))
     };
     let (server, mut restart) = match attempt() {
@@ -178,8 +190,6 @@ fn take_over(
     let st = &server.cfg.settings;
     let chan = t.ack(st.transfer_connections, st.splice);
     let acked_ms = t0.elapsed().as_secs_f64() * 1e3;
-    rundir::note_owner(dir);
-    publish_pid(&restart)?;
     restart.enforce_draining_cap(server.cfg.settings.max_draining as usize);
     log::info!("took over from pid {from}: acknowledged {acked_ms:.2} ms after start");
     Ok((server, restart, chan.map(|c| (c, from))))
@@ -221,16 +231,17 @@ fn new_restart(
 
 fn publish_pid(restart: &Restart) -> Result<(), String> {
     match &restart.pid_file {
-        Some(p) => pidfile::write(p, std::process::id()).map_err(|e| format!("cannot write the PID file {p}: {e}")),
+        Some(p) => pidfile::write(p, std::process::id())
+            .map_err(|e| format!("cannot write the PID file {p}: {}; make its directory writable", e.desc())),
         None => Ok(()),
     }
 }
 
+fn watch_signals(server: &Server, signals: &SignalFd) -> Result<(), String> {
+    runtime::watch_signals(server, signals).map_err(|e| format!("cannot watch signals: {}", e.desc()))
+}
+
 fn apply_overrides(cfg: &mut Config, args: &cli::Args) {
-    if let Some(d) = &args.runtime_dir {
-        cfg.settings.runtime_dir.clear();
-        let _ = cfg.settings.runtime_dir.push_str(d);
-    }
     if let Some(p) = &args.pid_file {
         let mut path = config::Path::new();
         let _ = path.push_str(p);

@@ -1,29 +1,69 @@
 //! The PID file: always names the process that owns the listeners.
 //!
-//! Written atomically (a temp file in the same directory, then `rename(2)`), and removed only by
-//! the process it names, so a failed or finished process never erases its successor's PID.
+//! Written atomically (a temporary file created with `O_EXCL | O_NOFOLLOW` in the same
+//! directory, then `renameat(2)`), and removed only by the process it names, so a failed or
+//! finished process never erases its successor's PID. Every access goes through the
+//! directory's descriptor and never follows a symbolic link: a link planted at the path is
+//! replaced, not written through.
 
-use std::io::Write;
+use std::os::fd::OwnedFd;
 
-pub fn write(path: &str, pid: u32) -> std::io::Result<()> {
-    let tmp = format!("{path}.{pid}.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    writeln!(f, "{pid}")?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+use nix::errno::Errno;
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::Mode;
+
+/// The directory (opened) and the file name of `path`.
+fn split(path: &str) -> Result<(OwnedFd, &str), Errno> {
+    let (dir, name) = path.rsplit_once('/').ok_or(Errno::EINVAL)?;
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(Errno::EINVAL);
+    }
+    let dir = if dir.is_empty() { "/" } else { dir };
+    let fd = nix::fcntl::open(dir, OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_RDONLY, Mode::empty())?;
+    Ok((fd, name))
 }
 
-/// The PID a file names, if it is readable and well-formed.
+pub fn write(path: &str, pid: u32) -> Result<(), Errno> {
+    let (dfd, name) = split(path)?;
+    let tmp = format!(".{name}.{pid}.tmp");
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mode = Mode::from_bits_truncate(0o644);
+    let fd = match openat(&dfd, tmp.as_str(), flags, mode) {
+        Err(Errno::EEXIST) => {
+            // a leftover of this very PID (a crash between create and rename): ours to remove
+            nix::unistd::unlinkat(&dfd, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir)?;
+            openat(&dfd, tmp.as_str(), flags, mode)?
+        }
+        r => r?,
+    };
+    let text = format!("{pid}\n");
+    let r = nix::unistd::write(&fd, text.as_bytes())
+        .and_then(|n| if n == text.len() { Ok(()) } else { Err(Errno::ENOSPC) })
+        .and_then(|()| nix::unistd::fsync(&fd))
+        .and_then(|()| nix::fcntl::renameat(&dfd, tmp.as_str(), &dfd, name));
+    if r.is_err() {
+        let _ = nix::unistd::unlinkat(&dfd, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+    }
+    r
+}
+
+/// The PID a file names, if it is a readable, well-formed regular file (not a link).
 pub fn read(path: &str) -> Option<u32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    let (dfd, name) = split(path).ok()?;
+    let fd =
+        openat(&dfd, name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK, Mode::empty())
+            .ok()?;
+    let mut b = [0u8; 16];
+    let n = nix::unistd::read(&fd, &mut b).ok()?;
+    core::str::from_utf8(&b[..n]).ok()?.trim().parse().ok()
 }
 
 /// Removes the file only if it still names `pid`.
 pub fn remove_if_mine(path: &str, pid: u32) {
     if read(path) == Some(pid) {
-        let _ = std::fs::remove_file(path);
+        if let Ok((dfd, name)) = split(path) {
+            let _ = nix::unistd::unlinkat(&dfd, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+        }
     }
 }
 
@@ -41,6 +81,24 @@ mod tests {
         assert_eq!(super::read(p), Some(42));
         super::remove_if_mine(p, 42);
         assert_eq!(super::read(p), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A link planted at the path is replaced by the PID file; what it pointed at is untouched.
+    #[test]
+    fn a_planted_link_is_replaced_not_written_through() {
+        let dir = std::env::temp_dir().join(format!("baton-pidlink-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("precious");
+        std::fs::write(&target, "keep me\n").unwrap();
+        let p = dir.join("b.pid");
+        std::os::unix::fs::symlink(&target, &p).unwrap();
+        let p = p.to_str().unwrap();
+        assert_eq!(super::read(p), None, "read must not follow the link");
+        super::write(p, 42).unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
+        assert!(std::fs::symlink_metadata(p).unwrap().file_type().is_file());
+        assert_eq!(super::read(p), Some(42));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -75,6 +75,8 @@ pub struct Restart {
     exec: Option<Exec>,
     /// When the runtime directory is next checked (monotonic ms).
     next_dir_check: u64,
+    /// The directory's repair has been reported failing (reported again once it recovers).
+    dir_warned: bool,
 }
 
 impl Restart {
@@ -99,6 +101,7 @@ impl Restart {
             predecessors: Vec::new(),
             exec,
             next_dir_check: 0,
+            dir_warned: false,
         };
         for (pid, fd) in predecessors {
             server.poller.add_read(&fd, Token::new(Kind::Predecessor, pid as usize))?;
@@ -118,6 +121,7 @@ impl Restart {
             predecessors: Vec::new(),
             exec: None,
             next_dir_check: 0,
+            dir_warned: false,
         }
     }
 
@@ -330,7 +334,7 @@ impl Restart {
         if let Some(p) = &self.pid_file {
             if pidfile::read(p) != Some(std::process::id()) {
                 if let Err(e) = pidfile::write(p, std::process::id()) {
-                    log::error!("cannot write the PID file {p}: {e}");
+                    log::error!("cannot write the PID file {p}: {}", e.desc());
                 }
             }
         }
@@ -363,28 +367,37 @@ impl Restart {
         };
         let reconfig = rundir::path(&self.dir, rundir::RECONFIG);
         let lock_path = rundir::path(&self.dir, rundir::LOCK);
-        let same_lock = match (nix::sys::stat::stat(lock_path.as_str()), nix::sys::stat::fstat(lock)) {
-            (Ok(a), Ok(b)) => a.st_ino == b.st_ino && a.st_dev == b.st_dev,
-            _ => false,
-        };
-        let socket_there =
-            nix::sys::stat::stat(reconfig.as_str()).is_ok_and(|s| s.st_mode & nix::libc::S_IFMT == nix::libc::S_IFSOCK);
+        let same_lock = rundir::still_there(&self.dir, rundir::LOCK, lock);
+        let socket_there = rundir::socket_there(&self.dir, rundir::RECONFIG);
         if same_lock && socket_there {
+            self.dir_warned = false;
             return;
         }
-        log::warn!(
-            "runtime directory {}: {} or {} was removed; recreating them",
-            self.dir,
-            rundir::RECONFIG,
-            rundir::LOCK
-        );
+        // once per outage, not every RUNDIR_CHECK_MS, so a stuck directory does not fill the log
+        let warn = !std::mem::replace(&mut self.dir_warned, true);
+        if warn {
+            log::warn!(
+                "runtime directory {}: {} or {} was removed or replaced; recreating them",
+                self.dir,
+                rundir::RECONFIG,
+                rundir::LOCK
+            );
+        }
         if let Err(e) = rundir::prepare(&self.dir) {
-            return log::error!("cannot recreate the runtime directory: {e}; a hot restart will fail until it exists");
+            if warn {
+                log::error!("cannot recreate the runtime directory: {e}; a hot restart will fail until it is fixed");
+            }
+            return;
         }
         if !same_lock {
             match rundir::lock(&self.dir) {
                 Ok(l) => self.lock = Some(l),
-                Err(e) => return log::error!("cannot recreate {lock_path}: {e}"),
+                Err(e) => {
+                    if warn {
+                        log::error!("cannot recreate {lock_path}: {e}");
+                    }
+                    return;
+                }
             }
         }
         match rundir::bind_reconfig(&self.dir) {
@@ -396,8 +409,14 @@ impl Restart {
                     log::error!("cannot register the new {reconfig}: {}", e.desc());
                 }
                 self.reconfig = Some(fd);
+                self.dir_warned = false;
+                log::info!("runtime directory {}: recreated", self.dir);
             }
-            Err(e) => log::error!("cannot recreate {reconfig}: {e}; a hot restart will fail until it exists"),
+            Err(e) => {
+                if warn {
+                    log::error!("cannot recreate {reconfig}: {e}; a hot restart will fail until it exists")
+                }
+            }
         }
     }
 

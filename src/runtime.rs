@@ -32,6 +32,11 @@ pub fn block_signals() -> Result<SignalFd, Errno> {
     SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
 }
 
+/// Registers the signalfd with the server's poller.
+pub fn watch_signals(server: &Server, signals: &SignalFd) -> Result<(), Errno> {
+    server.poller.add_read(signals, Token::new(Kind::Signal, 0))
+}
+
 pub struct Runtime {
     pub server: Server,
     pub signals: SignalFd,
@@ -41,9 +46,10 @@ pub struct Runtime {
 impl Runtime {
     /// Boxed: the server's fixed-capacity tables make it tens of KiB, which belong on the heap
     /// rather than in the long-running thread's stack.
-    pub fn new(server: Server, signals: SignalFd, restart: Restart) -> Result<Box<Self>, Errno> {
-        server.poller.add_read(&signals, Token::new(Kind::Signal, 0))?;
-        Ok(Box::new(Runtime { server, signals, restart }))
+    /// `signals` must already be registered with `watch_signals` (a fallible step, done before
+    /// a takeover's ack).
+    pub fn new(server: Server, signals: SignalFd, restart: Restart) -> Box<Self> {
+        Box::new(Runtime { server, signals, restart })
     }
 
     /// Runs until the server stops. Returns the process exit code.

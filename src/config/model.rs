@@ -137,7 +137,8 @@ pub struct Listener {
 /// baton's own settings (the `"baton"` object). Durations are in milliseconds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
-    pub runtime_dir: Path,
+    /// `None`: the per-user default, chosen at start-up (`DEFAULT_RUNTIME_DIR` for root).
+    pub runtime_dir: Option<Path>,
     pub pid_file: Option<Path>,
     pub max_connections: u32,
     pub buffer_size: u32,
@@ -164,15 +165,16 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Root's runtime directory when the config names none (others: `$XDG_RUNTIME_DIR/baton`,
+    /// else `/tmp/baton-UID`, which another user can only squat on, never subvert: baton refuses
+    /// a directory it does not own).
     pub const DEFAULT_RUNTIME_DIR: &'static str = "/run/baton";
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        let mut runtime_dir = Path::new();
-        let _ = runtime_dir.push_str(Self::DEFAULT_RUNTIME_DIR);
         Self {
-            runtime_dir,
+            runtime_dir: None,
             pid_file: None,
             max_connections: 1024,
             buffer_size: 16 * 1024,

@@ -459,7 +459,7 @@ fn apply_settings(st: &mut Settings, b: &RawBaton) -> Result<(), ConfigError> {
         v.as_ref().map_or(Ok(dflt), |s| duration(s, format_args!("baton.{name}")))
     };
     if let Some(d) = &b.runtime_dir {
-        st.runtime_dir = abs_path(d, "runtime_dir")?;
+        st.runtime_dir = Some(abs_path(d, "runtime_dir")?);
     }
     if let Some(p) = &b.pid_file {
         st.pid_file = Some(abs_path(p, "pid_file")?);

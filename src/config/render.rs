@@ -42,7 +42,10 @@ pub fn write_json(w: &mut dyn Write, cfg: &Config) -> fmt::Result {
         )?;
     }
     let s = &cfg.settings;
-    write!(w, ",\"baton\":{{\"runtime_dir\":\"{}\",", Esc(&s.runtime_dir))?;
+    w.write_str(",\"baton\":{")?;
+    if let Some(d) = &s.runtime_dir {
+        write!(w, "\"runtime_dir\":\"{}\",", Esc(d))?;
+    }
     if let Some(p) = &s.pid_file {
         write!(w, "\"pid_file\":\"{}\",", Esc(p))?;
     }
