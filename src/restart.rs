@@ -13,7 +13,11 @@
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use crate::handoff::codec::{text, Entry, FdKind, ManifestHead, Msg, MAX_FDS_PER_MSG, TRANSFER_VERSION};
+use core::fmt::Write;
+
+use crate::handoff::codec::{
+    text, CodecError, Entry, FdKind, ManifestHead, Msg, Text, MAX_FDS_PER_MSG, PROTO_VERSION, TRANSFER_VERSION,
+};
 use crate::handoff::transport::{self, HandoffError};
 use crate::poller::{Kind, Token};
 use crate::server::{Mode, Server, VERSION};
@@ -77,6 +81,16 @@ pub struct Restart {
     next_dir_check: u64,
     /// The directory's repair has been reported failing (reported again once it recovers).
     dir_warned: bool,
+    /// Peers being turned away (BUSY, REFUSED), answered without blocking the loop.
+    refusing: [Option<Refusal>; MAX_REFUSING],
+}
+
+/// A peer that is refused: answered when its HELLO arrives (closing a unix socket with unread
+/// input resets the peer, which would discard the answer) or at `deadline`, whichever is first.
+struct Refusal {
+    peer: OwnedFd,
+    answer: Msg,
+    deadline: u64,
 }
 
 impl Restart {
@@ -102,6 +116,7 @@ impl Restart {
             exec,
             next_dir_check: 0,
             dir_warned: false,
+            refusing: Default::default(),
         };
         for (pid, fd) in predecessors {
             server.poller.add_read(&fd, Token::new(Kind::Predecessor, pid as usize))?;
@@ -122,12 +137,14 @@ impl Restart {
             exec: None,
             next_dir_check: 0,
             dir_warned: false,
+            refusing: Default::default(),
         }
     }
 
     pub fn on_event(&mut self, tok: Token, server: &mut Server) {
         match tok.kind {
             Kind::ReconfigListener => self.accept_peers(server),
+            Kind::ReconfigPeer if tok.index > 0 => self.refusal_readable(server, tok.index as usize - 1),
             Kind::ReconfigPeer => self.peer_readable(server),
             Kind::Handoff => self.chan_readable(server),
             Kind::Predecessor => self.predecessor_exited(tok.index),
@@ -159,12 +176,12 @@ impl Restart {
             Err(e) => {
                 log::warn!("hot restart refused: {e}; still serving");
                 let reason = text("not authorised: run as baton's user or root");
-                return refuse(peer, &Msg::Refused { reason });
+                return self.refuse(server, peer, Msg::Refused { reason });
             }
         };
         if !matches!(self.state, State::Idle) || server.mode != Mode::Serving {
             log::warn!("hot restart from pid {pid} refused: a handoff is already in progress ({})", self.state.name());
-            return refuse(peer, &Msg::Busy);
+            return self.refuse(server, peer, Msg::Busy);
         }
         if server.poller.add_read(&peer, Token::new(Kind::ReconfigPeer, 0)).is_err() {
             return;
@@ -182,6 +199,14 @@ impl Restart {
         let msg = match transport::recv(peer) {
             Ok(None) => return,
             Ok(Some((m, _))) => m,
+            Err(HandoffError::Codec(CodecError::Version(v))) => {
+                // REFUSED reads the same in every version: tell the successor why
+                let mut reason = Text::new();
+                let _ = write!(reason, "handoff protocol v{v}; the running baton speaks v{PROTO_VERSION}");
+                let _ = transport::send(peer, &Msg::Refused { reason }, &[]);
+                let e = HandoffError::Codec(CodecError::Version(v));
+                return self.abort(server, &e);
+            }
             Err(e) => return self.abort(server, &e),
         };
         match (&self.state, msg) {
@@ -198,6 +223,41 @@ impl Restart {
             (State::Offered { .. }, Msg::Ready) => self.send_sockets(server, pid, deadline),
             (_, Msg::Abort { reason }) => self.abort(server, &HandoffError::Refused(reason)),
             _ => self.abort(server, &HandoffError::Unexpected("out-of-order message on reconfig.sock")),
+        }
+    }
+
+    // ----- turning peers away, without waiting -----
+
+    fn refuse(&mut self, server: &mut Server, peer: OwnedFd, answer: Msg) {
+        let Some(slot) = self.refusing.iter().position(Option::is_none) else {
+            // a flood of peers: answer at once (a peer that still had its HELLO in flight may
+            // see a reset instead); never wait inside the event loop
+            let _ = transport::send(&peer, &answer, &[]);
+            return;
+        };
+        if server.poller.add_read(&peer, Token::new(Kind::ReconfigPeer, slot + 1)).is_err() {
+            let _ = transport::send(&peer, &answer, &[]);
+            return;
+        }
+        let deadline = server.now + REFUSE_WAIT_MS;
+        self.refusing[slot] = Some(Refusal { peer, answer, deadline });
+        self.refusal_readable(server, slot);
+    }
+
+    fn refusal_readable(&mut self, server: &mut Server, slot: usize) {
+        let Some(r) = self.refusing.get(slot).and_then(Option::as_ref) else {
+            return;
+        };
+        if matches!(transport::recv(&r.peer), Ok(None)) && server.now < r.deadline {
+            return; // its HELLO is not there yet
+        }
+        self.answer_refusal(server, slot);
+    }
+
+    fn answer_refusal(&mut self, server: &mut Server, slot: usize) {
+        if let Some(r) = self.refusing.get_mut(slot).and_then(Option::take) {
+            let _ = transport::send(&r.peer, &r.answer, &[]);
+            server.poller.delete(&r.peer);
         }
     }
 
@@ -343,6 +403,11 @@ impl Restart {
     // ----- timers, predecessors, exit -----
 
     pub fn tick(&mut self, server: &mut Server) {
+        for slot in 0..MAX_REFUSING {
+            if self.refusing[slot].as_ref().is_some_and(|r| server.now >= r.deadline) {
+                self.answer_refusal(server, slot);
+            }
+        }
         if matches!(self.state, State::Idle) && server.now >= self.next_dir_check {
             self.next_dir_check = server.now + RUNDIR_CHECK_MS;
             self.repair_rundir(server);
@@ -367,8 +432,9 @@ impl Restart {
         };
         let reconfig = rundir::path(&self.dir, rundir::RECONFIG);
         let lock_path = rundir::path(&self.dir, rundir::LOCK);
-        let same_lock = rundir::still_there(&self.dir, rundir::LOCK, lock);
-        let socket_there = rundir::socket_there(&self.dir, rundir::RECONFIG);
+        let Some((same_lock, socket_there)) = rundir::intact(&self.dir, lock) else {
+            return;
+        };
         if same_lock && socket_there {
             self.dir_warned = false;
             return;
@@ -545,18 +611,13 @@ pub fn transfer_decision(transfer: u8, splice: bool, own_splice: bool) -> Result
 /// How often the owner checks that its runtime directory's files still exist.
 const RUNDIR_CHECK_MS: u64 = 2_000;
 
-/// How long a refusal waits for the peer's HELLO before answering.
+/// How long a refused peer's HELLO is waited for before it is answered anyway (a HELLO is
+/// sent right after connecting, so this only matters for a peer that says nothing).
 const REFUSE_WAIT_MS: u64 = 200;
 
-/// Answers a peer we will not serve. Its HELLO is read first: closing a unix socket with unread
-/// input resets the peer and would discard the answer. The wait is bounded and happens only on
-/// refusals (a concurrent restart or an unauthorised peer), never on the data path.
-fn refuse(peer: OwnedFd, answer: &Msg) {
-    if transport::wait_readable(&peer, REFUSE_WAIT_MS).unwrap_or(false) {
-        let _ = transport::recv(&peer);
-    }
-    let _ = transport::send(&peer, answer, &[]);
-}
+/// Refused peers waiting for their answer at once; more are answered immediately. A handful
+/// covers an init system retrying; a flood costs nothing but immediate answers.
+const MAX_REFUSING: usize = 8;
 
 #[cfg(test)]
 mod tests {

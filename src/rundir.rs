@@ -192,24 +192,20 @@ fn read_pid(fd: &OwnedFd) -> Option<u32> {
     core::str::from_utf8(&b[..n]).ok()?.trim().parse().ok()
 }
 
-/// Whether `name` in the directory is still the file behind `fd` (same inode, not a link).
-pub fn still_there(dir: &str, name: &str, fd: &OwnedFd) -> bool {
-    let Ok(dfd) = open_dir(dir) else {
-        return false;
+/// Whether the lock file is still the one behind `lock` (same inode, not a link) and
+/// `reconfig.sock` is still a socket. `None` when it cannot be told (e.g. no descriptor free):
+/// then nothing is repaired this round.
+pub fn intact(dir: &str, lock: &OwnedFd) -> Option<(bool, bool)> {
+    let dfd = match open_dir(dir) {
+        Ok(d) => d,
+        Err(DirError::Io(_, _, Errno::ENOENT)) => return Some((false, false)),
+        Err(_) => return None,
     };
-    match (fstatat(&dfd, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW), fstat(fd)) {
-        (Ok(a), Ok(b)) => a.st_ino == b.st_ino && a.st_dev == b.st_dev,
-        _ => false,
-    }
-}
-
-/// Whether `name` in the directory is a unix socket (not following a link).
-pub fn socket_there(dir: &str, name: &str) -> bool {
-    let Ok(dfd) = open_dir(dir) else {
-        return false;
-    };
-    fstatat(&dfd, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
-        .is_ok_and(|s| s.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFSOCK.bits())
+    let at = |name: &str| fstatat(&dfd, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW);
+    let mine = fstat(lock).ok()?;
+    let same_lock = at(LOCK).is_ok_and(|a| a.st_ino == mine.st_ino && a.st_dev == mine.st_dev);
+    let socket = at(RECONFIG).is_ok_and(|s| s.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFSOCK.bits());
+    Some((same_lock, socket))
 }
 
 /// Removes `name` from the directory (a file, a socket or a link; never what a link names).

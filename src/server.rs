@@ -108,6 +108,8 @@ pub struct Server {
     buf_size: usize,
     /// Splice mode: the size each new pipe is set to; `None` keeps the kernel's 64 KiB.
     pipe_size: Option<usize>,
+    /// Splice mode: the pipes for the next accepted connection, made before it is accepted.
+    spare_pipes: Option<[net::Pipe; 2]>,
     hosts: heapless::Vec<heapless::Vec<HostState, MAX_HOSTS>, MAX_LISTENERS>,
     pub totals: Totals,
     /// Connections moved in and out by hot restarts, kept, and drained (this process only).
@@ -165,6 +167,7 @@ impl Server {
             slots,
             buf_size: st.buffer_size as usize,
             pipe_size: pipe_size(st.buffer_size as usize),
+            spare_pipes: None,
             bufs,
             hosts,
             totals: Totals::default(),
@@ -268,6 +271,17 @@ impl Server {
             return;
         }
         while let Some(&idx) = self.free.last() {
+            if self.listeners[li].is_none() {
+                return;
+            }
+            // splice mode: the connection's pipes come first, so a failed pipe2 (out of
+            // descriptors or pipe memory) leaves the client waiting in the backlog, as EMFILE does
+            if self.cfg.settings.splice && self.spare_pipes.is_none() {
+                match (net::pipe(self.pipe_size), net::pipe(self.pipe_size)) {
+                    (Ok(a), Ok(b)) => self.spare_pipes = Some([a, b]),
+                    (Err(e), _) | (_, Err(e)) => return self.pause(e),
+                }
+            }
             let Some(fd) = self.listeners[li].as_ref() else {
                 return;
             };
@@ -328,10 +342,7 @@ impl Server {
         s.fds = [Some(client), None];
         s.out = [false, false];
         if self.cfg.settings.splice {
-            match (net::pipe(self.pipe_size), net::pipe(self.pipe_size)) {
-                (Ok(a), Ok(b)) => s.pipes = Some([a, b]),
-                (Err(e), _) | (_, Err(e)) => log::warn!("conn {idx}: no pipe for splice ({}); closing it", e.desc()),
-            }
+            s.pipes = self.spare_pipes.take();
         }
         self.active += 1;
         self.totals.accepted += 1;
@@ -675,7 +686,13 @@ impl Server {
         ConnState {
             listener: l.addr,
             cluster: crate::handoff::codec::text(&c.name),
-            host: c.hosts.get(s.host as usize).map_or(l.addr, |h| h.addr),
+            // the upstream socket's real peer: a host that has left the cluster is still where
+            // the connection goes, and the next successor checks the socket against it
+            host: s.fds[1]
+                .as_ref()
+                .and_then(net::peer_addr)
+                .or_else(|| c.hosts.get(s.host as usize).map(|h| h.addr))
+                .unwrap_or(l.addr),
             flows: s.conn.export(),
             idle_left_ms,
         }

@@ -39,6 +39,32 @@ fn round_trip(port: u16, id: u64) -> Result<(), String> {
     }
 }
 
+/// Splice mode: with room for a client socket but not its two pipes, the client waits in the
+/// backlog (accepting pauses, as on EMFILE) instead of being reset; it is served once
+/// descriptors are back.
+#[test]
+fn a_failed_pipe2_in_splice_mode_pauses_accepting_instead_of_resetting_clients() {
+    let be = Backend::start(Mode::Echo);
+    let port = free_port();
+    let b = Baton::start(&Cfg::simple(port, &[be.port]).set("splice", "true"));
+    let pid = b.pid();
+    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    set_nofile(pid, open_fds(pid) + 2); // one pipe fits, two do not; an accept would
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"ping").unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(800))).unwrap();
+    let mut buf = [0u8; 4];
+    match c.read(&mut buf) {
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+        other => panic!("the client should wait in the backlog, got {other:?}"),
+    }
+    set_nofile(pid, soft as usize);
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.read_exact(&mut buf).expect("served once descriptors are back");
+    assert_eq!(&buf, b"ping");
+    assert_eq!(json_num(&b.stats(), "\"connections\"", "refused"), 0, "{}", b.stats());
+}
+
 #[test]
 fn descriptor_limit_lowered_at_run_time_degrades_but_stays_alive() {
     let be = Backend::start(Mode::Echo);

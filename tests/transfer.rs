@@ -479,3 +479,25 @@ fn splice_mode_successor_with_a_smaller_buffer_declines_fuller_pipes() {
     assert_eq!(b.wait_exit(Duration::from_secs(10)), Some(0));
     stop_child(next);
 }
+
+/// A connection whose host has left the cluster moves at a restart, and moves again at the
+/// next: it is announced with its upstream socket's real peer, not the listener's address.
+#[test]
+fn a_connection_whose_host_left_the_cluster_moves_again_at_the_next_restart() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let be = StreamBackend::start(stop.clone());
+    let cfg = base_cfg(free_port(), be.port());
+    let b = Baton::start(&cfg);
+    let fleet = Fleet::start(b.listen, [4, 2, 2], 0, stop.clone());
+    wait_active(&b, 8);
+    let mut without_host = cfg.clone();
+    without_host.clusters[0].2 = vec![free_port()];
+    let (first, st) = take_over(&b, &without_host, &[]);
+    assert_eq!((transfer_num(&st, "received"), transfer_num(&st, "declined")), (8, 0), "{st}");
+    let (second, st) = take_over(&b, &without_host.clone().set("idle_timeout", "\"9m\""), &[]);
+    assert_eq!((transfer_num(&st, "received"), transfer_num(&st, "declined")), (8, 0), "second move: {st}");
+    assert!(eventually(Duration::from_secs(10), || pids_with(&b.config).len() == 1), "{:?}", pids_with(&b.config));
+    fleet.finish(&be.sent);
+    stop_child(first);
+    stop_child(second);
+}

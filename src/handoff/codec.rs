@@ -454,7 +454,10 @@ pub fn decode(rec: &[u8]) -> Result<Msg, CodecError> {
     if rec[..4] != MAGIC {
         return Err(CodecError::BadMagic);
     }
-    if rec[4] != PROTO_VERSION {
+    // BUSY and REFUSED keep their layout in every version (type 3 and 4, a text reason), so a
+    // successor of another version still learns why it was turned away
+    let frozen = matches!(rec[5], 3 | 4);
+    if rec[4] != PROTO_VERSION && !frozen {
         return Err(CodecError::Version(rec[4]));
     }
     let ty = MsgType::from_u8(rec[5]).ok_or(CodecError::UnknownType(rec[5]))?;
@@ -669,6 +672,11 @@ mod tests {
         let mut v = good.to_vec_in_test();
         v[4] = PROTO_VERSION + 1;
         assert_eq!(decode(&v), Err(CodecError::Version(PROTO_VERSION + 1)));
+        // REFUSED and BUSY read the same in every version
+        let mut r = [0u8; MAX_FRAME];
+        let rn = encode(&Msg::Refused { reason: text("versions differ") }, &mut r).unwrap();
+        r[4] = PROTO_VERSION + 7;
+        assert_eq!(decode(&r[..rn]), Ok(Msg::Refused { reason: text("versions differ") }));
         v[4] = PROTO_VERSION;
         v[5] = 99;
         assert_eq!(decode(&v), Err(CodecError::UnknownType(99)));

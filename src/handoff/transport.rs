@@ -15,7 +15,7 @@ use nix::sys::socket::{
 };
 use nix::sys::stat::{umask, Mode};
 
-use super::codec::{self, CodecError, Msg, Text, MAX_FDS_PER_MSG, MAX_FRAME};
+use super::codec::{self, CodecError, Msg, Text, MAX_FRAME};
 use crate::sys;
 
 #[derive(Debug)]
@@ -207,7 +207,11 @@ pub fn recv_into(
     fd: &impl AsRawFd,
     buf: &mut [u8; MAX_FRAME],
 ) -> Result<Option<(Msg, Vec<OwnedFd>, usize)>, HandoffError> {
-    let mut space = nix::cmsg_space!([RawFd; MAX_FDS_PER_MSG]);
+    // Room for every descriptor the kernel can attach to one message (SCM_MAX_FD), not just the
+    // MAX_FDS_PER_MSG baton sends: a peer that attaches more can then never truncate the
+    // control data (MSG_CTRUNC), which would hide descriptors already installed in this process
+    // from `cmsgs()` and leak them. All are owned below, then the record is refused.
+    let mut space = nix::cmsg_space!([RawFd; SCM_MAX_FD]);
     let (n, fds, flags) = loop {
         let mut iov = [IoSliceMut::new(buf)];
         match so::recvmsg::<()>(
@@ -219,7 +223,11 @@ pub fn recv_into(
             Ok(r) => {
                 // own every received descriptor at once, whatever happens next
                 let mut fds = Vec::new();
-                for c in r.cmsgs().map_err(|e| HandoffError::Io("reading control data", e))? {
+                let Ok(cmsgs) = r.cmsgs() else {
+                    // truncated control data: cannot happen with SCM_MAX_FD of room (see above)
+                    return Err(HandoffError::Truncated);
+                };
+                for c in cmsgs {
                     if let ControlMessageOwned::ScmRights(raw) = c {
                         fds.extend(raw.into_iter().map(sys::adopt));
                     }
@@ -249,6 +257,10 @@ pub fn recv_into(
     }
     Ok(Some((m, fds, n)))
 }
+
+/// The most descriptors Linux passes in one message (include/net/scm.h); more is EINVAL at
+/// the sender.
+pub const SCM_MAX_FD: usize = 253;
 
 /// Waits (bounded) for one record.
 pub fn recv_wait(fd: &OwnedFd, timeout_ms: u64, what: &'static str) -> Result<(Msg, Vec<OwnedFd>), HandoffError> {
@@ -347,6 +359,25 @@ mod tests {
         assert!(matches!(recv_wait(&b, 1000, "x"), Err(HandoffError::Codec(CodecError::BadMagic))));
         drop(a);
         assert!(matches!(recv_wait(&b, 1000, "x"), Err(HandoffError::Closed)));
+    }
+
+    /// A record with more descriptors than baton ever sends, up to the kernel's maximum: every
+    /// one is owned and closed, none leaks, and the record is refused.
+    #[test]
+    fn surplus_descriptors_are_owned_and_closed_then_refused() {
+        let (a, b) = pair();
+        for n in [MAX_FDS_PER_MSG + 1, 100, SCM_MAX_FD] {
+            // n copies of a pipe's read end: once every copy is closed, writing gets EPIPE
+            let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+            send(&a, &Msg::Go { pid: 1 }, &vec![r.as_raw_fd(); n]).unwrap();
+            drop(r);
+            let got = recv_wait(&b, 1000, "x");
+            assert!(
+                matches!(got, Err(HandoffError::FdCount { announced: 0, received }) if received == n),
+                "{n}: {got:?}"
+            );
+            assert_eq!(nix::unistd::write(&w, b"x"), Err(Errno::EPIPE), "{n}: a received descriptor leaked");
+        }
     }
 
     #[test]
