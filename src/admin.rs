@@ -16,7 +16,9 @@ use crate::poller::{Kind, Poller, Token};
 use crate::server::{Inherited, Server, StartError};
 use crate::stats;
 
-/// Admin connections served at once; more are closed at accept.
+/// Admin connections served at once. When all are taken, a new one evicts the oldest that is
+/// idle or still sending its request (a client that holds a slot without asking cannot lock
+/// the endpoint out); only when every slot is mid-response is the new one closed.
 pub const MAX_ADMIN_CONNS: usize = 4;
 /// Largest response: `/stats` with every listener and host at their limits is about 80 KiB.
 pub const MAX_RESPONSE: usize = 128 * 1024;
@@ -64,6 +66,12 @@ impl Admin {
             }
         };
         poller.add_read(&fd, Token::new(Kind::AdminListener, 0)).map_err(StartError::Poller)?;
+        if !addr.ip().is_loopback() {
+            log::warn!(
+                "admin on {addr}: not a loopback address, and the admin API has no authentication: anyone who \
+                 can reach it reads the config, hosts and counters; bind it to 127.0.0.1 or firewall the port"
+            );
+        }
         let conns = (0..MAX_ADMIN_CONNS)
             .map(|_| AdminConn {
                 fd: None,
@@ -95,18 +103,21 @@ impl Admin {
 
     pub fn on_event(&mut self, tok: Token, server: &Server, state: &'static str) {
         match tok.kind {
-            Kind::AdminListener => self.accept(server),
+            Kind::AdminListener => self.accept(server, state),
             _ => self.serve(tok, server, state),
         }
     }
 
-    fn accept(&mut self, server: &Server) {
-        let Some(l) = self.listener.as_ref() else {
-            return;
-        };
-        while let Ok(Some(fd)) = net::accept(l) {
-            let Some(i) = self.conns.iter().position(|c| c.fd.is_none()) else {
-                log::debug!("admin: {MAX_ADMIN_CONNS} requests already in progress, closing a new one");
+    fn accept(&mut self, server: &Server, state: &'static str) {
+        loop {
+            let Some(l) = self.listener.as_ref() else {
+                return;
+            };
+            let Ok(Some(fd)) = net::accept(l) else {
+                return;
+            };
+            let Some(i) = self.free_or_evict() else {
+                log::debug!("admin: {MAX_ADMIN_CONNS} responses already in progress, closing a new request");
                 continue;
             };
             let c = &mut self.conns[i];
@@ -116,9 +127,27 @@ impl Admin {
             c.out_end = 0;
             c.lingering = false;
             c.deadline = server.now + ADMIN_TIMEOUT_MS;
-            let _ = server.poller.add(&fd, Token { kind: Kind::Admin, index: i as u32, gen: c.gen, side: 0 });
+            let tok = Token { kind: Kind::Admin, index: i as u32, gen: c.gen, side: 0 };
+            let _ = server.poller.add(&fd, tok);
             c.fd = Some(fd);
+            // a request usually arrives with the connection: answer it now, before a flood of
+            // new connections could evict it
+            self.serve(tok, server, state);
         }
+    }
+
+    /// A free slot, or the oldest one that is idle, still reading its request, or lingering
+    /// after its response; `None` when every slot is sending a response.
+    fn free_or_evict(&mut self) -> Option<usize> {
+        if let Some(i) = self.conns.iter().position(|c| c.fd.is_none()) {
+            return Some(i);
+        }
+        let i = (0..self.conns.len())
+            .filter(|&i| self.conns[i].out_end == 0 || self.conns[i].lingering)
+            .min_by_key(|&i| self.conns[i].deadline)?;
+        log::debug!("admin: all {MAX_ADMIN_CONNS} slots taken; closing the oldest idle request");
+        self.conns[i].fd = None;
+        Some(i)
     }
 
     fn serve(&mut self, tok: Token, server: &Server, state: &'static str) {

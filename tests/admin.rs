@@ -89,3 +89,81 @@ fn slow_admin_clients_are_cut_off_and_do_not_disturb_proxying() {
     assert!(t.elapsed() < Duration::from_secs(8));
     drop(slow);
 }
+
+/// Clients that hold every admin slot without finishing a request (idle, or a request that
+/// never ends), re-opened as soon as they are closed, cannot lock `/health` and `/stats` out:
+/// a new request evicts the oldest idle one.
+#[test]
+fn idle_and_slow_clients_holding_every_slot_cannot_lock_the_admin_out() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let be = Backend::start(Mode::Echo);
+    let b = Baton::start(&Cfg::simple(free_port(), &[be.port]));
+    let a = b.admin.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let opened = Arc::new(AtomicUsize::new(0));
+    let holders: Vec<_> = (0..8)
+        .map(|k| {
+            let (stop, opened) = (stop.clone(), opened.clone());
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                while !stop.load(Ordering::Relaxed) && t.elapsed() < Duration::from_secs(30) {
+                    let Ok(mut s) = TcpStream::connect(("127.0.0.1", a)) else { continue };
+                    if k % 2 == 1 {
+                        let _ = s.write_all(b"GET /stats HTTP/1.1\r\n"); // never finished
+                    }
+                    opened.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(400));
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut failed = Vec::new();
+    for i in 0..20 {
+        let path = if i % 2 == 0 { "/health" } else { "/stats" };
+        match http_get(a, path) {
+            Some((200, _)) => {}
+            other => failed.push((path, other.map(|(s, _)| s))),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    holders.into_iter().for_each(|h| h.join().unwrap());
+    assert!(opened.load(Ordering::Relaxed) >= 16, "the holders did not run");
+    assert!(failed.is_empty(), "{} of 20 admin requests failed: {failed:?}", failed.len());
+}
+
+/// An admin address that is not loopback is served, with a warning that it has no
+/// authentication; a loopback one is not warned about.
+#[test]
+fn a_non_loopback_admin_address_is_warned_about_at_start() {
+    use std::process::{Command, Stdio};
+    let be = Backend::start(Mode::Echo);
+    for (ip, warned) in [("0.0.0.0", true), ("127.0.0.1", false)] {
+        let cfg = Cfg::simple(free_port(), &[be.port]);
+        let dir = TempDir::new("admin-any");
+        let text = cfg
+            .json()
+            .replace("\"address\":\"127.0.0.1\",\"port_value\"", &format!("\"address\":\"{ip}\",\"port_value\""));
+        assert_eq!(text.contains("0.0.0.0"), warned);
+        std::fs::write(dir.path("c.json"), text).unwrap();
+        let mut c = Command::new(BIN)
+            .args(["-c", &dir.path("c.json"), "--runtime-dir", &dir.path("run")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let up = eventually(Duration::from_secs(10), || http_get(cfg.admin.unwrap(), "/health").is_some());
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let code = wait_child(&mut c, Duration::from_secs(5));
+        if code.is_none() {
+            stop_child(c);
+            panic!("baton did not stop");
+        }
+        let err = child_stderr(&mut c);
+        assert!(up, "{err}");
+        assert_eq!(err.contains("not a loopback address") && err.contains("no authentication"), warned, "{ip}: {err}");
+    }
+}
