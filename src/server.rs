@@ -86,6 +86,8 @@ struct Slot {
     pipes: Option<[net::Pipe; 2]>,
     gen: u16,
     used: bool,
+    /// Has an entry in `requeue` (see there).
+    queued: bool,
     listener: u8,
     host: u8,
     attempts: u8,
@@ -108,6 +110,12 @@ pub struct Server {
     buf_size: usize,
     /// Splice mode: the size each new pipe is set to; `None` keeps the kernel's 64 KiB.
     pipe_size: Option<usize>,
+    /// Slots whose connection stopped at its per-wake-up budget (`conn::READS_PER_PUMP`) with
+    /// work left; pumped again after each batch of events, before epoll is asked (without
+    /// waiting) for more. A slot's `queued` flag stays set until its entry is taken, even if
+    /// the slot is freed and reused meanwhile, so there is at most one entry per slot and the
+    /// capacity reserved at start (`max_connections`) is never exceeded.
+    requeue: Vec<u32>,
     /// Splice mode: the pipes for the next accepted connection, made before it is accepted.
     spare_pipes: Option<[net::Pipe; 2]>,
     hosts: heapless::Vec<heapless::Vec<HostState, MAX_HOSTS>, MAX_LISTENERS>,
@@ -151,6 +159,7 @@ impl Server {
             pipes: None,
             gen: 0,
             used: false,
+            queued: false,
             listener: 0,
             host: 0,
             attempts: 0,
@@ -168,6 +177,7 @@ impl Server {
             buf_size: st.buffer_size as usize,
             pipe_size: pipe_size(st.buffer_size as usize),
             spare_pipes: None,
+            requeue: Vec::with_capacity(n),
             bufs,
             hosts,
             totals: Totals::default(),
@@ -218,7 +228,11 @@ impl Server {
 
     /// Waits for events (at most one tick) and updates the clock. Returns the number ready.
     pub fn poll(&mut self) -> Result<usize, Errno> {
-        let wait = (self.last_tick + TICK_MS).saturating_sub(self.now).clamp(1, TICK_MS);
+        let wait = if self.requeue.is_empty() {
+            (self.last_tick + TICK_MS).saturating_sub(self.now).clamp(1, TICK_MS)
+        } else {
+            0 // connections have work left: look for events, do not sleep
+        };
         let n = self.poller.wait(wait as u16)?;
         self.now = self.clock.elapsed().as_millis() as u64;
         Ok(n)
@@ -239,6 +253,7 @@ impl Server {
 
     /// Work after a batch of events: resume accepting, run timers when a tick is due.
     pub fn after_events(&mut self) {
+        self.run_requeued();
         if self.resume {
             self.resume = false;
             self.resume_accepting();
@@ -470,6 +485,15 @@ impl Server {
                 }
             }
         }
+        // an error or hang-up on an open connection (e.g. a client that sent its data and FIN,
+        // then reset): the reading side may be finished already and would never look again, so
+        // the error is read here and the other side is reset at once
+        if ev.err && self.slots[idx].conn.phase == Phase::Open {
+            if let Some(e) = self.slots[idx].fds[side as usize].as_ref().and_then(net::take_error) {
+                log::debug!("conn {idx}: {side:?} side failed ({}); resetting the other side", e.desc());
+                return self.close(idx, true);
+            }
+        }
         self.slots[idx].conn.on_ready(side, ev.readable, ev.writable, ev.hup);
         self.drive(idx);
     }
@@ -505,10 +529,33 @@ impl Server {
             None => s.conn.pump(&mut FdTransport { fds: [c.as_raw_fd(), u.as_raw_fd()] }, [b0, b1]),
         };
         match outcome {
-            Outcome::Open => self.sync_interest(idx),
+            Outcome::Open => {
+                self.sync_interest(idx);
+                let s = &mut self.slots[idx];
+                if s.conn.has_work() && !s.queued {
+                    s.queued = true;
+                    self.requeue.push(idx as u32);
+                }
+            }
             Outcome::Done => self.close(idx, false),
             Outcome::Reset => self.close(idx, true),
         }
+    }
+
+    /// Pumps once more every connection that stopped at its budget (those still with work
+    /// left queue themselves again, behind the others). No allocation: `requeue` never grows
+    /// past its start-up capacity (one entry per slot, guarded by `queued`).
+    fn run_requeued(&mut self) {
+        let n = self.requeue.len();
+        for k in 0..n {
+            let idx = self.requeue[k] as usize;
+            self.slots[idx].queued = false;
+            if self.slots[idx].used {
+                // whoever holds the slot now: an extra pump finds nothing to do at worst
+                self.drive(idx);
+            }
+        }
+        self.requeue.drain(..n);
     }
 
     /// Closes both sockets (with RST when `reset`) and frees the slot.

@@ -144,3 +144,98 @@ fn splice_mode_reads_on_after_a_short_splice() {
     let _b = Baton::start_env(&cfg, TempDir::new("short-splice"), &[("BATON_FAULT", "pipe-pages:1")]);
     parallel_echo(port, 2000..2004, |id| 3_000_000 + (id - 2000) as usize * 4_099);
 }
+
+/// A client that sends its data and a FIN, then resets: the upstream (which got the data and
+/// the FIN and is still open) is reset at once, not left until the idle timeout.
+#[test]
+fn a_reset_after_a_half_close_is_passed_on_to_the_upstream() {
+    use std::os::fd::AsFd;
+    let be = Backend::start(Mode::Silent);
+    let b = Baton::start(&Cfg::simple(free_port(), &[be.port]));
+    let mut c = TcpStream::connect(("127.0.0.1", b.listen)).unwrap();
+    c.write_all(b"request").unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let active = || json_num(&b.stats(), "\"connections\"", "active");
+    assert!(eventually(Duration::from_secs(5), || active() == 1), "{}", b.stats());
+    std::thread::sleep(Duration::from_millis(200)); // the FIN has reached the upstream side
+    nix::sys::socket::setsockopt(
+        &c.as_fd(),
+        nix::sys::socket::sockopt::Linger,
+        &nix::libc::linger { l_onoff: 1, l_linger: 0 },
+    )
+    .unwrap();
+    drop(c); // RST
+    assert!(
+        eventually(Duration::from_secs(5), || active() == 0),
+        "the connection stayed open after the client's reset: {}",
+        b.stats()
+    );
+}
+
+/// One stream at full speed and, beside it, round trips on a second connection and admin
+/// requests: neither waits for the stream (each connection gets READS_PER_PUMP reads per
+/// wake-up, then the others run). The latencies are printed; docs/benchmarks.md records them.
+#[test]
+fn a_full_speed_stream_does_not_hold_up_other_connections_or_the_admin() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let source = Backend::start(Mode::Source);
+    let echo = Backend::start(Mode::Echo);
+    let mut cfg = Cfg::simple(free_port(), &[source.port]);
+    let echo_port = free_port();
+    cfg.listeners.push(("echo".into(), echo_port, "echo".into()));
+    cfg.clusters.push(("echo".into(), "LB_ROUNDROBIN".into(), vec![echo.port]));
+    let b = Baton::start(&cfg);
+    let stop = Arc::new(AtomicBool::new(false));
+    let streamed = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let (stop, streamed, port) = (stop.clone(), streamed.clone(), b.listen);
+        std::thread::spawn(move || {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = vec![0u8; 256 * 1024];
+            let t = Instant::now();
+            while !stop.load(Ordering::Relaxed) && t.elapsed() < Duration::from_secs(30) {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => streamed.fetch_add(n as u64, Ordering::Relaxed),
+                };
+            }
+        })
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || streamed.load(Ordering::Relaxed) > 1 << 20),
+        "the stream did not start"
+    );
+    let before = streamed.load(Ordering::Relaxed);
+    let mut c = TcpStream::connect(("127.0.0.1", echo_port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (mut rtt, mut admin) = (Vec::new(), Vec::new());
+    for i in 0..50u8 {
+        let t = Instant::now();
+        c.write_all(&[i; 100]).unwrap();
+        let mut back = [0u8; 100];
+        c.read_exact(&mut back).expect("round trip beside the stream");
+        assert_eq!(back, [i; 100]);
+        rtt.push(t.elapsed());
+        if i % 5 == 0 {
+            let t = Instant::now();
+            assert_eq!(http_get(b.admin.unwrap(), "/health").map(|(s, _)| s), Some(200));
+            admin.push(t.elapsed());
+        }
+    }
+    let during = streamed.load(Ordering::Relaxed) - before;
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    assert!(during > 1 << 20, "the stream was not running during the round trips ({during} bytes)");
+    rtt.sort();
+    admin.sort();
+    eprintln!(
+        "beside a full-speed stream ({} MiB during the test): round trip median {:?} max {:?}; /health median {:?} max {:?}",
+        during >> 20,
+        rtt[rtt.len() / 2],
+        rtt[rtt.len() - 1],
+        admin[admin.len() / 2],
+        admin[admin.len() - 1]
+    );
+}

@@ -317,7 +317,7 @@ pub fn verify_unix_listener(fd: &OwnedFd) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handoff::codec::{Entry, FdKind, ManifestHead};
+    use crate::handoff::codec::{Entry, FdKind, ManifestHead, MAX_FDS_PER_MSG};
 
     fn pair() -> (OwnedFd, OwnedFd) {
         so::socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).unwrap()
