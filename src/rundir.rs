@@ -32,6 +32,13 @@ pub enum DirError {
         mode: u32,
         why: &'static str,
     },
+    /// An ancestor of the directory that another user could rename (swapping the directory).
+    UnsafeAncestor {
+        dir: String,
+        ancestor: String,
+        uid: u32,
+        mode: u32,
+    },
     Symlink(String),
     Locked {
         path: String,
@@ -50,6 +57,12 @@ impl core::fmt::Display for DirError {
                 "runtime directory {path}: {why} (owner uid {uid}, mode {mode:04o}); baton (uid {me}) only uses a directory \
                  that it owns and that no other user can write: run `chown {me} {path} && chmod 0700 {path}`, \
                  or point baton.runtime_dir / --runtime-dir at a fresh path (it is created 0700)"
+            ),
+            Self::UnsafeAncestor { dir, ancestor, uid, mode } => write!(
+                f,
+                "runtime directory {dir}: its ancestor {ancestor} can be changed by another user (owner uid {uid}, \
+                 mode {mode:04o}), who could swap the directory; choose a runtime directory whose ancestors belong \
+                 to root or uid {me} (or are sticky, like /tmp), e.g. /run/baton"
             ),
             Self::Symlink(p) => write!(
                 f,
@@ -126,13 +139,8 @@ fn check_ancestors(dir: &str) -> Result<(), DirError> {
             let (uid, mode) = (md.st_uid, md.st_mode & 0o7777);
             let others_write = mode & 0o022 != 0 && mode & 0o1000 == 0;
             if (uid != 0 && uid != me) || others_write {
-                let path = a.to_string_lossy().into_owned();
-                return Err(DirError::Unsafe {
-                    path,
-                    uid,
-                    mode,
-                    why: "this ancestor of the runtime directory can be changed by another user",
-                });
+                let ancestor = a.to_string_lossy().into_owned();
+                return Err(DirError::UnsafeAncestor { dir: dir.into(), ancestor, uid, mode });
             }
         }
         p = a.parent();

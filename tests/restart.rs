@@ -325,7 +325,8 @@ fn a_bad_manifest_is_refused_by_the_new_process_with_a_clear_error() {
     // wrong protocol version
     let (rc, err) = fake_old_process(|chan, _| {
         let mut buf = [0u8; 256];
-        let n = codec::encode(&Msg::Busy, &mut buf).unwrap();
+        // (not BUSY or REFUSED: those two keep their layout in every version)
+        let n = codec::encode(&Msg::Ready, &mut buf).unwrap();
         buf[4] = 7;
         raw_send(chan, &buf[..n]);
     });
