@@ -13,8 +13,7 @@ use crate::config::{render, Config};
 use crate::http::{self, Parsed, Route, SliceWriter, HEAD_ROOM, MAX_REQUEST};
 use crate::net;
 use crate::poller::{Kind, Poller, Token};
-use crate::server::{Inherited, Server, StartError};
-use crate::stats;
+use crate::stats::{self, Snapshot};
 
 /// Admin connections served at once. When all are taken, a new one evicts the oldest that is
 /// idle or still sending its request (a client that holds a slot without asking cannot lock
@@ -24,6 +23,9 @@ pub const MAX_ADMIN_CONNS: usize = 4;
 pub const MAX_RESPONSE: usize = 128 * 1024;
 /// A client must send its request and read the answer within this time (slowloris guard).
 pub const ADMIN_TIMEOUT_MS: u64 = 5_000;
+/// The admin listener's `listen(2)` backlog: connections beyond the slots wait here briefly
+/// (each new one evicts an idle slot, see `MAX_ADMIN_CONNS`).
+pub const ADMIN_BACKLOG: u32 = 64;
 
 struct AdminConn {
     fd: Option<OwnedFd>,
@@ -47,11 +49,17 @@ pub struct Admin {
 }
 
 impl Admin {
-    pub fn new(cfg: &Config, poller: &Poller, inherited: &mut Inherited) -> Result<Admin, StartError> {
+    /// Binds the admin listener, or adopts `inherited` (the predecessor's) when it is on the
+    /// same address. Errors: the address and why it could not be bound or registered.
+    pub fn new(
+        cfg: &Config,
+        poller: &Poller,
+        inherited: Option<(SocketAddr, OwnedFd)>,
+    ) -> Result<Admin, (SocketAddr, Errno)> {
         let Some(addr) = cfg.admin else {
             return Ok(Admin::default());
         };
-        let fd = match inherited.admin.take() {
+        let fd = match inherited {
             Some((a, fd)) if a == addr => {
                 log::info!("admin on {addr}: adopted from the previous process");
                 fd
@@ -60,12 +68,12 @@ impl Admin {
                 if let Some((a, _)) = other {
                     log::info!("admin on {a}: not in the new config, closed");
                 }
-                let fd = net::listen(&addr, 64).map_err(|errno| StartError::AdminBind { addr, errno })?;
+                let fd = net::listen(&addr, ADMIN_BACKLOG).map_err(|errno| (addr, errno))?;
                 log::info!("admin on {addr}: bound");
                 fd
             }
         };
-        poller.add_read(&fd, Token::new(Kind::AdminListener, 0)).map_err(StartError::Poller)?;
+        poller.add_read(&fd, Token::new(Kind::AdminListener, 0)).map_err(|errno| (addr, errno))?;
         if !addr.ip().is_loopback() {
             log::warn!(
                 "admin on {addr}: not a loopback address, and the admin API has no authentication: anyone who \
@@ -101,14 +109,15 @@ impl Admin {
         self.conns.iter().any(|c| c.fd.is_some())
     }
 
-    pub fn on_event(&mut self, tok: Token, server: &Server, state: &'static str) {
+    /// Handles one admin event; `snap` is what the routes show, as of now.
+    pub fn on_event(&mut self, tok: Token, poller: &Poller, snap: &Snapshot<'_>) {
         match tok.kind {
-            Kind::AdminListener => self.accept(server, state),
-            _ => self.serve(tok, server, state),
+            Kind::AdminListener => self.accept(poller, snap),
+            _ => self.serve(tok, snap),
         }
     }
 
-    fn accept(&mut self, server: &Server, state: &'static str) {
+    fn accept(&mut self, poller: &Poller, snap: &Snapshot<'_>) {
         loop {
             let Some(l) = self.listener.as_ref() else {
                 return;
@@ -126,13 +135,13 @@ impl Admin {
             c.out_start = 0;
             c.out_end = 0;
             c.lingering = false;
-            c.deadline = server.now + ADMIN_TIMEOUT_MS;
+            c.deadline = snap.now_ms + ADMIN_TIMEOUT_MS;
             let tok = Token { kind: Kind::Admin, index: i as u32, gen: c.gen, side: 0 };
-            let _ = server.poller.add(&fd, tok);
+            let _ = poller.add(&fd, tok);
             c.fd = Some(fd);
             // a request usually arrives with the connection: answer it now, before a flood of
             // new connections could evict it
-            self.serve(tok, server, state);
+            self.serve(tok, snap);
         }
     }
 
@@ -150,7 +159,7 @@ impl Admin {
         Some(i)
     }
 
-    fn serve(&mut self, tok: Token, server: &Server, state: &'static str) {
+    fn serve(&mut self, tok: Token, snap: &Snapshot<'_>) {
         let Some(c) = self.conns.get_mut(tok.index as usize) else {
             return;
         };
@@ -163,7 +172,7 @@ impl Admin {
         if c.out_end == 0 {
             match read_request(fd, c) {
                 Ok(Parsed::Incomplete) => return,
-                Ok(Parsed::Get(route)) => respond(c, route, server, state),
+                Ok(Parsed::Get(route)) => respond(c, route, snap),
                 Ok(Parsed::Error(status)) => respond_error(c, status),
                 Err(()) => {
                     c.fd = None;
@@ -227,17 +236,16 @@ fn read_request(fd: i32, c: &mut AdminConn) -> Result<Parsed, ()> {
     }
 }
 
-fn respond(c: &mut AdminConn, route: Route, server: &Server, state: &'static str) {
+fn respond(c: &mut AdminConn, route: Route, snap: &Snapshot<'_>) {
     let head_only = c.req.starts_with(b"HEAD ");
     let mut w = SliceWriter::new(&mut c.out[HEAD_ROOM..]);
-    let snap = server.snapshot(state);
     let ctype = match route {
         Route::Stats => {
-            let _ = stats::write_json(&mut w, &snap);
+            let _ = stats::write_json(&mut w, snap);
             "application/json"
         }
         Route::Metrics => {
-            let _ = stats::write_prometheus(&mut w, &snap);
+            let _ = stats::write_prometheus(&mut w, snap);
             "text/plain; version=0.0.4"
         }
         Route::Health => {
@@ -245,7 +253,7 @@ fn respond(c: &mut AdminConn, route: Route, server: &Server, state: &'static str
             "text/plain"
         }
         Route::Config => {
-            let _ = render::write_json(&mut w, &server.cfg);
+            let _ = render::write_json(&mut w, snap.cfg);
             let _ = w.write_str("\n");
             "application/json"
         }

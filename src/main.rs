@@ -48,7 +48,7 @@ fn real_main() -> i32 {
             if let Some((chan, from)) = incoming {
                 receive_connections(&chan, &mut rt.server, from);
             }
-            baton::notify::ready(rt.server.totals.generation);
+            baton::notify::ready(rt.server.totals().generation);
             rt.run()
         }
         Err(code) => code,
@@ -126,8 +126,8 @@ fn start() -> Result<(Box<Runtime>, Incoming), i32> {
     log::info!(
         "baton {VERSION} serving (pid {}, generation {}, {} listeners)",
         std::process::id(),
-        server.totals.generation,
-        server.cfg.listeners.len()
+        server.totals().generation,
+        server.cfg().listeners.len()
     );
     Ok((Runtime::new(server, signals, restart), incoming))
 }
@@ -169,8 +169,7 @@ fn take_over(
             Some(r) => r,
             None => rundir::bind_reconfig(dir).map_err(|e| e.to_string())?,
         };
-        server.totals = t.totals;
-        server.totals.generation += 1;
+        server.continue_from(t.totals);
         let preds: Vec<(u32, OwnedFd)> = std::mem::take(&mut t.predecessors);
         rundir::note_owner(&lock);
         let restart = new_restart(&server, dir, lock, reconfig, preds, exec)?;
@@ -187,23 +186,22 @@ fn take_over(
     };
     let from = t.from_pid;
     baton::fault::point(baton::fault::NEW_BEFORE_ACK);
-    let st = &server.cfg.settings;
+    let st = &server.cfg().settings;
     let chan = t.ack(st.transfer_connections, st.splice);
     let acked_ms = t0.elapsed().as_secs_f64() * 1e3;
-    restart.enforce_draining_cap(server.cfg.settings.max_draining as usize);
+    restart.enforce_draining_cap(server.cfg().settings.max_draining as usize);
     log::info!("took over from pid {from}: acknowledged {acked_ms:.2} ms after start");
     Ok((server, restart, chan.map(|c| (c, from))))
 }
 
 /// Takes the old process's established connections (after the ack: this process serves).
 fn receive_connections(chan: &OwnedFd, server: &mut Server, from: i32) {
-    let timeout = server.cfg.settings.handoff_timeout_ms;
+    let timeout = server.cfg().settings.handoff_timeout_ms;
     let (r, err) = match baton::transfer::receive(chan, server, timeout) {
         Ok(r) => (r, None),
         Err((r, e)) => (r, Some(e)),
     };
-    server.transfer.declined = r.declined as u64;
-    server.transfer.predecessor_kept = r.kept_by_old.unwrap_or(0) as u64;
+    server.note_transfer_in(r.declined as u64, r.kept_by_old.unwrap_or(0) as u64);
     log::info!(
         "received {} connections from pid {from} in {:.1} ms ({} declined, {} kept there)",
         r.moved,
@@ -224,7 +222,7 @@ fn new_restart(
     preds: Vec<(u32, OwnedFd)>,
     exec: Option<Exec>,
 ) -> Result<Restart, String> {
-    let pid_file = server.cfg.settings.pid_file.as_ref().map(|p| p.to_string());
+    let pid_file = server.cfg().settings.pid_file.as_ref().map(|p| p.to_string());
     Restart::new(server, dir.to_string(), lock, reconfig, preds, pid_file, exec)
         .map_err(|e| format!("cannot register reconfig.sock: {}", e.desc()))
 }

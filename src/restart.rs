@@ -105,7 +105,7 @@ impl Restart {
         pid_file: Option<String>,
         exec: Option<Exec>,
     ) -> Result<Restart, nix::errno::Errno> {
-        server.poller.add_read(&reconfig, Token::new(Kind::ReconfigListener, 0))?;
+        server.poller().add_read(&reconfig, Token::new(Kind::ReconfigListener, 0))?;
         let mut r = Restart {
             pid_file,
             dir,
@@ -119,7 +119,7 @@ impl Restart {
             refusing: Default::default(),
         };
         for (pid, fd) in predecessors {
-            server.poller.add_read(&fd, Token::new(Kind::Predecessor, pid as usize))?;
+            server.poller().add_read(&fd, Token::new(Kind::Predecessor, pid as usize))?;
             r.predecessors.push(Predecessor { pid, fd, told_to_stop: false });
         }
         Ok(r)
@@ -179,14 +179,14 @@ impl Restart {
                 return self.refuse(server, peer, Msg::Refused { reason });
             }
         };
-        if !matches!(self.state, State::Idle) || server.mode != Mode::Serving {
+        if !matches!(self.state, State::Idle) || server.mode() != Mode::Serving {
             log::warn!("hot restart from pid {pid} refused: a handoff is already in progress ({})", self.state.name());
             return self.refuse(server, peer, Msg::Busy);
         }
-        if server.poller.add_read(&peer, Token::new(Kind::ReconfigPeer, 0)).is_err() {
+        if server.poller().add_read(&peer, Token::new(Kind::ReconfigPeer, 0)).is_err() {
             return;
         }
-        let deadline = server.now + server.cfg.settings.handoff_timeout_ms;
+        let deadline = server.now() + server.cfg().settings.handoff_timeout_ms;
         self.set(State::Greeting { peer, pid, deadline });
         self.peer_readable(server);
     }
@@ -235,11 +235,11 @@ impl Restart {
             let _ = transport::send(&peer, &answer, &[]);
             return;
         };
-        if server.poller.add_read(&peer, Token::new(Kind::ReconfigPeer, slot + 1)).is_err() {
+        if server.poller().add_read(&peer, Token::new(Kind::ReconfigPeer, slot + 1)).is_err() {
             let _ = transport::send(&peer, &answer, &[]);
             return;
         }
-        let deadline = server.now + REFUSE_WAIT_MS;
+        let deadline = server.now() + REFUSE_WAIT_MS;
         self.refusing[slot] = Some(Refusal { peer, answer, deadline });
         self.refusal_readable(server, slot);
     }
@@ -248,7 +248,7 @@ impl Restart {
         let Some(r) = self.refusing.get(slot).and_then(Option::as_ref) else {
             return;
         };
-        if matches!(transport::recv(&r.peer), Ok(None)) && server.now < r.deadline {
+        if matches!(transport::recv(&r.peer), Ok(None)) && server.now() < r.deadline {
             return; // its HELLO is not there yet
         }
         self.answer_refusal(server, slot);
@@ -257,7 +257,7 @@ impl Restart {
     fn answer_refusal(&mut self, server: &mut Server, slot: usize) {
         if let Some(r) = self.refusing.get_mut(slot).and_then(Option::take) {
             let _ = transport::send(&r.peer, &r.answer, &[]);
-            server.poller.delete(&r.peer);
+            server.poller().delete(&r.peer);
         }
     }
 
@@ -279,7 +279,7 @@ impl Restart {
             return self.abort(server, &e);
         }
         crate::fault::point(crate::fault::OLD_AFTER_MANIFEST);
-        if let Err(e) = server.poller.add_read(&chan, Token::new(Kind::Handoff, 0)) {
+        if let Err(e) = server.poller().add_read(&chan, Token::new(Kind::Handoff, 0)) {
             return self.abort(server, &HandoffError::Io("registering listen.sock", e));
         }
         log::info!("hot restart: sockets sent to pid {pid}, waiting for its ack");
@@ -291,9 +291,9 @@ impl Restart {
         let mut items: Vec<(Entry, RawFd)> = Vec::new();
         let entry = |kind, name: &str, addr, pid| Entry { kind, name: text(name), addr, pid };
         for (i, addr, fd) in server.listener_fds() {
-            items.push((entry(FdKind::Listener, &server.cfg.listeners[i].name, Some(addr), 0), fd.as_raw_fd()));
+            items.push((entry(FdKind::Listener, &server.cfg().listeners[i].name, Some(addr), 0), fd.as_raw_fd()));
         }
-        if let (Some(addr), Some(fd)) = (server.admin.addr, server.admin.listener.as_ref()) {
+        if let Some((addr, fd)) = server.admin_listener() {
             items.push((entry(FdKind::Admin, "admin", Some(addr), 0), fd.as_raw_fd()));
         }
         if let Some(fd) = &self.reconfig {
@@ -310,7 +310,7 @@ impl Restart {
         for (b, chunk) in items.chunks(MAX_FDS_PER_MSG).enumerate() {
             let head = ManifestHead {
                 baton_version: text(VERSION),
-                totals: server.totals,
+                totals: *server.totals(),
                 batch: b as u16,
                 last: b + 1 == batches,
             };
@@ -346,7 +346,7 @@ impl Restart {
             std::process::id()
         );
         if let Some(fd) = self.reconfig.take() {
-            server.poller.delete(&fd);
+            server.poller().delete(&fd);
         }
         self.lock = None;
         self.predecessors.clear();
@@ -354,11 +354,11 @@ impl Restart {
             return;
         };
         self.set(State::Draining);
-        server.poller.delete(&chan);
-        server.start_draining(server.cfg.settings.drain_timeout_ms);
-        match transfer_decision(transfer, splice, server.cfg.settings.splice) {
-            Ok(()) if server.active > 0 => {
-                let s = crate::transfer::send(&chan, server, server.cfg.settings.handoff_timeout_ms);
+        server.poller().delete(&chan);
+        server.start_draining(server.cfg().settings.drain_timeout_ms);
+        match transfer_decision(transfer, splice, server.cfg().settings.splice) {
+            Ok(()) if server.active() > 0 => {
+                let s = crate::transfer::send(&chan, server, server.cfg().settings.handoff_timeout_ms);
                 log::info!(
                     "hot restart: moved {} connections to pid {pid} in {:.1} ms; {} stay here and drain",
                     s.moved,
@@ -372,16 +372,16 @@ impl Restart {
             Ok(()) => {}
             Err(why) => log::info!("hot restart: connections are not moved ({why}); draining them"),
         }
-        server.transfer.kept = server.active as u64;
+        server.note_kept();
     }
 
     /// Back to serving as if nothing happened; the PID file names this process again.
     fn abort(&mut self, server: &mut Server, why: &HandoffError) {
         log::warn!("hot restart aborted: {why}; pid {} keeps serving", std::process::id());
         self.set(State::Idle);
-        if server.mode == Mode::Serving {
+        if server.mode() == Mode::Serving {
             self.write_pid_file();
-            crate::notify::ready(server.totals.generation);
+            crate::notify::ready(server.totals().generation);
         }
     }
 
@@ -404,12 +404,12 @@ impl Restart {
 
     pub fn tick(&mut self, server: &mut Server) {
         for slot in 0..MAX_REFUSING {
-            if self.refusing[slot].as_ref().is_some_and(|r| server.now >= r.deadline) {
+            if self.refusing[slot].as_ref().is_some_and(|r| server.now() >= r.deadline) {
                 self.answer_refusal(server, slot);
             }
         }
-        if matches!(self.state, State::Idle) && server.now >= self.next_dir_check {
-            self.next_dir_check = server.now + RUNDIR_CHECK_MS;
+        if matches!(self.state, State::Idle) && server.now() >= self.next_dir_check {
+            self.next_dir_check = server.now() + RUNDIR_CHECK_MS;
             self.repair_rundir(server);
         }
         let deadline = match &self.state {
@@ -418,7 +418,7 @@ impl Restart {
             }
             _ => return,
         };
-        if server.now >= deadline {
+        if server.now() >= deadline {
             self.abort(server, &HandoffError::Timeout("the new process (handoff_timeout)"));
         }
     }
@@ -469,9 +469,9 @@ impl Restart {
         match rundir::bind_reconfig(&self.dir) {
             Ok(fd) => {
                 if let Some(old) = self.reconfig.take() {
-                    server.poller.delete(&old);
+                    server.poller().delete(&old);
                 }
-                if let Err(e) = server.poller.add_read(&fd, Token::new(Kind::ReconfigListener, 0)) {
+                if let Err(e) = server.poller().add_read(&fd, Token::new(Kind::ReconfigListener, 0)) {
                     log::error!("cannot register the new {reconfig}: {}", e.desc());
                 }
                 self.reconfig = Some(fd);
@@ -520,7 +520,7 @@ impl Restart {
     /// caller must then renew its signalfd (a signalfd wakes the epoll of the process that
     /// registered it, so the child's own signals would never be seen).
     pub fn on_sighup(&mut self, server: &mut Server) -> bool {
-        if !matches!(self.state, State::Idle) || server.mode != Mode::Serving {
+        if !matches!(self.state, State::Idle) || server.mode() != Mode::Serving {
             log::warn!("SIGHUP ignored: a hot restart is already in progress ({})", self.state.name());
             return false;
         }
@@ -572,7 +572,7 @@ impl Restart {
                 let e = nix::unistd::execv(exec.exe.as_c_str(), &exec.argv).unwrap_err();
                 // still here: the exec failed; the child exits on this byte and we carry on
                 let _ = nix::unistd::write(&w, &[1]);
-                crate::notify::ready(server.totals.generation);
+                crate::notify::ready(server.totals().generation);
                 log::error!("SIGHUP: cannot execute {:?}: {}; still serving", exec.exe, e.desc());
                 false
             }

@@ -34,7 +34,7 @@ pub fn block_signals() -> Result<SignalFd, Errno> {
 
 /// Registers the signalfd with the server's poller.
 pub fn watch_signals(server: &Server, signals: &SignalFd) -> Result<(), Errno> {
-    server.poller.add_read(signals, Token::new(Kind::Signal, 0))
+    server.poller().add_read(signals, Token::new(Kind::Signal, 0))
 }
 
 pub struct Runtime {
@@ -69,9 +69,9 @@ impl Runtime {
             }
             self.server.after_events();
             self.restart.tick(&mut self.server);
-            if self.server.mode == Mode::Stopped {
+            if self.server.mode() == Mode::Stopped {
                 self.restart.finish();
-                let t = &self.server.transfer;
+                let t = &self.server.transfer();
                 log::info!(
                     "stopped (pid {}): {} connections handed to the successor, {} kept, {} ended while draining",
                     std::process::id(),
@@ -98,18 +98,18 @@ impl Runtime {
                 Ok(Signal::SIGTERM | Signal::SIGINT) => {
                     // only the serving process speaks for the service; a draining old
                     // generation told to stop (max_draining) must not make it look stopped
-                    if self.server.mode == Mode::Serving {
+                    if self.server.mode() == Mode::Serving {
                         crate::notify::stopping();
                     }
-                    log::info!("stopping: closing listeners and {} connections", self.server.active);
+                    log::info!("stopping: closing listeners and {} connections", self.server.active());
                     self.server.close_all();
                     self.server.start_draining(0);
-                    self.server.mode = Mode::Stopped;
+                    self.server.set_mode(Mode::Stopped);
                 }
-                Ok(Signal::SIGQUIT) if self.server.mode == Mode::Serving => {
+                Ok(Signal::SIGQUIT) if self.server.mode() == Mode::Serving => {
                     crate::notify::stopping();
                     log::info!("graceful stop requested");
-                    self.server.start_draining(self.server.cfg.settings.drain_timeout_ms);
+                    self.server.start_draining(self.server.cfg().settings.drain_timeout_ms);
                 }
                 Ok(Signal::SIGHUP) => {
                     let forked_child = self.restart.on_sighup(&mut self.server);
@@ -129,10 +129,10 @@ impl Runtime {
     /// In a forked child: a signalfd inherited from the parent would wake the parent's epoll
     /// wait queue, not ours, so open a new one and register it instead.
     fn renew_signalfd(&mut self) {
-        self.server.poller.delete(&self.signals);
+        self.server.poller().delete(&self.signals);
         match SignalFd::with_flags(&handled_signals(), SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) {
             Ok(fd) => {
-                if self.server.poller.add_read(&fd, Token::new(Kind::Signal, 0)).is_err() {
+                if self.server.poller().add_read(&fd, Token::new(Kind::Signal, 0)).is_err() {
                     log::error!("cannot register signals after fork; stop this process with SIGKILL");
                 }
                 self.signals = fd;

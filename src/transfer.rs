@@ -39,7 +39,7 @@ pub struct Sent {
 pub fn send(chan: &OwnedFd, server: &mut Server, timeout_ms: u64) -> Sent {
     let t0 = Instant::now();
     let candidates = server.transferable();
-    let per_batch = (MAX_FDS_PER_MSG / fds_per_conn(server.cfg.settings.splice)).min(MAX_CONNS_PER_BATCH);
+    let per_batch = (MAX_FDS_PER_MSG / fds_per_conn(server.cfg().settings.splice)).min(MAX_CONNS_PER_BATCH);
     let mut moved = 0;
     let mut error = None;
     for (b, chunk) in candidates.chunks(per_batch).enumerate() {
@@ -51,7 +51,7 @@ pub fn send(chan: &OwnedFd, server: &mut Server, timeout_ms: u64) -> Sent {
             }
         }
     }
-    let kept = server.active;
+    let kept = server.active();
     if error.is_none() {
         if let Err(e) = transport::send_wait(chan, &Msg::Done { moved, kept }, &[], timeout_ms) {
             error = Some(e);
@@ -73,7 +73,7 @@ fn send_batch(
         let _ = conns.push(server.detach(i as usize));
         let _ = fds.extend_from_slice(&server.conn_fds(i as usize));
     }
-    let splice = server.cfg.settings.splice;
+    let splice = server.cfg().settings.splice;
     let offer = || -> Result<u64, HandoffError> {
         transport::send_wait(chan, &Msg::Conns { batch, splice, conns }, &fds, timeout_ms)?;
         for (k, &i) in idxs.iter().enumerate() {

@@ -44,6 +44,12 @@ fn round_trip(port: u16, id: u64) -> Result<(), String> {
 /// descriptors are back.
 #[test]
 fn a_failed_pipe2_in_splice_mode_pauses_accepting_instead_of_resetting_clients() {
+    if emulated() {
+        // qemu-user opens and closes descriptors of its own in the same table, so a margin of
+        // two cannot be set precisely there (the upstream socket hit EMFILE instead)
+        eprintln!("skipped under qemu-user: the descriptor margin cannot be set precisely");
+        return;
+    }
     let be = Backend::start(Mode::Echo);
     let port = free_port();
     let b = Baton::start(&Cfg::simple(port, &[be.port]).set("splice", "true"));

@@ -76,7 +76,7 @@ fn no_allocation_on_the_data_path_after_warm_up() {
         while !st.load(Ordering::Relaxed) {
             server.turn().unwrap();
         }
-        server.totals
+        *server.totals()
     });
     eventually(std::time::Duration::from_secs(5), || std::net::TcpStream::connect(addr(port)).is_ok());
     traffic(port, 0, 100); // warm-up

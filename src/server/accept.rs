@@ -1,0 +1,96 @@
+//! Accepting clients: pausing when the table is full or descriptors run out, and resuming.
+
+use super::*;
+
+impl Server {
+    pub(super) fn accept_from(&mut self, li: usize) {
+        if self.mode != Mode::Serving {
+            return;
+        }
+        while let Some(&idx) = self.free.last() {
+            if self.listeners[li].is_none() {
+                return;
+            }
+            // splice mode: the connection's pipes come first, so a failed pipe2 (out of
+            // descriptors or pipe memory) leaves the client waiting in the backlog, as EMFILE does
+            if self.cfg.settings.splice && self.spare_pipes.is_none() {
+                match (net::pipe(self.pipe_size), net::pipe(self.pipe_size)) {
+                    (Ok(a), Ok(b)) => self.spare_pipes = Some([a, b]),
+                    (Err(e), _) | (_, Err(e)) => return self.pause(e),
+                }
+            }
+            let Some(fd) = self.listeners[li].as_ref() else {
+                return;
+            };
+            match net::accept(fd) {
+                Ok(Some(client)) => self.open(li, idx as usize, client),
+                Ok(None) => return,
+                Err(e @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)) => {
+                    self.pause(e);
+                    return;
+                }
+                Err(e) => {
+                    log::warn!("listener \"{}\": accept failed: {}", self.cfg.listeners[li].name, e.desc());
+                    return;
+                }
+            }
+        }
+        self.pause(Errno::EUSERS);
+    }
+
+    pub(super) fn pause(&mut self, why: Errno) {
+        let starving = why != Errno::EUSERS;
+        // logged once: when a pause starts, and once per starvation episode (ticks retry)
+        let already_said = self.paused || (starving && self.starved);
+        if !already_said {
+            match why {
+                Errno::EUSERS => log::warn!(
+                    "max_connections ({}) reached: new clients wait in the backlog",
+                    self.cfg.settings.max_connections
+                ),
+                e => log::warn!("accept paused until descriptors free up (retried every tick): {}", e.desc()),
+            }
+        }
+        self.paused = true;
+        self.starved |= starving;
+    }
+
+    pub(super) fn resume_accepting(&mut self) {
+        if !self.paused || self.free.is_empty() {
+            return;
+        }
+        self.paused = false;
+        for li in 0..self.listeners.len() {
+            self.accept_from(li);
+        }
+    }
+
+    pub(super) fn open(&mut self, li: usize, idx: usize, client: OwnedFd) {
+        self.free.pop();
+        let s = &mut self.slots[idx];
+        s.gen = s.gen.wrapping_add(1);
+        s.used = true;
+        s.conn = Conn::new();
+        s.listener = li as u8;
+        s.tried = 0;
+        s.attempts = 0;
+        let tok = conn_token(idx, s.gen, Side::Client);
+        let _ = self.poller.add_read(&client, tok);
+        s.fds = [Some(client), None];
+        s.out = [false, false];
+        if self.cfg.settings.splice {
+            s.pipes = self.spare_pipes.take();
+        }
+        self.active += 1;
+        self.totals.accepted += 1;
+        let c = &mut self.listener_counters[li];
+        c.accepted += 1;
+        c.active += 1;
+        log::debug!("conn {idx}: accepted on listener {li}");
+        if self.cfg.settings.splice && self.slots[idx].pipes.is_none() {
+            self.totals.refused += 1;
+            return self.close(idx, true);
+        }
+        self.connect_next(idx);
+    }
+}
