@@ -7,7 +7,7 @@
 
 use crate::config::Config;
 use crate::server::Inherited;
-use crate::{handoff::transport, net, sys};
+use crate::{net, sys};
 
 /// First descriptor number systemd passes (`SD_LISTEN_FDS_START`).
 const LISTEN_FDS_START: i32 = 3;
@@ -34,7 +34,7 @@ pub fn take(cfg: &Config) -> Inherited {
             log::warn!("socket activation: descriptor {fd_num} is not an IP socket; closed");
             continue;
         };
-        if let Err(why) = transport::verify_tcp_listener(&fd, &addr) {
+        if let Err(why) = net::verify_tcp_listener(&fd, &addr) {
             log::warn!("socket activation: descriptor {fd_num} ({addr}): {why}; closed");
         } else if let Err(e) = sys::set_nonblocking(&fd) {
             log::warn!(

@@ -10,7 +10,7 @@
 //!    system calls nix does not wrap.
 //! 3. `net` and `poller`: sockets and the edge-triggered epoll loop.
 //! 4. `server`: the event loop that owns listeners, connections, admin and timers.
-//! 5. `handoff::transport`, `takeover` (new side), `restart` (old side) and `transfer` (moving
+//! 5. `handoff::channel`, `takeover` (new side), `restart` (old side) and `transfer` (moving
 //!    established connections): the hot-restart protocol on top of a running server.
 //! 6. `main`: command line, logging, exit codes.
 #![deny(unsafe_code)]

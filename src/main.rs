@@ -10,7 +10,7 @@ use nix::sys::signalfd::SignalFd;
 
 use baton::cli::{self, Command, USAGE};
 use baton::config::{self, Config, LogLevel};
-use baton::handoff::transport::HandoffError;
+use baton::handoff::channel::HandoffError;
 use baton::restart::{Exec, Restart};
 use baton::runtime::{self, Runtime};
 use baton::server::{Inherited, Server, VERSION};

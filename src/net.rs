@@ -3,7 +3,11 @@
 
 use core::net::SocketAddr;
 use nix::errno::Errno;
-use nix::sys::socket::{self as so, sockopt, AddressFamily, Backlog, MsgFlags, SockFlag, SockType, SockaddrStorage};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{
+    self as so, sockopt, AddressFamily, Backlog, MsgFlags, SockFlag, SockType, SockaddrStorage, UnixAddr,
+};
+use nix::sys::stat::{umask, Mode};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use crate::conn::{Io, Side, Transport};
@@ -209,4 +213,89 @@ impl Transport for SpliceTransport<'_> {
     fn short_read_drains(&self) -> bool {
         false
     }
+}
+
+// ----- unix seqpacket sockets (the hot-restart channels) and waiting -----
+
+fn seqpacket() -> Result<OwnedFd, Errno> {
+    so::socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)
+}
+
+/// Binds and listens on a unix seqpacket socket at `path`, readable and writable by the owner only.
+pub fn unix_listen(path: &str) -> Result<OwnedFd, Errno> {
+    let fd = seqpacket()?;
+    let addr = UnixAddr::new(path)?;
+    // the socket file's mode comes from the umask at bind time: 0600
+    let old = umask(Mode::from_bits_truncate(0o177));
+    let r = so::bind(fd.as_raw_fd(), &addr);
+    umask(old);
+    r?;
+    so::listen(&fd, Backlog::new(8).unwrap_or(Backlog::MAXCONN))?;
+    Ok(fd)
+}
+
+/// Connects to the unix socket at `path` (completes at once for unix sockets, or fails).
+pub fn unix_connect(path: &str) -> Result<OwnedFd, Errno> {
+    let fd = seqpacket()?;
+    so::connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+    Ok(fd)
+}
+
+pub fn unix_accept(l: &impl AsFd) -> Result<Option<OwnedFd>, Errno> {
+    match so::accept4(l, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::EAGAIN) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The peer's (pid, uid) as the kernel recorded them at connect (`SO_PEERCRED`).
+pub fn peer_cred(fd: &impl AsFd) -> Result<(i32, u32), Errno> {
+    let c = so::getsockopt(fd, sockopt::PeerCredentials)?;
+    Ok((c.pid(), c.uid()))
+}
+
+/// Waits up to `timeout_ms` for `fd` to be readable; `false` on timeout.
+pub fn wait_readable(fd: &impl AsFd, timeout_ms: u64) -> Result<bool, Errno> {
+    wait_for(fd, PollFlags::POLLIN, timeout_ms)
+}
+
+pub fn wait_for(fd: &impl AsFd, what: PollFlags, timeout_ms: u64) -> Result<bool, Errno> {
+    let mut p = [PollFd::new(fd.as_fd(), what)];
+    let t = PollTimeout::try_from(timeout_ms.min(i32::MAX as u64) as i32).unwrap_or(PollTimeout::MAX);
+    loop {
+        match poll(&mut p, t) {
+            Ok(n) => return Ok(n > 0),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+// ----- checking sockets received from elsewhere -----
+
+/// Checks with the kernel that `fd` is a listening TCP socket bound to exactly `addr`.
+pub fn verify_tcp_listener(fd: &OwnedFd, addr: &SocketAddr) -> Result<(), &'static str> {
+    if so::getsockopt(fd, sockopt::SockType).map_err(|_| "not a socket")? != SockType::Stream {
+        return Err("not a stream socket");
+    }
+    if !so::getsockopt(fd, sockopt::AcceptConn).map_err(|_| "SO_ACCEPTCONN failed")? {
+        return Err("not listening");
+    }
+    match local_addr(fd) {
+        Some(a) if a == *addr => Ok(()),
+        Some(_) => Err("bound to a different address than announced"),
+        None => Err("not an IP socket"),
+    }
+}
+
+/// Checks that `fd` is a listening unix seqpacket socket (the reconfig listener).
+pub fn verify_unix_listener(fd: &OwnedFd) -> Result<(), &'static str> {
+    if so::getsockopt(fd, sockopt::SockType).map_err(|_| "not a socket")? != SockType::SeqPacket {
+        return Err("not a seqpacket socket");
+    }
+    if !so::getsockopt(fd, sockopt::AcceptConn).map_err(|_| "SO_ACCEPTCONN failed")? {
+        return Err("not listening");
+    }
+    Ok(())
 }

@@ -15,10 +15,11 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use core::fmt::Write;
 
+use crate::handoff::channel::{self, HandoffError};
 use crate::handoff::codec::{
     text, CodecError, Entry, FdKind, ManifestHead, Msg, Text, MAX_FDS_PER_MSG, PROTO_VERSION, TRANSFER_VERSION,
 };
-use crate::handoff::transport::{self, HandoffError};
+use crate::net;
 use crate::poller::{Kind, Token};
 use crate::server::{Mode, Server, VERSION};
 use crate::{config, pidfile, rundir, sys};
@@ -159,7 +160,7 @@ impl Restart {
             let Some(l) = self.reconfig.as_ref() else {
                 return;
             };
-            match transport::accept(l) {
+            match net::unix_accept(l) {
                 Ok(Some(peer)) => self.new_peer(peer, server),
                 Ok(None) => return,
                 Err(e) => {
@@ -171,7 +172,7 @@ impl Restart {
     }
 
     fn new_peer(&mut self, peer: OwnedFd, server: &mut Server) {
-        let pid = match transport::check_peer(&peer) {
+        let pid = match channel::check_peer(&peer) {
             Ok(pid) => pid,
             Err(e) => {
                 log::warn!("hot restart refused: {e}; still serving");
@@ -196,14 +197,14 @@ impl Restart {
             State::Greeting { peer, pid, deadline } | State::Offered { peer, pid, deadline } => (peer, *pid, *deadline),
             _ => return,
         };
-        let msg = match transport::recv(peer) {
+        let msg = match channel::recv(peer) {
             Ok(None) => return,
             Ok(Some((m, _))) => m,
             Err(HandoffError::Codec(CodecError::Version(v))) => {
                 // REFUSED reads the same in every version: tell the successor why
                 let mut reason = Text::new();
                 let _ = write!(reason, "handoff protocol v{v}; the running baton speaks v{PROTO_VERSION}");
-                let _ = transport::send(peer, &Msg::Refused { reason }, &[]);
+                let _ = channel::send(peer, &Msg::Refused { reason }, &[]);
                 let e = HandoffError::Codec(CodecError::Version(v));
                 return self.abort(server, &e);
             }
@@ -212,7 +213,7 @@ impl Restart {
         match (&self.state, msg) {
             (State::Greeting { .. }, Msg::Hello { pid: claimed, baton_version }) => {
                 log::info!("hot restart: pid {pid} (baton {baton_version}, claims pid {claimed}) asks to take over");
-                if let Err(e) = transport::send(peer, &Msg::Go { pid: std::process::id() }, &[]) {
+                if let Err(e) = channel::send(peer, &Msg::Go { pid: std::process::id() }, &[]) {
                     return self.abort(server, &e);
                 }
                 let State::Greeting { peer, .. } = std::mem::replace(&mut self.state, State::Idle) else {
@@ -232,11 +233,11 @@ impl Restart {
         let Some(slot) = self.refusing.iter().position(Option::is_none) else {
             // a flood of peers: answer at once (a peer that still had its HELLO in flight may
             // see a reset instead); never wait inside the event loop
-            let _ = transport::send(&peer, &answer, &[]);
+            let _ = channel::send(&peer, &answer, &[]);
             return;
         };
         if server.poller().add_read(&peer, Token::new(Kind::ReconfigPeer, slot + 1)).is_err() {
-            let _ = transport::send(&peer, &answer, &[]);
+            let _ = channel::send(&peer, &answer, &[]);
             return;
         }
         let deadline = server.now() + REFUSE_WAIT_MS;
@@ -248,7 +249,7 @@ impl Restart {
         let Some(r) = self.refusing.get(slot).and_then(Option::as_ref) else {
             return;
         };
-        if matches!(transport::recv(&r.peer), Ok(None)) && server.now() < r.deadline {
+        if matches!(channel::recv(&r.peer), Ok(None)) && server.now() < r.deadline {
             return; // its HELLO is not there yet
         }
         self.answer_refusal(server, slot);
@@ -256,7 +257,7 @@ impl Restart {
 
     fn answer_refusal(&mut self, server: &mut Server, slot: usize) {
         if let Some(r) = self.refusing.get_mut(slot).and_then(Option::take) {
-            let _ = transport::send(&r.peer, &r.answer, &[]);
+            let _ = channel::send(&r.peer, &r.answer, &[]);
             server.poller().delete(&r.peer);
         }
     }
@@ -265,11 +266,11 @@ impl Restart {
 
     fn send_sockets(&mut self, server: &mut Server, pid: i32, deadline: u64) {
         let path = rundir::path(&self.dir, rundir::LISTEN);
-        let chan = match transport::connect(&path) {
+        let chan = match net::unix_connect(&path) {
             Ok(c) => c,
             Err(e) => return self.abort(server, &HandoffError::Io("connecting to listen.sock", e)),
         };
-        match transport::check_peer(&chan) {
+        match channel::check_peer(&chan) {
             Ok(p) if p == pid => {}
             Ok(_) => return self.abort(server, &HandoffError::Unexpected("listen.sock is served by another process")),
             Err(e) => return self.abort(server, &e),
@@ -316,7 +317,7 @@ impl Restart {
             };
             let entries = chunk.iter().map(|(e, _)| e.clone()).collect();
             let fds: Vec<RawFd> = chunk.iter().map(|(_, fd)| *fd).collect();
-            transport::send(chan, &Msg::Manifest { head, entries }, &fds)?;
+            channel::send(chan, &Msg::Manifest { head, entries }, &fds)?;
         }
         Ok(())
     }
@@ -326,7 +327,7 @@ impl Restart {
             return;
         };
         let pid = *pid;
-        match transport::recv(chan) {
+        match channel::recv(chan) {
             Ok(None) => {}
             Ok(Some((Msg::Ack { transfer, splice, .. }, _))) => self.handed_off(server, pid, transfer, splice),
             Ok(Some((Msg::Abort { reason }, _))) => self.abort(server, &HandoffError::Refused(reason)),
@@ -584,7 +585,7 @@ impl Restart {
     /// since the parent keeps serving with the very same sockets.
     fn continue_as_old_generation(r: OwnedFd, w: OwnedFd) {
         drop(w);
-        let _ = transport::wait_readable(&r, 5_000);
+        let _ = net::wait_readable(&r, 5_000);
         let mut b = [0u8; 1];
         if matches!(nix::unistd::read(&r, &mut b), Ok(1)) {
             std::process::exit(0);

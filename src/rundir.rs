@@ -15,7 +15,7 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::{fchmod, fstat, fstatat, Mode, SFlag};
 
-use crate::handoff::transport;
+use crate::net;
 use crate::sys;
 
 pub const RECONFIG: &str = "reconfig.sock";
@@ -236,7 +236,7 @@ pub fn bind_reconfig(dir: &str) -> Result<OwnedFd, DirError> {
         Ok(false) => {}
         Err(e) => return Err(DirError::Io("cannot remove stale", p, e)),
     }
-    transport::listen(&p).map_err(|e| DirError::Io("cannot listen on", p, e))
+    net::unix_listen(&p).map_err(|e| DirError::Io("cannot listen on", p, e))
 }
 
 /// Removes `reconfig.sock` at the final stop of the directory's owner.

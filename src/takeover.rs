@@ -9,8 +9,9 @@ use std::os::fd::OwnedFd;
 
 use nix::errno::Errno;
 
+use crate::handoff::channel::{self, HandoffError};
 use crate::handoff::codec::{text, FdKind, Msg, Text, TRANSFER_VERSION};
-use crate::handoff::transport::{self, HandoffError};
+use crate::net;
 use crate::rundir;
 use crate::server::{Inherited, VERSION};
 use crate::stats::Totals;
@@ -37,15 +38,15 @@ pub struct Takeover {
 
 /// Connects to a running baton and takes over its sockets, or reports a cold start.
 pub fn begin(dir: &str, timeout_ms: u64) -> Result<Start, HandoffError> {
-    let conn = match transport::connect(&rundir::path(dir, rundir::RECONFIG)) {
+    let conn = match net::unix_connect(&rundir::path(dir, rundir::RECONFIG)) {
         Ok(c) => c,
         Err(Errno::ENOENT | Errno::ECONNREFUSED) => return Ok(Start::Cold),
         Err(e) => return Err(HandoffError::Io("connecting to reconfig.sock", e)),
     };
     // uid only: on this side SO_PEERCRED names the socket's creator, not the current owner
-    transport::check_peer(&conn)?;
-    transport::send(&conn, &Msg::Hello { pid: std::process::id(), baton_version: text(VERSION) }, &[])?;
-    let old_pid = match transport::recv_wait(&conn, timeout_ms, "the running baton's answer")?.0 {
+    channel::check_peer(&conn)?;
+    channel::send(&conn, &Msg::Hello { pid: std::process::id(), baton_version: text(VERSION) }, &[])?;
+    let old_pid = match channel::recv_wait(&conn, timeout_ms, "the running baton's answer")?.0 {
         Msg::Go { pid } => pid as i32,
         Msg::Busy => return Err(HandoffError::Busy),
         Msg::Refused { reason } => return Err(HandoffError::Refused(reason)),
@@ -55,7 +56,7 @@ pub fn begin(dir: &str, timeout_ms: u64) -> Result<Start, HandoffError> {
     let listen_path = rundir::path(dir, rundir::LISTEN);
     // We hold the one handoff slot (GO), so a file here is a leftover of a failed attempt.
     let _ = nix::unistd::unlink(listen_path.as_str());
-    let l = transport::listen(&listen_path).map_err(|e| HandoffError::Io("creating listen.sock", e))?;
+    let l = net::unix_listen(&listen_path).map_err(|e| HandoffError::Io("creating listen.sock", e))?;
     let mut t = Takeover {
         inherited: Inherited::default(),
         reconfig: None,
@@ -67,14 +68,14 @@ pub fn begin(dir: &str, timeout_ms: u64) -> Result<Start, HandoffError> {
         chan: None,
         listen_path,
     };
-    transport::send(&conn, &Msg::Ready, &[])?;
-    if !transport::wait_readable(&l, timeout_ms).map_err(|e| HandoffError::Io("waiting on listen.sock", e))? {
+    channel::send(&conn, &Msg::Ready, &[])?;
+    if !net::wait_readable(&l, timeout_ms).map_err(|e| HandoffError::Io("waiting on listen.sock", e))? {
         t.cleanup();
         return Err(HandoffError::Timeout("the running baton to connect to listen.sock"));
     }
-    let chan = transport::accept(&l).map_err(|e| HandoffError::Io("accepting on listen.sock", e))?;
+    let chan = net::unix_accept(&l).map_err(|e| HandoffError::Io("accepting on listen.sock", e))?;
     let chan = chan.ok_or(HandoffError::Timeout("the running baton to connect to listen.sock"))?;
-    if transport::check_peer(&chan)? != old_pid {
+    if channel::check_peer(&chan)? != old_pid {
         t.cleanup();
         return Err(HandoffError::Unexpected("listen.sock was reached by another process than the one that answered"));
     }
@@ -98,7 +99,7 @@ impl Takeover {
     fn receive_batches(&mut self, chan: &OwnedFd, timeout_ms: u64) -> Result<(), HandoffError> {
         let mut expect_batch = 0u16;
         loop {
-            let (m, fds) = match transport::recv_wait(chan, timeout_ms, "the listening sockets") {
+            let (m, fds) = match channel::recv_wait(chan, timeout_ms, "the listening sockets") {
                 Ok(r) => r,
                 Err(HandoffError::Closed) => {
                     // the old process died mid-handoff: keep what arrived, bind the rest once its
@@ -144,7 +145,7 @@ impl Takeover {
         match kind {
             FdKind::Listener | FdKind::Admin => {
                 let addr = addr.ok_or(bad("no address announced"))?;
-                transport::verify_tcp_listener(&fd, &addr).map_err(bad)?;
+                net::verify_tcp_listener(&fd, &addr).map_err(bad)?;
                 if kind == FdKind::Admin {
                     self.inherited.admin = Some((addr, fd));
                 } else {
@@ -152,7 +153,7 @@ impl Takeover {
                 }
             }
             FdKind::Reconfig => {
-                transport::verify_unix_listener(&fd).map_err(bad)?;
+                net::verify_unix_listener(&fd).map_err(bad)?;
                 self.reconfig = Some(fd);
             }
             FdKind::Lock => {
@@ -175,7 +176,7 @@ impl Takeover {
         let chan = self.chan.take()?;
         let version =
             if transfer { crate::fault::value(crate::fault::TRANSFER_VERSION).unwrap_or(TRANSFER_VERSION) } else { 0 };
-        if let Err(e) = transport::send(&chan, &Msg::Ack { pid: std::process::id(), transfer: version, splice }, &[]) {
+        if let Err(e) = channel::send(&chan, &Msg::Ack { pid: std::process::id(), transfer: version, splice }, &[]) {
             log::warn!("hot restart: could not acknowledge to pid {}: {e}", self.from_pid);
             return None;
         }
@@ -185,7 +186,7 @@ impl Takeover {
     /// Tells the old process to carry on serving (rollback) and removes our socket file.
     pub fn abort(&mut self, reason: &str) {
         if let Some(chan) = self.chan.take() {
-            let _ = transport::send(&chan, &Msg::Abort { reason: text(reason) }, &[]);
+            let _ = channel::send(&chan, &Msg::Abort { reason: text(reason) }, &[]);
         }
         self.cleanup();
     }
@@ -198,6 +199,6 @@ impl Takeover {
 /// Waits (bounded) until process `pid` has exited, so the ports it held are free again.
 fn wait_for_exit(pid: i32, timeout_ms: u64) {
     if let Ok(fd) = crate::sys::pidfd_open(pid) {
-        let _ = transport::wait_readable(&fd, timeout_ms);
+        let _ = net::wait_readable(&fd, timeout_ms);
     }
 }

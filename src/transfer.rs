@@ -20,8 +20,8 @@
 use std::os::fd::{OwnedFd, RawFd};
 use std::time::Instant;
 
+use crate::handoff::channel::{self, HandoffError};
 use crate::handoff::codec::{fds_per_conn, Msg, MAX_CONNS_PER_BATCH, MAX_DATA, MAX_FDS_PER_MSG, MAX_FRAME};
-use crate::handoff::transport::{self, HandoffError};
 use crate::server::Server;
 
 /// The old process's account of a transfer.
@@ -53,7 +53,7 @@ pub fn send(chan: &OwnedFd, server: &mut Server, timeout_ms: u64) -> Sent {
     }
     let kept = server.active();
     if error.is_none() {
-        if let Err(e) = transport::send_wait(chan, &Msg::Done { moved, kept }, &[], timeout_ms) {
+        if let Err(e) = channel::send_wait(chan, &Msg::Done { moved, kept }, &[], timeout_ms) {
             error = Some(e);
         }
     }
@@ -75,20 +75,20 @@ fn send_batch(
     }
     let splice = server.cfg().settings.splice;
     let offer = || -> Result<u64, HandoffError> {
-        transport::send_wait(chan, &Msg::Conns { batch, splice, conns }, &fds, timeout_ms)?;
+        channel::send_wait(chan, &Msg::Conns { batch, splice, conns }, &fds, timeout_ms)?;
         for (k, &i) in idxs.iter().enumerate() {
             for flow in 0..2 {
                 for part in server.pending(i as usize, flow).chunks(MAX_DATA) {
-                    transport::send_data(chan, k as u8, flow as u8, part, timeout_ms)?;
+                    channel::send_data(chan, k as u8, flow as u8, part, timeout_ms)?;
                 }
             }
         }
         crate::fault::point(crate::fault::OLD_MID_TRANSFER);
-        let mask = match transport::recv_wait(chan, timeout_ms, "the new process to take the connections")?.0 {
+        let mask = match channel::recv_wait(chan, timeout_ms, "the new process to take the connections")?.0 {
             Msg::Taken { batch: b, mask } if b == batch => mask,
             _ => return Err(HandoffError::Unexpected("expected TAKEN for this batch")),
         };
-        transport::send_wait(chan, &Msg::Commit { batch }, &[], timeout_ms)?;
+        channel::send_wait(chan, &Msg::Commit { batch }, &[], timeout_ms)?;
         Ok(mask)
     };
     match offer() {
@@ -132,7 +132,7 @@ pub fn receive(chan: &OwnedFd, server: &mut Server, timeout_ms: u64) -> Result<R
     let mut buf = [0u8; MAX_FRAME];
     let mut expect = 0u16;
     loop {
-        let got = transport::recv_wait_into(chan, &mut buf, timeout_ms, "the old process's connections");
+        let got = channel::recv_wait_into(chan, &mut buf, timeout_ms, "the old process's connections");
         let (m, fds, _) = match got {
             Ok(x) => x,
             Err(HandoffError::Closed) => break,
@@ -202,8 +202,8 @@ fn receive_batch(
         }
         crate::fault::point(crate::fault::NEW_MID_TRANSFER);
         let mask = adopted.iter().enumerate().filter(|(_, a)| a.is_some()).fold(0u64, |m, (k, _)| m | 1 << k);
-        transport::send_wait(chan, &Msg::Taken { batch, mask }, &[], timeout_ms)?;
-        match transport::recv_wait(chan, timeout_ms, "the old process's COMMIT")?.0 {
+        channel::send_wait(chan, &Msg::Taken { batch, mask }, &[], timeout_ms)?;
+        match channel::recv_wait(chan, timeout_ms, "the old process's COMMIT")?.0 {
             Msg::Commit { batch: b } if b == batch => Ok(()),
             _ => Err(HandoffError::Unexpected("expected COMMIT for this batch")),
         }
@@ -233,7 +233,7 @@ fn receive_data(
     let mut got = [[0u32; 2]; MAX_CONNS_PER_BATCH];
     let mut left: u64 = conns.iter().flat_map(|c| c.flows.iter()).map(|f| f.pending as u64).sum();
     while left > 0 {
-        let (m, _, n) = transport::recv_wait_into(chan, buf, timeout_ms, "the old process's buffered bytes")?;
+        let (m, _, n) = channel::recv_wait_into(chan, buf, timeout_ms, "the old process's buffered bytes")?;
         let Msg::Data { conn, flow, len } = m else {
             return Err(HandoffError::Unexpected("expected buffered bytes (DATA)"));
         };

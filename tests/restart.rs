@@ -238,12 +238,12 @@ fn a_peer_of_another_uid_is_refused_and_the_old_process_keeps_serving() {
 
 #[test]
 fn malformed_messages_to_the_running_baton_are_refused_without_a_crash() {
-    use baton::handoff::transport;
+    use baton::handoff::channel;
     let be = Backend::start(Mode::Echo);
     let b = Baton::start(&Cfg::simple(free_port(), &[be.port]));
     let path = format!("{}/reconfig.sock", b.run_dir());
     let send_raw = |bytes: &[u8]| {
-        let c = transport::connect(&path).unwrap();
+        let c = baton::net::unix_connect(&path).unwrap();
         nix::sys::socket::send(std::os::fd::AsRawFd::as_raw_fd(&c), bytes, nix::sys::socket::MsgFlags::empty())
             .unwrap();
         std::thread::sleep(Duration::from_millis(100));
@@ -253,10 +253,10 @@ fn malformed_messages_to_the_running_baton_are_refused_without_a_crash() {
     send_raw(b"BATN\x01\x01\xff\x00\x01"); // length lies
     send_raw(b"BAT"); // truncated header
                       // a HELLO, then garbage instead of READY
-    let c = transport::connect(&path).unwrap();
+    let c = baton::net::unix_connect(&path).unwrap();
     let hello = baton::handoff::codec::Msg::Hello { pid: 1, baton_version: Default::default() };
-    transport::send(&c, &hello, &[]).unwrap();
-    let (go, _) = transport::recv_wait(&c, 2000, "GO").unwrap();
+    channel::send(&c, &hello, &[]).unwrap();
+    let (go, _) = channel::recv_wait(&c, 2000, "GO").unwrap();
     assert!(matches!(go, baton::handoff::codec::Msg::Go { .. }), "{go:?}");
     nix::sys::socket::send(
         std::os::fd::AsRawFd::as_raw_fd(&c),
@@ -276,12 +276,12 @@ fn malformed_messages_to_the_running_baton_are_refused_without_a_crash() {
 
 /// Plays the old process against a real new one and feeds it a bad manifest.
 fn fake_old_process(bad: impl Fn(&std::os::fd::OwnedFd, &std::net::TcpListener)) -> (i32, String) {
+    use baton::handoff::channel;
     use baton::handoff::codec::Msg;
-    use baton::handoff::transport;
     let dir = TempDir::new("fakeold");
     let run = dir.path("run");
     std::fs::create_dir_all(&run).unwrap();
-    let l = transport::listen(&format!("{run}/reconfig.sock")).unwrap();
+    let l = baton::net::unix_listen(&format!("{run}/reconfig.sock")).unwrap();
     let cfg = Cfg::simple(free_port(), &[free_port()]);
     let config = dir.path("c.json");
     std::fs::write(&config, cfg.json()).unwrap();
@@ -290,14 +290,14 @@ fn fake_old_process(bad: impl Fn(&std::os::fd::OwnedFd, &std::net::TcpListener))
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(transport::wait_readable(&l, 5000).unwrap());
-    let peer = transport::accept(&l).unwrap().unwrap();
-    let (hello, _) = transport::recv_wait(&peer, 5000, "HELLO").unwrap();
+    assert!(baton::net::wait_readable(&l, 5000).unwrap());
+    let peer = baton::net::unix_accept(&l).unwrap().unwrap();
+    let (hello, _) = channel::recv_wait(&peer, 5000, "HELLO").unwrap();
     assert!(matches!(hello, Msg::Hello { .. }));
-    transport::send(&peer, &Msg::Go { pid: std::process::id() }, &[]).unwrap();
-    let (ready, _) = transport::recv_wait(&peer, 5000, "READY").unwrap();
+    channel::send(&peer, &Msg::Go { pid: std::process::id() }, &[]).unwrap();
+    let (ready, _) = channel::recv_wait(&peer, 5000, "READY").unwrap();
     assert_eq!(ready, Msg::Ready);
-    let chan = transport::connect(&format!("{run}/listen.sock")).unwrap();
+    let chan = baton::net::unix_connect(&format!("{run}/listen.sock")).unwrap();
     let sock = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     bad(&chan, &sock);
     let code = wait_child(&mut child, Duration::from_secs(10));
@@ -310,8 +310,8 @@ fn fake_old_process(bad: impl Fn(&std::os::fd::OwnedFd, &std::net::TcpListener))
 
 #[test]
 fn a_bad_manifest_is_refused_by_the_new_process_with_a_clear_error() {
+    use baton::handoff::channel;
     use baton::handoff::codec::{self, Entry, FdKind, ManifestHead, Msg};
-    use baton::handoff::transport;
     use std::os::fd::AsRawFd;
     let manifest = |addr: std::net::SocketAddr, n: usize| Msg::Manifest {
         head: ManifestHead { baton_version: Default::default(), totals: Default::default(), batch: 0, last: true },
@@ -342,14 +342,14 @@ fn a_bad_manifest_is_refused_by_the_new_process_with_a_clear_error() {
     assert!(err.contains("bad handoff message"), "{err}");
     // announces two descriptors, carries one
     let (rc, err) = fake_old_process(|chan, s| {
-        transport::send(chan, &manifest(s.local_addr().unwrap(), 2), &[s.as_raw_fd()]).unwrap();
+        channel::send(chan, &manifest(s.local_addr().unwrap(), 2), &[s.as_raw_fd()]).unwrap();
     });
     assert_eq!(rc, 1, "{err}");
     assert!(err.contains("announced 2 descriptors but 1 arrived"), "{err}");
     // a descriptor that is not what the manifest says
     let (rc, err) = fake_old_process(|chan, s| {
         let wrong: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
-        transport::send(chan, &manifest(wrong, 1), &[s.as_raw_fd()]).unwrap();
+        channel::send(chan, &manifest(wrong, 1), &[s.as_raw_fd()]).unwrap();
     });
     assert_eq!(rc, 1, "{err}");
     assert!(err.contains("failed verification: bound to a different address"), "{err}");

@@ -246,8 +246,8 @@ fn an_unwritable_pid_file_at_takeover_refuses_no_connection() {
 
 mod handoff_peers {
     use super::*;
+    use baton::handoff::channel;
     use baton::handoff::codec::{self, text, Msg, MAX_FRAME, PROTO_VERSION};
-    use baton::handoff::transport;
     use std::os::fd::AsRawFd;
 
     fn open_fds(pid: i32) -> usize {
@@ -267,11 +267,11 @@ mod handoff_peers {
         let before = open_fds(b.pid());
         let extra = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         for _ in 0..5 {
-            let c = transport::connect(&reconfig(&b)).unwrap();
+            let c = baton::net::unix_connect(&reconfig(&b)).unwrap();
             let hello = Msg::Hello { pid: std::process::id(), baton_version: text("9.9.9") };
-            transport::send(&c, &hello, &[extra.as_raw_fd(); 100]).unwrap();
+            channel::send(&c, &hello, &[extra.as_raw_fd(); 100]).unwrap();
             // the record is refused; whatever answer comes, the connection ends
-            let _ = transport::recv_wait(&c, 3_000, "the answer");
+            let _ = channel::recv_wait(&c, 3_000, "the answer");
         }
         assert!(
             eventually(Duration::from_secs(3), || open_fds(b.pid()) <= before + 1),
@@ -287,12 +287,12 @@ mod handoff_peers {
     fn a_protocol_version_mismatch_is_answered_naming_both_versions() {
         let be = Backend::start(Mode::Echo);
         let b = Baton::start(&Cfg::simple(free_port(), &[be.port]));
-        let c = transport::connect(&reconfig(&b)).unwrap();
+        let c = baton::net::unix_connect(&reconfig(&b)).unwrap();
         let mut rec = [0u8; MAX_FRAME];
         let n = codec::encode(&Msg::Hello { pid: 1, baton_version: text("9.0.0") }, &mut rec).unwrap();
         rec[4] = PROTO_VERSION + 1;
         nix::sys::socket::send(c.as_raw_fd(), &rec[..n], nix::sys::socket::MsgFlags::empty()).unwrap();
-        match transport::recv_wait(&c, 3_000, "the answer") {
+        match channel::recv_wait(&c, 3_000, "the answer") {
             Ok((Msg::Refused { reason }, _)) => {
                 let want = [format!("v{}", PROTO_VERSION + 1), format!("v{PROTO_VERSION}")];
                 assert!(want.iter().all(|w| reason.contains(w.as_str())), "{reason}");
@@ -308,21 +308,21 @@ mod handoff_peers {
     fn silent_refused_peers_do_not_hold_the_event_loop() {
         let be = Backend::start(Mode::Echo);
         let b = Baton::start(&Cfg::simple(free_port(), &[be.port]).set("handoff_timeout", "\"5s\""));
-        let holder = transport::connect(&reconfig(&b)).unwrap(); // greeting: holds the one slot
+        let holder = baton::net::unix_connect(&reconfig(&b)).unwrap(); // greeting: holds the one slot
         std::thread::sleep(Duration::from_millis(100));
-        let silent: Vec<_> = (0..9).map(|_| transport::connect(&reconfig(&b)).unwrap()).collect();
+        let silent: Vec<_> = (0..9).map(|_| baton::net::unix_connect(&reconfig(&b)).unwrap()).collect();
         let t = Instant::now();
         let health = http_get(b.admin.unwrap(), "/health");
         let took = t.elapsed();
         assert_eq!(health.map(|(s, _)| s), Some(200));
-        let early: Vec<_> = silent.iter().map(transport::recv).collect();
+        let early: Vec<_> = silent.iter().map(channel::recv).collect();
         let unanswered = early.iter().filter(|r| matches!(r, Ok(None))).count();
         eprintln!("/health took {took:?} with 9 refused peers pending; {unanswered} not yet answered");
         assert!(unanswered > 0, "the loop answered every refused peer before /health ({took:?})");
         // each is still answered (BUSY) within a bounded wait
         for (c, early) in silent.iter().zip(early) {
             let r = match early {
-                Ok(None) => transport::recv_wait(c, 3_000, "BUSY"),
+                Ok(None) => channel::recv_wait(c, 3_000, "BUSY"),
                 Ok(Some(r)) => Ok(r),
                 Err(e) => Err(e),
             };

@@ -3,19 +3,15 @@
 //! arrives; a truncated record or truncated control data is an error, never a partial read.
 
 use core::fmt;
-use core::net::SocketAddr;
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{
-    self as so, sockopt, AddressFamily, Backlog, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
-    UnixAddr,
-};
-use nix::sys::stat::{umask, Mode};
+use nix::poll::PollFlags;
+use nix::sys::socket::{self as so, ControlMessage, ControlMessageOwned, MsgFlags};
 
 use super::codec::{self, CodecError, Msg, Text, MAX_FRAME};
+use crate::net;
 use crate::sys;
 
 #[derive(Debug)]
@@ -74,44 +70,6 @@ impl From<CodecError> for HandoffError {
     }
 }
 
-fn seqpacket() -> Result<OwnedFd, Errno> {
-    so::socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)
-}
-
-/// Binds and listens on a unix socket at `path`, readable and writable by the owner only.
-pub fn listen(path: &str) -> Result<OwnedFd, Errno> {
-    let fd = seqpacket()?;
-    let addr = UnixAddr::new(path)?;
-    // the socket file's mode comes from the umask at bind time: 0600
-    let old = umask(Mode::from_bits_truncate(0o177));
-    let r = so::bind(fd.as_raw_fd(), &addr);
-    umask(old);
-    r?;
-    so::listen(&fd, Backlog::new(8).unwrap_or(Backlog::MAXCONN))?;
-    Ok(fd)
-}
-
-/// Connects to the unix socket at `path` (completes at once for unix sockets, or fails).
-pub fn connect(path: &str) -> Result<OwnedFd, Errno> {
-    let fd = seqpacket()?;
-    so::connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
-    Ok(fd)
-}
-
-pub fn accept(l: &impl AsFd) -> Result<Option<OwnedFd>, Errno> {
-    match so::accept4(l, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK) {
-        Ok(fd) => Ok(Some(fd)),
-        Err(Errno::EAGAIN) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// The peer's (pid, uid) as the kernel recorded them at connect (`SO_PEERCRED`).
-pub fn peer(fd: &impl AsFd) -> Result<(i32, u32), Errno> {
-    let c = so::getsockopt(fd, sockopt::PeerCredentials)?;
-    Ok((c.pid(), c.uid()))
-}
-
 /// Same user as this process, or root.
 pub fn authorised(uid: u32) -> bool {
     uid == 0 || uid == nix::unistd::geteuid().as_raw()
@@ -119,7 +77,7 @@ pub fn authorised(uid: u32) -> bool {
 
 /// Checks the peer's credentials; the error names it.
 pub fn check_peer(fd: &impl AsFd) -> Result<i32, HandoffError> {
-    let (pid, uid) = peer(fd).map_err(|e| HandoffError::Io("SO_PEERCRED", e))?;
+    let (pid, uid) = net::peer_cred(fd).map_err(|e| HandoffError::Io("SO_PEERCRED", e))?;
     if authorised(uid) {
         Ok(pid)
     } else {
@@ -167,29 +125,12 @@ fn send_record(fd: &impl AsFd, rec: &[u8], fds: &[RawFd], timeout_ms: u64) -> Re
             Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN) if timeout_ms > 0 => {
                 let left = deadline.saturating_duration_since(std::time::Instant::now()).as_millis() as u64;
-                if left == 0 || !wait_for(fd, PollFlags::POLLOUT, left).unwrap_or(false) {
+                if left == 0 || !net::wait_for(fd, PollFlags::POLLOUT, left).unwrap_or(false) {
                     return Err(HandoffError::Timeout("room on the handoff socket"));
                 }
             }
             Err(Errno::EPIPE | Errno::ECONNRESET) => return Err(HandoffError::Closed),
             Err(e) => return Err(HandoffError::Io("sending a handoff message", e)),
-        }
-    }
-}
-
-/// Waits up to `timeout_ms` for `fd` to be readable; `false` on timeout.
-pub fn wait_readable(fd: &impl AsFd, timeout_ms: u64) -> Result<bool, Errno> {
-    wait_for(fd, PollFlags::POLLIN, timeout_ms)
-}
-
-fn wait_for(fd: &impl AsFd, what: PollFlags, timeout_ms: u64) -> Result<bool, Errno> {
-    let mut p = [PollFd::new(fd.as_fd(), what)];
-    let t = PollTimeout::try_from(timeout_ms.min(i32::MAX as u64) as i32).unwrap_or(PollTimeout::MAX);
-    loop {
-        match poll(&mut p, t) {
-            Ok(n) => return Ok(n > 0),
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e),
         }
     }
 }
@@ -279,7 +220,7 @@ pub fn recv_wait_into(
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now()).as_millis() as u64;
-        if !wait_readable(fd, left).map_err(|e| HandoffError::Io("waiting for the other process", e))? {
+        if !net::wait_readable(fd, left).map_err(|e| HandoffError::Io("waiting for the other process", e))? {
             return Err(HandoffError::Timeout(what));
         }
         if let Some(r) = recv_into(fd, buf)? {
@@ -288,36 +229,13 @@ pub fn recv_wait_into(
     }
 }
 
-/// Checks with the kernel that `fd` is a listening TCP socket bound to exactly `addr`.
-pub fn verify_tcp_listener(fd: &OwnedFd, addr: &SocketAddr) -> Result<(), &'static str> {
-    if so::getsockopt(fd, sockopt::SockType).map_err(|_| "not a socket")? != SockType::Stream {
-        return Err("not a stream socket");
-    }
-    if !so::getsockopt(fd, sockopt::AcceptConn).map_err(|_| "SO_ACCEPTCONN failed")? {
-        return Err("not listening");
-    }
-    match crate::net::local_addr(fd) {
-        Some(a) if a == *addr => Ok(()),
-        Some(_) => Err("bound to a different address than announced"),
-        None => Err("not an IP socket"),
-    }
-}
-
-/// Checks that `fd` is a listening unix seqpacket socket (the reconfig listener).
-pub fn verify_unix_listener(fd: &OwnedFd) -> Result<(), &'static str> {
-    if so::getsockopt(fd, sockopt::SockType).map_err(|_| "not a socket")? != SockType::SeqPacket {
-        return Err("not a seqpacket socket");
-    }
-    if !so::getsockopt(fd, sockopt::AcceptConn).map_err(|_| "SO_ACCEPTCONN failed")? {
-        return Err("not listening");
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::handoff::codec::{Entry, FdKind, ManifestHead, MAX_FDS_PER_MSG};
+    use crate::net::verify_tcp_listener;
+    use core::net::SocketAddr;
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType};
 
     fn pair() -> (OwnedFd, OwnedFd) {
         so::socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).unwrap()
