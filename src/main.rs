@@ -229,8 +229,7 @@ fn new_restart(
 
 fn publish_pid(restart: &Restart) -> Result<(), String> {
     match &restart.pid_file {
-        Some(p) => pidfile::write(p, std::process::id())
-            .map_err(|e| format!("cannot write the PID file {p}: {}; make its directory writable", e.desc())),
+        Some(p) => pidfile::write(p, std::process::id()).map_err(|e| format!("cannot write the PID file {p}: {e}")),
         None => Ok(()),
     }
 }

@@ -23,18 +23,40 @@ fn split(path: &str) -> Result<(OwnedFd, &str), Errno> {
     Ok((fd, name))
 }
 
-pub fn write(path: &str, pid: u32) -> Result<(), Errno> {
+/// Temporary names tried before giving up (another user may have taken the predictable ones
+/// in a shared sticky directory, where they cannot be removed).
+const TMP_ATTEMPTS: u32 = 8;
+
+/// Writes the PID file. Its directory must be changeable only by root or this user
+/// (`rundir::check_file_dir`), else the error names it.
+pub fn write(path: &str, pid: u32) -> Result<(), String> {
+    crate::rundir::check_file_dir(path).map_err(|e| e.to_string())?;
+    write_in_place(path, pid).map_err(|e| e.desc().to_string())
+}
+
+fn write_in_place(path: &str, pid: u32) -> Result<(), Errno> {
     let (dfd, name) = split(path)?;
-    let tmp = format!(".{name}.{pid}.tmp");
     let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let mode = Mode::from_bits_truncate(0o644);
-    let fd = match openat(&dfd, tmp.as_str(), flags, mode) {
-        Err(Errno::EEXIST) => {
-            // a leftover of this very PID (a crash between create and rename): ours to remove
-            nix::unistd::unlinkat(&dfd, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir)?;
-            openat(&dfd, tmp.as_str(), flags, mode)?
+    let mut attempt = 0;
+    let (fd, tmp) = loop {
+        let tmp = if attempt == 0 {
+            format!(".{name}.{pid}.tmp")
+        } else {
+            let nanos =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+            format!(".{name}.{pid}.{attempt}-{nanos}.tmp")
+        };
+        match openat(&dfd, tmp.as_str(), flags, mode) {
+            Ok(fd) => break (fd, tmp),
+            // a leftover of this PID (a crash between create and rename) is removed; one another
+            // user planted cannot be (sticky directory): try another name
+            Err(Errno::EEXIST) if attempt + 1 < TMP_ATTEMPTS => {
+                let _ = nix::unistd::unlinkat(&dfd, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
         }
-        r => r?,
     };
     let text = format!("{pid}\n");
     let r = nix::unistd::write(&fd, text.as_bytes())

@@ -395,7 +395,7 @@ impl Restart {
         if let Some(p) = &self.pid_file {
             if pidfile::read(p) != Some(std::process::id()) {
                 if let Err(e) = pidfile::write(p, std::process::id()) {
-                    log::error!("cannot write the PID file {p}: {}", e.desc());
+                    log::error!("cannot write the PID file {p}: {e}");
                 }
             }
         }

@@ -13,7 +13,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
-use nix::sys::stat::{fchmod, fstat, fstatat, Mode, SFlag};
+use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
 
 use crate::net;
 use crate::sys;
@@ -40,6 +40,14 @@ pub enum DirError {
         mode: u32,
     },
     Symlink(String),
+    /// A path with a trailing slash, an empty, `.` or `..` component.
+    NotNormal(String),
+    /// A symbolic link in the path that another user owns (and could point elsewhere).
+    ForeignLink {
+        dir: String,
+        link: String,
+        uid: u32,
+    },
     Locked {
         path: String,
         holder: Option<u32>,
@@ -55,14 +63,23 @@ impl core::fmt::Display for DirError {
             Self::Unsafe { path, uid, mode, why } => write!(
                 f,
                 "runtime directory {path}: {why} (owner uid {uid}, mode {mode:04o}); baton (uid {me}) only uses a directory \
-                 that it owns and that no other user can write: run `chown {me} {path} && chmod 0700 {path}`, \
-                 or point baton.runtime_dir / --runtime-dir at a fresh path (it is created 0700)"
+                 that it owns and that no other user can write: remove it (`rm -rf {path}`) and let baton \
+                 create it (0700), or point baton.runtime_dir / --runtime-dir at another path"
             ),
             Self::UnsafeAncestor { dir, ancestor, uid, mode } => write!(
                 f,
-                "runtime directory {dir}: its ancestor {ancestor} can be changed by another user (owner uid {uid}, \
+                "{dir}: its ancestor {ancestor} can be changed by another user (owner uid {uid}, \
                  mode {mode:04o}), who could swap the directory; choose a runtime directory whose ancestors belong \
-                 to root or uid {me} (or are sticky, like /tmp), e.g. /run/baton"
+                 to root or uid {me} (or are sticky, like /tmp), e.g. under /run"
+            ),
+            Self::NotNormal(p) => write!(
+                f,
+                "{p}: give a plain absolute path (no trailing slash, no empty, . or .. component)"
+            ),
+            Self::ForeignLink { dir, link, uid } => write!(
+                f,
+                "runtime directory {dir}: {link} is a symbolic link owned by uid {uid}, who could point it \
+                 elsewhere; give a path without it"
             ),
             Self::Symlink(p) => write!(
                 f,
@@ -97,13 +114,13 @@ pub fn path(dir: &str, name: &str) -> String {
     format!("{dir}/{name}")
 }
 
-/// Creates the directory (0700) if needed and checks that only this user can change it (see
-/// the module rules); tightens a mode that lets others read or enter it. Returns the
-/// directory's descriptor, which every file operation in it goes through.
+/// Checks that no other user can change what `dir` names (see the module rules), creates what
+/// is missing (0700), and checks the directory itself: this user's, writable by nobody else.
+/// An existing directory's mode is left as it is. Returns the directory's descriptor.
 pub fn prepare(dir: &str) -> Result<OwnedFd, DirError> {
+    check_path(dir)?;
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| DirError::Create(dir.into(), e))?;
-    check_ancestors(dir)?;
     let fd = open_dir(dir)?;
     let md = fstat(&fd).map_err(|e| DirError::Io("cannot inspect", dir.into(), e))?;
     let me = nix::unistd::geteuid().as_raw();
@@ -114,11 +131,109 @@ pub fn prepare(dir: &str) -> Result<OwnedFd, DirError> {
     if mode & 0o022 != 0 {
         return Err(DirError::Unsafe { path: dir.into(), uid, mode, why: "other users can write it" });
     }
-    if mode & 0o077 != 0 {
-        fchmod(&fd, Mode::from_bits_truncate(0o700)).map_err(|e| DirError::Io("cannot chmod", dir.into(), e))?;
-    }
+    check_real_ancestors(dir, &fd)?;
     Ok(fd)
 }
+
+/// Whether a directory owned by `uid` with `mode` can be changed only by root or this user: so
+/// nothing in it can be renamed or replaced by someone else (a sticky directory such as /tmp
+/// protects the entries of root and of this user).
+fn only_ours(uid: u32, mode: u32, me: u32) -> bool {
+    (uid == 0 || uid == me) && (mode & 0o022 == 0 || mode & 0o1000 != 0)
+}
+
+/// The path as written: absolute and normalised (no empty, `.` or `..` component, no trailing
+/// slash, which would make `O_NOFOLLOW` follow a link), and every existing component, links
+/// included, owned by root or this user in a directory only they can change. A link another
+/// user owns could be pointed elsewhere between two lookups.
+pub fn check_path(path: &str) -> Result<(), DirError> {
+    let normal = path.starts_with('/')
+        && path.len() > 1
+        && !path.ends_with('/')
+        && path[1..].split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+    if !normal {
+        return Err(DirError::NotNormal(path.into()));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    let mut prefix = String::with_capacity(path.len());
+    for comp in path[1..].split('/') {
+        let parent = if prefix.is_empty() { "/".to_string() } else { prefix.clone() };
+        prefix.push('/');
+        prefix.push_str(comp);
+        let md = match nix::sys::stat::stat(parent.as_str()) {
+            Ok(m) => m,
+            Err(_) => return Ok(()), // not there yet: created below by this user
+        };
+        if !only_ours(md.st_uid, md.st_mode & 0o7777, me) {
+            let (uid, mode) = (md.st_uid, md.st_mode & 0o7777);
+            return Err(DirError::UnsafeAncestor { dir: path.into(), ancestor: parent, uid, mode });
+        }
+        match nix::sys::stat::lstat(prefix.as_str()) {
+            Ok(l) if l.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFLNK.bits() && l.st_uid != 0 && l.st_uid != me => {
+                return Err(DirError::ForeignLink { dir: path.into(), link: prefix, uid: l.st_uid });
+            }
+            Ok(_) => {}
+            Err(_) => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
+/// For a file baton writes outside its runtime directory (the PID file): its directory and
+/// every component above it can be changed only by root or this user.
+pub fn check_file_dir(file: &str) -> Result<(), DirError> {
+    let dir = match file.rsplit_once('/') {
+        Some(("", _)) => "/",
+        Some((d, _)) => d,
+        None => return Err(DirError::NotNormal(file.into())),
+    };
+    if dir != "/" {
+        check_path(dir)?;
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    match nix::sys::stat::stat(dir) {
+        Ok(md) if !only_ours(md.st_uid, md.st_mode & 0o7777, me) => Err(DirError::UnsafeAncestor {
+            dir: file.into(),
+            ancestor: dir.into(),
+            uid: md.st_uid,
+            mode: md.st_mode & 0o7777,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The directory's real ancestors (walking `..` from its descriptor, whatever links led to
+/// it) must be changeable only by root or this user too.
+fn check_real_ancestors(dir: &str, fd: &OwnedFd) -> Result<(), DirError> {
+    let me = nix::unistd::geteuid().as_raw();
+    let flags = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+    let mut cur =
+        openat(fd, "..", flags, Mode::empty()).map_err(|e| DirError::Io("cannot open the parent of", dir.into(), e))?;
+    let mut below = fstat(fd).map_err(|e| DirError::Io("cannot inspect", dir.into(), e))?;
+    for _ in 0..MAX_DEPTH {
+        let md = fstat(&cur).map_err(|e| DirError::Io("cannot inspect an ancestor of", dir.into(), e))?;
+        if (md.st_dev, md.st_ino) == (below.st_dev, below.st_ino) {
+            return Ok(()); // `..` of `/` is `/`
+        }
+        if !only_ours(md.st_uid, md.st_mode & 0o7777, me) {
+            let ancestor = format!("(a real ancestor, inode {})", md.st_ino);
+            return Err(DirError::UnsafeAncestor {
+                dir: dir.into(),
+                ancestor,
+                uid: md.st_uid,
+                mode: md.st_mode & 0o7777,
+            });
+        }
+        below = md;
+        cur = openat(&cur, "..", flags, Mode::empty())
+            .map_err(|e| DirError::Io("cannot open an ancestor of", dir.into(), e))?;
+    }
+    Ok(())
+}
+
+/// Deepest directory tree walked when checking a runtime directory's ancestors (PATH_LEN
+/// bytes cannot name more).
+const MAX_DEPTH: usize = 64;
 
 /// Opens an existing directory without following a link in its last component.
 fn open_dir(dir: &str) -> Result<OwnedFd, DirError> {
@@ -127,25 +242,6 @@ fn open_dir(dir: &str) -> Result<OwnedFd, DirError> {
             Errno::ELOOP | Errno::ENOTDIR => DirError::Symlink(dir.into()),
             e => DirError::Io("cannot open", dir.into(), e),
         })
-}
-
-/// Every ancestor must belong to root or to this user, or be sticky (like /tmp), so nobody
-/// else can rename the runtime directory away and put their own in its place.
-fn check_ancestors(dir: &str) -> Result<(), DirError> {
-    let me = nix::unistd::geteuid().as_raw();
-    let mut p = std::path::Path::new(dir).parent();
-    while let Some(a) = p {
-        if let Ok(md) = nix::sys::stat::stat(a) {
-            let (uid, mode) = (md.st_uid, md.st_mode & 0o7777);
-            let others_write = mode & 0o022 != 0 && mode & 0o1000 == 0;
-            if (uid != 0 && uid != me) || others_write {
-                let ancestor = a.to_string_lossy().into_owned();
-                return Err(DirError::UnsafeAncestor { dir: dir.into(), ancestor, uid, mode });
-            }
-        }
-        p = a.parent();
-    }
-    Ok(())
 }
 
 /// Opens (creating 0600) a regular file in the directory, never through a symbolic link, and

@@ -38,6 +38,13 @@ pub struct Takeover {
 
 /// Connects to a running baton and takes over its sockets, or reports a cold start.
 pub fn begin(dir: &str, timeout_ms: u64) -> Result<Start, HandoffError> {
+    // the directory is this user's alone (`rundir::prepare`), but it may have been chowned to
+    // us with a socket another user bound in it before
+    let me = nix::unistd::geteuid().as_raw();
+    match nix::sys::stat::lstat(rundir::path(dir, rundir::RECONFIG).as_str()) {
+        Ok(st) if st.st_uid != me => return Err(HandoffError::ForeignSocket { uid: st.st_uid }),
+        _ => {}
+    }
     let conn = match net::unix_connect(&rundir::path(dir, rundir::RECONFIG)) {
         Ok(c) => c,
         Err(Errno::ENOENT | Errno::ECONNREFUSED) => return Ok(Start::Cold),

@@ -68,7 +68,8 @@ fn another_users_runtime_directory_is_refused_and_its_planted_link_never_followe
     let cfg = Cfg::simple(free_port(), &[free_port()]);
     let (code, err) = start_expecting_exit(&cfg, &dir, &run).expect("baton started on another user's directory");
     assert_eq!(code, 1, "{err}");
-    for want in [run.as_str(), "belongs to another user", "owner uid 65534", "mode 0777", "chown 0", "chmod 0700"] {
+    for want in [run.as_str(), "belongs to another user", "owner uid 65534", "mode 0777", "rm -rf", "create it (0700)"]
+    {
         assert!(err.contains(want), "missing {want:?} in: {err}");
     }
     assert_untouched(&target);
@@ -81,7 +82,7 @@ fn another_users_runtime_directory_is_refused_and_its_planted_link_never_followe
 }
 
 /// A directory of our own that others can write (0770, 0777) is refused; a missing one is
-/// created 0700; one only we can write but others can read (0755) is tightened to 0700.
+/// created 0700; one only we can write but others can read (0755) is used as it is.
 #[test]
 fn the_runtime_directory_is_created_0700_and_refused_when_others_can_write_it() {
     let dir = TempDir::new("rundir-mode");
@@ -95,6 +96,13 @@ fn the_runtime_directory_is_created_0700_and_refused_when_others_can_write_it() 
         assert!(err.contains("other users can write it") && err.contains(&format!("mode 0{mode:o}")), "{err}");
     }
     std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cfg755 = Cfg::simple(free_port(), &[free_port()]);
+    std::fs::write(dir.path("c755.json"), cfg755.json()).unwrap();
+    let mut c = spawn_env(&dir.path("c755.json"), &run, &[]);
+    let up = eventually(Duration::from_secs(10), || http_get(cfg755.admin.unwrap(), "/health").is_some());
+    stop_child_term(&mut c);
+    assert!(up, "a 0755 directory of our own must be accepted");
+    assert_eq!(std::fs::metadata(&run).unwrap().mode() & 0o777, 0o755, "an existing directory's mode is not changed");
     let be = Backend::start(Mode::Echo);
     let b = Baton::start(&Cfg::simple(free_port(), &[be.port]));
     assert_eq!(std::fs::metadata(b.run_dir()).unwrap().mode() & 0o777, 0o700, "created 0700");
@@ -108,6 +116,73 @@ fn the_runtime_directory_is_created_0700_and_refused_when_others_can_write_it() 
         assert_eq!(code, 1, "{err}");
         assert!(err.contains(&format!("its ancestor {parent} can be changed by another user")), "{err}");
     }
+    // a trailing slash (which would make O_NOFOLLOW follow a link), `.` and `..` are refused
+    for bad in [format!("{run}/"), format!("{run}/./x"), format!("{run}/../run")] {
+        let (code, err) = start_expecting_exit(&cfg, &dir, &bad).expect("baton started");
+        assert_eq!(code, 1, "{bad}: {err}");
+        assert!(err.contains("give a plain absolute path"), "{bad}: {err}");
+    }
+}
+
+fn stop_child_term(c: &mut std::process::Child) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), Signal::SIGTERM);
+    if wait_child(c, Duration::from_secs(5)).is_none() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// A sticky shared directory (like /tmp) in which `nobody` owns a symbolic link named in the
+/// runtime directory's or the PID file's path: refused, since the link could be re-pointed
+/// between two lookups (the review's attack: root's files elsewhere removed or replaced).
+#[test]
+fn a_link_another_user_owns_in_the_path_is_refused() {
+    if !is_root() {
+        eprintln!("skipped: needs root to play the other user (CI runs as root)");
+        return;
+    }
+    let dir = TempDir::new("foreign-link");
+    let sticky = dir.path("sticky");
+    std::fs::create_dir(&sticky).unwrap();
+    std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let rootbase = dir.path("rootbase");
+    std::fs::create_dir(&rootbase).unwrap();
+    let target = precious(&dir, "rootbase/b.pid");
+    let evil = format!("{sticky}/evil");
+    std::os::unix::fs::symlink(&rootbase, &evil).unwrap();
+    std::os::unix::fs::lchown(&evil, Some(NOBODY), Some(NOBODY)).unwrap();
+    let cfg = Cfg::simple(free_port(), &[free_port()]);
+    let (code, err) = start_expecting_exit(&cfg, &dir, &format!("{evil}/rt")).expect("baton started");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("{evil} is a symbolic link owned by uid 65534")), "{err}");
+    assert!(!std::path::Path::new(&format!("{rootbase}/rt")).exists(), "created through the link");
+    // the PID file through the same link
+    let cfg = cfg.set("pid_file", &format!("\"{evil}/b.pid\""));
+    let (code, err) = start_expecting_exit(&cfg, &dir, &dir.path("run")).expect("baton started");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot write the PID file") && err.contains("symbolic link owned by uid 65534"), "{err}");
+    assert_untouched(&target);
+}
+
+/// A directory `nobody` created, with a socket of theirs bound as `reconfig.sock`, then handed
+/// to root (chown): baton names the planted socket instead of talking to it.
+#[test]
+fn a_reconfig_socket_planted_by_another_user_is_named_not_used() {
+    if !is_root() {
+        eprintln!("skipped: needs root to play the other user (CI runs as root)");
+        return;
+    }
+    let dir = TempDir::new("squat");
+    let run = dir.path("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let sock = format!("{run}/reconfig.sock");
+    let _squatter = baton::net::unix_listen(&sock).unwrap();
+    std::os::unix::fs::lchown(&sock, Some(NOBODY), Some(NOBODY)).unwrap();
+    let cfg = Cfg::simple(free_port(), &[free_port()]);
+    let (code, err) = start_expecting_exit(&cfg, &dir, &run).expect("baton started");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("belongs to uid 65534") && err.contains("planted"), "{err}");
 }
 
 /// A link planted as `baton.lock` in baton's own directory (at start, and swapped in while

@@ -30,6 +30,10 @@ pub enum HandoffError {
     Unexpected(&'static str),
     Refused(Text),
     Busy,
+    /// `reconfig.sock` belongs to another user: not a baton of ours (planted).
+    ForeignSocket {
+        uid: u32,
+    },
     Unauthorised {
         pid: i32,
         uid: u32,
@@ -54,6 +58,11 @@ impl fmt::Display for HandoffError {
             Self::Unexpected(what) => write!(f, "unexpected message: {what}"),
             Self::Refused(r) => write!(f, "the running baton refused the hot restart: {r}"),
             Self::Busy => f.write_str("another hot restart is in progress; retry when it has finished"),
+            Self::ForeignSocket { uid } => write!(
+                f,
+                "reconfig.sock in the runtime directory belongs to uid {uid}, not to baton's user: another user \
+                 planted it, no baton of ours is there; remove the runtime directory and start again"
+            ),
             Self::Unauthorised { pid, uid } => {
                 write!(f, "peer pid {pid} runs as uid {uid}, not as this process's user or root")
             }
