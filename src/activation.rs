@@ -5,14 +5,14 @@
 //! afterwards: a SIGHUP restart re-executes under the same PID and must not take descriptor
 //! numbers for sockets a second time.
 
-use crate::config::Config;
+use crate::sansio::config::Config;
 use crate::server::Inherited;
-use crate::{net, sys};
+use crate::sys::{self, net};
 
 /// First descriptor number systemd passes (`SD_LISTEN_FDS_START`).
 const LISTEN_FDS_START: i32 = 3;
 /// At most this many descriptors are taken: every listener plus the admin listener.
-const MAX_ACTIVATED: usize = crate::config::MAX_LISTENERS + 1;
+const MAX_ACTIVATED: usize = crate::sansio::config::MAX_LISTENERS + 1;
 
 /// The sockets the supervisor passed to this process, matched to `cfg`; empty without activation.
 pub fn take(cfg: &Config) -> Inherited {

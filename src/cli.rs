@@ -1,6 +1,6 @@
 //! Command-line parsing (no clap: the surface is small and fixed).
 
-use crate::config::LogLevel;
+use crate::sansio::config::LogLevel;
 
 pub const DEFAULT_CONFIG: &str = "/etc/baton/baton.json";
 
@@ -88,12 +88,12 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
 
 /// Paths for sockets and PID files must be absolute: the process may be re-executed elsewhere.
 fn absolute(p: String, flag: &str) -> Result<String, String> {
-    if p.starts_with('/') && p.len() <= crate::config::PATH_LEN {
+    if p.starts_with('/') && p.len() <= crate::sansio::config::PATH_LEN {
         Ok(p)
     } else if !p.starts_with('/') {
         Err(format!("{flag} {p}: give an absolute path"))
     } else {
-        Err(format!("{flag}: the path is longer than {} bytes", crate::config::PATH_LEN))
+        Err(format!("{flag}: the path is longer than {} bytes", crate::sansio::config::PATH_LEN))
     }
 }
 

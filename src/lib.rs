@@ -1,38 +1,35 @@
 //! baton: a hot-restartable L4 TCP proxy for embedded Linux gateways.
 //!
-//! Layers, each using only the ones listed before it:
+//! Layers, each using only the ones listed before it (docs/architecture.md has the picture):
 //!
-//! 1. sans-io (`core` + `heapless` only, testable without sockets): `config` (model, parsing),
-//!    `conn` (proxied connection state machine, and its portable state for a transfer), `lb`
-//!    (load balancing, passive health), `http` (admin request parser), `stats` (counters and
-//!    their rendering), `handoff::codec` (hot-restart and transfer wire format).
-//! 2. `sys`: the only module with `unsafe`: raw descriptors, `fork`/`pidfd`, and the few
-//!    system calls nix does not wrap.
-//! 3. `net` and `poller`: sockets and the edge-triggered epoll loop.
-//! 4. `server`: the event loop that owns listeners, connections, admin and timers.
-//! 5. `handoff::channel`, `takeover` (new side), `restart` (old side) and `transfer` (moving
-//!    established connections): the hot-restart protocol on top of a running server.
-//! 6. `main`: command line, logging, exit codes.
+//! 1. `sansio` (`core` + `heapless` + serde-json-core, no system call; `tests/nostd` builds it
+//!    under `#![no_std]`): `config`, `conn` (the connection state machine), `lb`, `http` (admin
+//!    requests), `stats`, `codec` (the hot-restart wire format).
+//! 2. `sys`: the kernel. `sys::ffi` holds the only `unsafe`; `sys::net` the sockets, pipes and
+//!    waits; `sys::poller` the epoll loop with opaque tokens.
+//! 3. `server` (the event loop: listeners, the connection table, upstream choice, relaying,
+//!    detaching and adopting connections) and `admin` (the admin endpoint, fed a snapshot).
+//! 4. `restart`: the hot-restart protocol on top of a running server: the old side (`restart`
+//!    itself), the new side (`takeover`), moving established connections (`transfer`), records
+//!    with descriptors (`channel`), the runtime directory (`rundir`) and the PID file (`pidfile`).
+//! 5. Edges: `config_file` (reading the config), `cli`, `activation` (systemd sockets),
+//!    `notify` (sd_notify), `fault` (test-only fault injection), `runtime` (the main loop with
+//!    signals), and the binary's `main`.
 #![deny(unsafe_code)]
 
-pub mod activation;
-pub mod admin;
-pub mod cli;
-pub mod config;
-pub mod conn;
-pub mod fault;
-pub mod handoff;
-pub mod http;
-pub mod lb;
-pub mod net;
-pub mod notify;
-pub mod pidfile;
-pub mod poller;
-pub mod restart;
-pub mod rundir;
-pub mod runtime;
-pub mod server;
-pub mod stats;
+// 1. sans-io
+pub mod sansio;
+// 2. system
 pub mod sys;
-pub mod takeover;
-pub mod transfer;
+// 3. event loop
+pub mod admin;
+pub mod server;
+// 4. hot restart
+pub mod restart;
+// 5. edges
+pub mod activation;
+pub mod cli;
+pub mod config_file;
+pub mod fault;
+pub mod notify;
+pub mod runtime;

@@ -9,13 +9,13 @@ use std::os::fd::OwnedFd;
 use nix::sys::signalfd::SignalFd;
 
 use baton::cli::{self, Command, USAGE};
-use baton::config::{self, Config, LogLevel};
-use baton::handoff::channel::HandoffError;
+use baton::restart::channel::HandoffError;
+use baton::restart::takeover::{self, Start, Takeover};
+use baton::restart::{pidfile, rundir};
 use baton::restart::{Exec, Restart};
 use baton::runtime::{self, Runtime};
+use baton::sansio::config::{self, Config, LogLevel};
 use baton::server::{Inherited, Server, VERSION};
-use baton::takeover::{self, Start, Takeover};
-use baton::{pidfile, rundir};
 
 /// Stack for the start-up thread (config parsing, takeover, binding).
 const STARTUP_STACK: usize = 8 << 20;
@@ -77,7 +77,7 @@ fn start() -> Result<(Box<Runtime>, Incoming), i32> {
             return Err(2);
         }
     };
-    let mut cfg = match config::load(&args.config) {
+    let mut cfg = match baton::config_file::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
             if args.check {
@@ -197,7 +197,7 @@ fn take_over(
 /// Takes the old process's established connections (after the ack: this process serves).
 fn receive_connections(chan: &OwnedFd, server: &mut Server, from: i32) {
     let timeout = server.cfg().settings.handoff_timeout_ms;
-    let (r, err) = match baton::transfer::receive(chan, server, timeout) {
+    let (r, err) = match baton::restart::transfer::receive(chan, server, timeout) {
         Ok(r) => (r, None),
         Err((r, e)) => (r, Some(e)),
     };

@@ -6,9 +6,9 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
-use crate::poller::{Event, Kind, Token};
 use crate::restart::Restart;
 use crate::server::{Mode, Server};
+use crate::sys::poller::{Event, Kind, Token};
 
 /// Signals baton handles; they are blocked and read from a signalfd.
 pub fn handled_signals() -> SigSet {

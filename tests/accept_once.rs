@@ -43,26 +43,26 @@ print(",".join(map(str, ids)))
 
 #[test]
 fn every_connection_is_accepted_exactly_once_while_two_processes_hold_the_socket() {
-    use baton::handoff::channel;
-    use baton::handoff::codec::{Entry, FdKind, ManifestHead, Msg};
+    use baton::restart::channel;
+    use baton::sansio::codec::{Entry, FdKind, ManifestHead, Msg};
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let dir = TempDir::new("once");
     let path = dir.path("handoff.sock");
-    let ctl = baton::net::unix_listen(&path).unwrap();
+    let ctl = baton::sys::net::unix_listen(&path).unwrap();
     // the helper ends by itself: 1.5 s without a connection, 30 s at most
     let helper = std::process::Command::new("/usr/bin/python3")
         .args(["-c", HELPER, &path])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("python3");
-    assert!(baton::net::wait_readable(&ctl, 5000).unwrap());
-    let chan = baton::net::unix_accept(&ctl).unwrap().unwrap();
+    assert!(baton::sys::net::wait_readable(&ctl, 5000).unwrap());
+    let chan = baton::sys::net::unix_accept(&ctl).unwrap().unwrap();
     let entries =
         [Entry { kind: FdKind::Listener, name: Default::default(), addr: Some(addr), pid: 0 }].into_iter().collect();
     let head = ManifestHead { baton_version: Default::default(), totals: Default::default(), batch: 0, last: true };
     channel::send(&chan, &Msg::Manifest { head, entries }, &[l.as_raw_fd()]).unwrap();
-    assert!(baton::net::wait_readable(&chan, 5000).unwrap(), "helper never got the socket");
+    assert!(baton::sys::net::wait_readable(&chan, 5000).unwrap(), "helper never got the socket");
 
     // this process accepts on its own copy at the same time
     l.set_nonblocking(true).unwrap();

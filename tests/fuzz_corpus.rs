@@ -21,10 +21,10 @@ fn config_corpus() {
     let all = inputs("config");
     assert!(all.len() >= 5);
     for (name, data) in all {
-        if let Ok(cfg) = baton::config::parse(&data) {
+        if let Ok(cfg) = baton::sansio::config::parse(&data) {
             let mut text = String::new();
-            baton::config::render::write_json(&mut text, &cfg).unwrap();
-            assert_eq!(baton::config::parse(text.as_bytes()).unwrap(), cfg, "{name}");
+            baton::sansio::config::render::write_json(&mut text, &cfg).unwrap();
+            assert_eq!(baton::sansio::config::parse(text.as_bytes()).unwrap(), cfg, "{name}");
         } else {
             assert!(name.contains("fallback") || name.contains("regressions"), "{name} should be a valid config");
         }
@@ -35,8 +35,8 @@ fn config_corpus() {
 /// rewrites them after a format change; otherwise the files must match what the code encodes.
 #[test]
 fn handoff_seeds_match_the_wire_format() {
-    use baton::conn::{ConnState, FlowState};
-    use baton::handoff::codec::*;
+    use baton::sansio::codec::*;
+    use baton::sansio::conn::{ConnState, FlowState};
     let t = |s: &str| text(s);
     let entry = |kind, name: &str, addr: Option<&str>, pid| Entry {
         kind,
@@ -50,7 +50,7 @@ fn handoff_seeds_match_the_wire_format() {
     entries.push(entry(FdKind::Reconfig, "reconfig.sock", None, 0)).unwrap();
     entries.push(entry(FdKind::Lock, "baton.lock", None, 0)).unwrap();
     entries.push(entry(FdKind::Pidfd, "handing-over", None, 4242)).unwrap();
-    let totals = baton::stats::Totals { accepted: 10, rx: 2048, tx: 4096, generation: 3, ..Default::default() };
+    let totals = baton::sansio::stats::Totals { accepted: 10, rx: 2048, tx: 4096, generation: 3, ..Default::default() };
     let head = ManifestHead { baton_version: t("0.1.0"), totals, batch: 0, last: true };
     let flow = |pending, eof, shut| FlowState { pending, eof, shut, bytes: 1 << 20 };
     let mut conns = heapless::Vec::new();
@@ -100,8 +100,8 @@ fn handoff_seeds_match_the_wire_format() {
 }
 
 /// Re-encodes a decoded record (a DATA record's bytes are the record's tail).
-fn reencode(m: &baton::handoff::codec::Msg, rec: &[u8], buf: &mut [u8]) -> usize {
-    use baton::handoff::codec::{encode, encode_data, Msg};
+fn reencode(m: &baton::sansio::codec::Msg, rec: &[u8], buf: &mut [u8]) -> usize {
+    use baton::sansio::codec::{encode, encode_data, Msg};
     match m {
         Msg::Data { conn, flow, len } => encode_data(*conn, *flow, &rec[rec.len() - *len as usize..], buf).unwrap(),
         _ => encode(m, buf).unwrap(),
@@ -110,7 +110,7 @@ fn reencode(m: &baton::handoff::codec::Msg, rec: &[u8], buf: &mut [u8]) -> usize
 
 #[test]
 fn handoff_corpus() {
-    use baton::handoff::codec::{decode, MAX_FRAME};
+    use baton::sansio::codec::{decode, MAX_FRAME};
     let all = inputs("handoff");
     assert!(all.len() >= 13);
     for (name, data) in all {
@@ -128,7 +128,7 @@ fn handoff_corpus() {
 
 #[test]
 fn admin_http_corpus() {
-    use baton::http::{parse, Parsed};
+    use baton::sansio::http::{parse, Parsed};
     for (name, data) in inputs("admin_http") {
         let mut done = None;
         for end in 0..=data.len() {
@@ -145,7 +145,7 @@ fn admin_http_corpus() {
 
 #[test]
 fn values_corpus() {
-    use baton::config::value::{parse_addr, parse_duration_ms, MAX_DURATION_MS};
+    use baton::sansio::config::value::{parse_addr, parse_duration_ms, MAX_DURATION_MS};
     for (_, data) in inputs("values") {
         if let Ok(s) = std::str::from_utf8(&data) {
             assert!(parse_duration_ms(s).is_none_or(|ms| ms <= MAX_DURATION_MS));

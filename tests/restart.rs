@@ -238,12 +238,12 @@ fn a_peer_of_another_uid_is_refused_and_the_old_process_keeps_serving() {
 
 #[test]
 fn malformed_messages_to_the_running_baton_are_refused_without_a_crash() {
-    use baton::handoff::channel;
+    use baton::restart::channel;
     let be = Backend::start(Mode::Echo);
     let b = Baton::start(&Cfg::simple(free_port(), &[be.port]));
     let path = format!("{}/reconfig.sock", b.run_dir());
     let send_raw = |bytes: &[u8]| {
-        let c = baton::net::unix_connect(&path).unwrap();
+        let c = baton::sys::net::unix_connect(&path).unwrap();
         nix::sys::socket::send(std::os::fd::AsRawFd::as_raw_fd(&c), bytes, nix::sys::socket::MsgFlags::empty())
             .unwrap();
         std::thread::sleep(Duration::from_millis(100));
@@ -253,11 +253,11 @@ fn malformed_messages_to_the_running_baton_are_refused_without_a_crash() {
     send_raw(b"BATN\x01\x01\xff\x00\x01"); // length lies
     send_raw(b"BAT"); // truncated header
                       // a HELLO, then garbage instead of READY
-    let c = baton::net::unix_connect(&path).unwrap();
-    let hello = baton::handoff::codec::Msg::Hello { pid: 1, baton_version: Default::default() };
+    let c = baton::sys::net::unix_connect(&path).unwrap();
+    let hello = baton::sansio::codec::Msg::Hello { pid: 1, baton_version: Default::default() };
     channel::send(&c, &hello, &[]).unwrap();
     let (go, _) = channel::recv_wait(&c, 2000, "GO").unwrap();
-    assert!(matches!(go, baton::handoff::codec::Msg::Go { .. }), "{go:?}");
+    assert!(matches!(go, baton::sansio::codec::Msg::Go { .. }), "{go:?}");
     nix::sys::socket::send(
         std::os::fd::AsRawFd::as_raw_fd(&c),
         b"BATN\x01\x05\x01\x00",
@@ -276,12 +276,12 @@ fn malformed_messages_to_the_running_baton_are_refused_without_a_crash() {
 
 /// Plays the old process against a real new one and feeds it a bad manifest.
 fn fake_old_process(bad: impl Fn(&std::os::fd::OwnedFd, &std::net::TcpListener)) -> (i32, String) {
-    use baton::handoff::channel;
-    use baton::handoff::codec::Msg;
+    use baton::restart::channel;
+    use baton::sansio::codec::Msg;
     let dir = TempDir::new("fakeold");
     let run = dir.path("run");
     std::fs::create_dir_all(&run).unwrap();
-    let l = baton::net::unix_listen(&format!("{run}/reconfig.sock")).unwrap();
+    let l = baton::sys::net::unix_listen(&format!("{run}/reconfig.sock")).unwrap();
     let cfg = Cfg::simple(free_port(), &[free_port()]);
     let config = dir.path("c.json");
     std::fs::write(&config, cfg.json()).unwrap();
@@ -290,14 +290,14 @@ fn fake_old_process(bad: impl Fn(&std::os::fd::OwnedFd, &std::net::TcpListener))
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(baton::net::wait_readable(&l, 5000).unwrap());
-    let peer = baton::net::unix_accept(&l).unwrap().unwrap();
+    assert!(baton::sys::net::wait_readable(&l, 5000).unwrap());
+    let peer = baton::sys::net::unix_accept(&l).unwrap().unwrap();
     let (hello, _) = channel::recv_wait(&peer, 5000, "HELLO").unwrap();
     assert!(matches!(hello, Msg::Hello { .. }));
     channel::send(&peer, &Msg::Go { pid: std::process::id() }, &[]).unwrap();
     let (ready, _) = channel::recv_wait(&peer, 5000, "READY").unwrap();
     assert_eq!(ready, Msg::Ready);
-    let chan = baton::net::unix_connect(&format!("{run}/listen.sock")).unwrap();
+    let chan = baton::sys::net::unix_connect(&format!("{run}/listen.sock")).unwrap();
     let sock = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     bad(&chan, &sock);
     let code = wait_child(&mut child, Duration::from_secs(10));
@@ -310,8 +310,8 @@ fn fake_old_process(bad: impl Fn(&std::os::fd::OwnedFd, &std::net::TcpListener))
 
 #[test]
 fn a_bad_manifest_is_refused_by_the_new_process_with_a_clear_error() {
-    use baton::handoff::channel;
-    use baton::handoff::codec::{self, Entry, FdKind, ManifestHead, Msg};
+    use baton::restart::channel;
+    use baton::sansio::codec::{self, Entry, FdKind, ManifestHead, Msg};
     use std::os::fd::AsRawFd;
     let manifest = |addr: std::net::SocketAddr, n: usize| Msg::Manifest {
         head: ManifestHead { baton_version: Default::default(), totals: Default::default(), batch: 0, last: true },

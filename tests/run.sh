@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (`.ci/run` calls this):
-#   1. host: cargo fmt --check, clippy -D warnings, unit and integration tests
+#   1. host: cargo fmt --check, clippy -D warnings, unit and integration tests, and the no_std
+#      build of src/sansio (tests/nostd)
 #   2. qemu-user: the same tests for aarch64 and armv7 (cross/test-qemu-user.sh)
 #   3. release builds for x86_64, aarch64, armv7: static, within their size budgets (cross/build.sh)
 #   4. full system: the firmware image booted under qemu-system for aarch64 and armv7, with
@@ -43,6 +44,14 @@ cargo clippy --all-targets --locked --features fault-injection -- -D warnings
 step "host tests"
 cargo test --all-targets --locked --features fault-injection 2>&1 | tee target/test-host.log
 count host target/test-host.log
+
+step "no_std build of the sans-io core (tests/nostd, x86_64-unknown-none)"
+rustup target list --installed | grep -qx x86_64-unknown-none || rustup target add x86_64-unknown-none
+if cargo build --locked --manifest-path tests/nostd/Cargo.toml --target x86_64-unknown-none --target-dir target/nostd; then
+  summary+=("nostd: 1 passed, 0 failed"); total_p=$((total_p + 1))
+else
+  summary+=("nostd: 0 passed, 1 failed"); total_f=$((total_f + 1))
+fi
 
 if [ "${BATON_TESTS:-all}" != host ]; then
   step "qemu-user tests (aarch64, armv7)"

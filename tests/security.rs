@@ -177,7 +177,7 @@ fn a_reconfig_socket_planted_by_another_user_is_named_not_used() {
     std::fs::create_dir(&run).unwrap();
     std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
     let sock = format!("{run}/reconfig.sock");
-    let _squatter = baton::net::unix_listen(&sock).unwrap();
+    let _squatter = baton::sys::net::unix_listen(&sock).unwrap();
     std::os::unix::fs::lchown(&sock, Some(NOBODY), Some(NOBODY)).unwrap();
     let cfg = Cfg::simple(free_port(), &[free_port()]);
     let (code, err) = start_expecting_exit(&cfg, &dir, &run).expect("baton started");
@@ -321,8 +321,8 @@ fn an_unwritable_pid_file_at_takeover_refuses_no_connection() {
 
 mod handoff_peers {
     use super::*;
-    use baton::handoff::channel;
-    use baton::handoff::codec::{self, text, Msg, MAX_FRAME, PROTO_VERSION};
+    use baton::restart::channel;
+    use baton::sansio::codec::{self, text, Msg, MAX_FRAME, PROTO_VERSION};
     use std::os::fd::AsRawFd;
 
     fn open_fds(pid: i32) -> usize {
@@ -342,7 +342,7 @@ mod handoff_peers {
         let before = open_fds(b.pid());
         let extra = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         for _ in 0..5 {
-            let c = baton::net::unix_connect(&reconfig(&b)).unwrap();
+            let c = baton::sys::net::unix_connect(&reconfig(&b)).unwrap();
             let hello = Msg::Hello { pid: std::process::id(), baton_version: text("9.9.9") };
             channel::send(&c, &hello, &[extra.as_raw_fd(); 100]).unwrap();
             // the record is refused; whatever answer comes, the connection ends
@@ -362,7 +362,7 @@ mod handoff_peers {
     fn a_protocol_version_mismatch_is_answered_naming_both_versions() {
         let be = Backend::start(Mode::Echo);
         let b = Baton::start(&Cfg::simple(free_port(), &[be.port]));
-        let c = baton::net::unix_connect(&reconfig(&b)).unwrap();
+        let c = baton::sys::net::unix_connect(&reconfig(&b)).unwrap();
         let mut rec = [0u8; MAX_FRAME];
         let n = codec::encode(&Msg::Hello { pid: 1, baton_version: text("9.0.0") }, &mut rec).unwrap();
         rec[4] = PROTO_VERSION + 1;
@@ -383,9 +383,9 @@ mod handoff_peers {
     fn silent_refused_peers_do_not_hold_the_event_loop() {
         let be = Backend::start(Mode::Echo);
         let b = Baton::start(&Cfg::simple(free_port(), &[be.port]).set("handoff_timeout", "\"5s\""));
-        let holder = baton::net::unix_connect(&reconfig(&b)).unwrap(); // greeting: holds the one slot
+        let holder = baton::sys::net::unix_connect(&reconfig(&b)).unwrap(); // greeting: holds the one slot
         std::thread::sleep(Duration::from_millis(100));
-        let silent: Vec<_> = (0..9).map(|_| baton::net::unix_connect(&reconfig(&b)).unwrap()).collect();
+        let silent: Vec<_> = (0..9).map(|_| baton::sys::net::unix_connect(&reconfig(&b)).unwrap()).collect();
         let t = Instant::now();
         let health = http_get(b.admin.unwrap(), "/health");
         let took = t.elapsed();

@@ -67,7 +67,7 @@ fn no_allocation_on_the_data_path_after_warm_up() {
         Cfg::simple(free_port(), &[be.port, free_port()]).set("buffer_size", "8192").set("max_connections", "64");
     cfg.admin = None;
     let port = cfg.listeners[0].1;
-    let config = baton::config::parse(cfg.json().as_bytes()).unwrap();
+    let config = baton::sansio::config::parse(cfg.json().as_bytes()).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let st = stop.clone();
     let proxy = std::thread::spawn(move || {

@@ -3,9 +3,9 @@
 //! render to JSON that parses to the same config.
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    if let Ok(cfg) = baton::config::parse(data) {
+    if let Ok(cfg) = baton::sansio::config::parse(data) {
         let mut text = String::new();
-        baton::config::render::write_json(&mut text, &cfg).unwrap();
-        assert_eq!(baton::config::parse(text.as_bytes()).unwrap(), cfg, "{text}");
+        baton::sansio::config::render::write_json(&mut text, &cfg).unwrap();
+        assert_eq!(baton::sansio::config::parse(text.as_bytes()).unwrap(), cfg, "{text}");
     }
 });

@@ -1,7 +1,7 @@
 //! Hot-restart and connection-transfer records: decoding never panics, and whatever decodes
 //! re-encodes to a record that decodes to the same message (a DATA record with the same bytes).
 #![no_main]
-use baton::handoff::codec::{decode, encode, encode_data, Msg, MAX_FRAME};
+use baton::sansio::codec::{decode, encode, encode_data, Msg, MAX_FRAME};
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(m) = decode(data) {
         let mut buf = [0u8; MAX_FRAME];

@@ -32,7 +32,7 @@ impl Server {
         };
         ConnState {
             listener: l.addr,
-            cluster: crate::handoff::codec::text(&c.name),
+            cluster: crate::sansio::codec::text(&c.name),
             // the upstream socket's real peer: a host that has left the cluster is still where
             // the connection goes, and the next successor checks the socket against it
             host: s.fds[1]
@@ -97,7 +97,7 @@ impl Server {
     /// kernel against what the state says.
     pub fn adopt(&mut self, st: &ConnState, fds: Vec<OwnedFd>) -> Result<usize, Decline> {
         let splice = self.cfg.settings.splice;
-        if fds.len() != crate::handoff::codec::fds_per_conn(splice) {
+        if fds.len() != crate::sansio::codec::fds_per_conn(splice) {
             return Err("its relay mode (splice) differs from this process's");
         }
         let li = self

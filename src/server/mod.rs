@@ -11,12 +11,12 @@ use nix::errno::Errno;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
 
-use crate::config::{Config, MAX_HOSTS, MAX_LISTENERS};
-use crate::conn::{Conn, ConnState, Outcome, Phase, Side};
-use crate::lb::{self, HealthChange, HostState};
-use crate::net::{self, FdTransport, SpliceTransport};
-use crate::poller::{Event, Kind, Poller, Token};
-use crate::stats::{ListenerCounters, Snapshot, Totals, TransferCounters};
+use crate::sansio::config::{Config, MAX_HOSTS, MAX_LISTENERS};
+use crate::sansio::conn::{Conn, ConnState, Outcome, Phase, Side};
+use crate::sansio::lb::{self, HealthChange, HostState};
+use crate::sansio::stats::{ListenerCounters, Snapshot, Totals, TransferCounters};
+use crate::sys::net::{self, FdTransport, SpliceTransport};
+use crate::sys::poller::{Event, Kind, Poller, Token};
 use crate::{admin, sys};
 
 mod accept;
@@ -46,7 +46,7 @@ const NO_HOST: u8 = u8::MAX;
 /// Why the server could not start. Each says what to change.
 #[derive(Debug)]
 pub enum StartError {
-    Bind { listener: crate::config::Name, addr: SocketAddr, errno: Errno },
+    Bind { listener: crate::sansio::config::Name, addr: SocketAddr, errno: Errno },
     AdminBind { addr: SocketAddr, errno: Errno },
     FdLimit { need: u64, hard: u64 },
     Memory { bytes: u64 },

@@ -20,8 +20,8 @@
 use std::os::fd::{OwnedFd, RawFd};
 use std::time::Instant;
 
-use crate::handoff::channel::{self, HandoffError};
-use crate::handoff::codec::{fds_per_conn, Msg, MAX_CONNS_PER_BATCH, MAX_DATA, MAX_FDS_PER_MSG, MAX_FRAME};
+use crate::restart::channel::{self, HandoffError};
+use crate::sansio::codec::{fds_per_conn, Msg, MAX_CONNS_PER_BATCH, MAX_DATA, MAX_FDS_PER_MSG, MAX_FRAME};
 use crate::server::Server;
 
 /// The old process's account of a transfer.
@@ -171,7 +171,7 @@ fn receive_batch(
     buf: &mut [u8; MAX_FRAME],
     batch: u16,
     splice: bool,
-    conns: &[crate::conn::ConnState],
+    conns: &[crate::sansio::conn::ConnState],
     fds: Vec<OwnedFd>,
     timeout_ms: u64,
     r: &mut Received,
@@ -226,7 +226,7 @@ fn receive_data(
     chan: &OwnedFd,
     server: &mut Server,
     buf: &mut [u8; MAX_FRAME],
-    conns: &[crate::conn::ConnState],
+    conns: &[crate::sansio::conn::ConnState],
     adopted: &[Option<usize>],
     timeout_ms: u64,
 ) -> Result<(), HandoffError> {

@@ -9,12 +9,12 @@ use std::os::fd::OwnedFd;
 
 use nix::errno::Errno;
 
-use crate::handoff::channel::{self, HandoffError};
-use crate::handoff::codec::{text, FdKind, Msg, Text, TRANSFER_VERSION};
-use crate::net;
-use crate::rundir;
+use crate::restart::channel::{self, HandoffError};
+use crate::restart::rundir;
+use crate::sansio::codec::{text, FdKind, Msg, Text, TRANSFER_VERSION};
+use crate::sansio::stats::Totals;
 use crate::server::{Inherited, VERSION};
-use crate::stats::Totals;
+use crate::sys::net;
 
 pub enum Start {
     /// Nobody answers on `reconfig.sock`: start from scratch.

@@ -510,8 +510,8 @@ mod tests {
     extern crate std;
     use std::string::ToString;
 
-    const SAMPLE: &str = include_str!("../../tests/data/tcpproxy-sample-0.8.1.json");
-    const FALLBACK: &str = include_str!("../../tests/data/proxy-fallback-example.json");
+    const SAMPLE: &str = include_str!("../../../tests/data/tcpproxy-sample-0.8.1.json");
+    const FALLBACK: &str = include_str!("../../../tests/data/proxy-fallback-example.json");
 
     fn err(s: &str) -> std::string::String {
         parse(s.as_bytes()).unwrap_err().to_string()
@@ -662,7 +662,7 @@ mod tests {
     fn rendered_config_parses_back_identically() {
         let c = parse(with(r#","baton":{"max_connections":77,"pid_file":"/tmp/p"},"admin":{"address":{"socket_address":{"address":"127.0.0.1","port_value":9}}}"#).as_bytes()).unwrap();
         let mut s = std::string::String::new();
-        crate::config::render::write_json(&mut s, &c).unwrap();
+        crate::sansio::config::render::write_json(&mut s, &c).unwrap();
         assert_eq!(parse(s.as_bytes()).unwrap(), c, "{s}");
     }
 }

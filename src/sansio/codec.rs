@@ -9,8 +9,8 @@ use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use heapless::{String, Vec};
 
-pub use crate::conn::{ConnState, FlowState};
-use crate::stats::Totals;
+pub use crate::sansio::conn::{ConnState, FlowState};
+use crate::sansio::stats::Totals;
 
 pub const MAGIC: [u8; 4] = *b"BATN";
 /// Bumped on any incompatible change; a mismatch is refused and the old process keeps serving.

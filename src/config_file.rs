@@ -1,22 +1,8 @@
-//! Configuration: MOSN's `config.json` (tcp_proxy subset) plus baton's `"baton"` object.
-//!
-//! `model`, `value`, `json` and `parse` are sans-io (`core` + `heapless`); `read_file` is the
-//! only std edge here.
-
-// Config errors carry their field path inline (no allocation, `core` only); they are built
-// once per start-up, so their size does not matter.
-#![allow(clippy::result_large_err, clippy::large_enum_variant)]
-
-pub mod json;
-pub mod model;
-pub mod parse;
-pub mod render;
-pub mod value;
-
-pub use model::*;
-pub use parse::{parse, ConfigError, Problem};
+//! Reading a config file (the std edge of `sansio::config`): bounded, on a short-lived thread.
 
 use std::io::Read;
+
+use crate::sansio::config::{parse, Config, ConfigError, MAX_CONFIG_BYTES};
 
 /// Why a config file could not be used.
 #[derive(Debug)]

@@ -3,8 +3,8 @@
 
 use core::fmt::{self, Write};
 
-use crate::config::{render::Esc, Config, MAX_HOSTS};
-use crate::lb::HostState;
+use crate::sansio::config::{render::Esc, Config, MAX_HOSTS};
+use crate::sansio::lb::HostState;
 
 /// Cumulative counters; they carry over a hot restart (the successor adds them to its own).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

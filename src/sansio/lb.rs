@@ -4,7 +4,7 @@
 //! marked down; when every untried host is down it still picks one (failing open: a cluster that
 //! is all down is retried rather than refused for the whole cool-down).
 
-use crate::config::{Host, LbPolicy};
+use crate::sansio::config::{Host, LbPolicy};
 
 /// Live state of one host.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -15,8 +15,8 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
 
-use crate::net;
 use crate::sys;
+use crate::sys::net;
 
 pub const RECONFIG: &str = "reconfig.sock";
 pub const LISTEN: &str = "listen.sock";
@@ -102,10 +102,10 @@ impl core::fmt::Display for DirError {
 pub fn default_dir() -> String {
     let uid = nix::unistd::geteuid().as_raw();
     if uid == 0 {
-        return crate::config::Settings::DEFAULT_RUNTIME_DIR.into();
+        return crate::sansio::config::Settings::DEFAULT_RUNTIME_DIR.into();
     }
     match std::env::var("XDG_RUNTIME_DIR") {
-        Ok(x) if x.starts_with('/') && x.len() + 6 <= crate::config::PATH_LEN => format!("{x}/baton"),
+        Ok(x) if x.starts_with('/') && x.len() + 6 <= crate::sansio::config::PATH_LEN => format!("{x}/baton"),
         _ => format!("/tmp/baton-{uid}"),
     }
 }

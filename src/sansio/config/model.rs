@@ -1,7 +1,7 @@
 //! The validated configuration: fixed-capacity types built from `core` and `heapless` only.
 //!
 //! Invariants: every `Listener::cluster` indexes `Config::clusters`; every cluster has at least one
-//! host; listener addresses are unique. These hold for any `Config` returned by `config::load`.
+//! host; listener addresses are unique. These hold for any `Config` returned by `config::parse`.
 
 use core::net::SocketAddr;
 use heapless::{String, Vec};

@@ -30,7 +30,7 @@ const TMP_ATTEMPTS: u32 = 8;
 /// Writes the PID file. Its directory must be changeable only by root or this user
 /// (`rundir::check_file_dir`), else the error names it.
 pub fn write(path: &str, pid: u32) -> Result<(), String> {
-    crate::rundir::check_file_dir(path).map_err(|e| e.to_string())?;
+    crate::restart::rundir::check_file_dir(path).map_err(|e| e.to_string())?;
     write_in_place(path, pid).map_err(|e| e.desc().to_string())
 }
 

@@ -10,19 +10,25 @@
 //! side, and re-executes the installed binary under its own PID, which then takes over from the
 //! child by the same protocol. Supervisors keep tracking one PID.
 
+pub mod channel;
+pub mod pidfile;
+pub mod rundir;
+pub mod takeover;
+pub mod transfer;
+
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use core::fmt::Write;
 
-use crate::handoff::channel::{self, HandoffError};
-use crate::handoff::codec::{
+use crate::sansio::codec::{
     text, CodecError, Entry, FdKind, ManifestHead, Msg, Text, MAX_FDS_PER_MSG, PROTO_VERSION, TRANSFER_VERSION,
 };
-use crate::net;
-use crate::poller::{Kind, Token};
 use crate::server::{Mode, Server, VERSION};
-use crate::{config, pidfile, rundir, sys};
+use crate::sys;
+use crate::sys::net;
+use crate::sys::poller::{Kind, Token};
+use channel::HandoffError;
 
 enum State {
     Idle,
@@ -359,7 +365,7 @@ impl Restart {
         server.start_draining(server.cfg().settings.drain_timeout_ms);
         match transfer_decision(transfer, splice, server.cfg().settings.splice) {
             Ok(()) if server.active() > 0 => {
-                let s = crate::transfer::send(&chan, server, server.cfg().settings.handoff_timeout_ms);
+                let s = crate::restart::transfer::send(&chan, server, server.cfg().settings.handoff_timeout_ms);
                 log::info!(
                     "hot restart: moved {} connections to pid {pid} in {:.1} ms; {} stay here and drain",
                     s.moved,
@@ -530,7 +536,7 @@ impl Restart {
             log::warn!("SIGHUP ignored: this process cannot re-execute itself");
             return false;
         };
-        if let Err(e) = config::load(&exec.config_path) {
+        if let Err(e) = crate::config_file::load(&exec.config_path) {
             log::error!("SIGHUP: config {}: {e}; still serving the current config", exec.config_path);
             return false;
         }

@@ -10,9 +10,9 @@ use nix::errno::Errno;
 use nix::poll::PollFlags;
 use nix::sys::socket::{self as so, ControlMessage, ControlMessageOwned, MsgFlags};
 
-use super::codec::{self, CodecError, Msg, Text, MAX_FRAME};
-use crate::net;
+use crate::sansio::codec::{self, CodecError, Msg, Text, MAX_FRAME};
 use crate::sys;
+use crate::sys::net;
 
 #[derive(Debug)]
 pub enum HandoffError {
@@ -241,8 +241,8 @@ pub fn recv_wait_into(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handoff::codec::{Entry, FdKind, ManifestHead, MAX_FDS_PER_MSG};
-    use crate::net::verify_tcp_listener;
+    use crate::sansio::codec::{Entry, FdKind, ManifestHead, MAX_FDS_PER_MSG};
+    use crate::sys::net::verify_tcp_listener;
     use core::net::SocketAddr;
     use nix::sys::socket::{AddressFamily, SockFlag, SockType};
 
@@ -254,12 +254,18 @@ mod tests {
     fn descriptors_arrive_with_their_record_in_batches() {
         let (a, b) = pair();
         // 130 listeners: three batches of at most 64
-        let socks: Vec<_> = (0..130).map(|_| crate::net::listen(&"127.0.0.1:0".parse().unwrap(), 4).unwrap()).collect();
+        let socks: Vec<_> =
+            (0..130).map(|_| crate::sys::net::listen(&"127.0.0.1:0".parse().unwrap(), 4).unwrap()).collect();
         let mut got = Vec::new();
         for (bi, chunk) in socks.chunks(MAX_FDS_PER_MSG).enumerate() {
             let entries = chunk
                 .iter()
-                .map(|s| Entry { kind: FdKind::Listener, name: Text::new(), addr: crate::net::local_addr(s), pid: 0 })
+                .map(|s| Entry {
+                    kind: FdKind::Listener,
+                    name: Text::new(),
+                    addr: crate::sys::net::local_addr(s),
+                    pid: 0,
+                })
                 .collect();
             let head =
                 ManifestHead { baton_version: Text::new(), totals: Default::default(), batch: bi as u16, last: false };
@@ -278,7 +284,7 @@ mod tests {
     #[test]
     fn fd_count_mismatch_and_garbage_are_errors() {
         let (a, b) = pair();
-        let l = crate::net::listen(&"127.0.0.1:0".parse().unwrap(), 4).unwrap();
+        let l = crate::sys::net::listen(&"127.0.0.1:0".parse().unwrap(), 4).unwrap();
         // a Go record carrying a descriptor it does not announce
         send(&a, &Msg::Go { pid: 1 }, &[l.as_raw_fd()]).unwrap();
         assert!(matches!(recv_wait(&b, 1000, "x"), Err(HandoffError::FdCount { announced: 0, received: 1 })));
@@ -309,7 +315,7 @@ mod tests {
 
     #[test]
     fn verification_rejects_the_wrong_socket() {
-        let l = crate::net::listen(&"127.0.0.1:0".parse().unwrap(), 4).unwrap();
+        let l = crate::sys::net::listen(&"127.0.0.1:0".parse().unwrap(), 4).unwrap();
         let other: SocketAddr = "127.0.0.1:1".parse().unwrap();
         assert_eq!(verify_tcp_listener(&l, &other), Err("bound to a different address than announced"));
         let (a, _b) = pair();

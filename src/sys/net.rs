@@ -10,7 +10,7 @@ use nix::sys::socket::{
 use nix::sys::stat::{umask, Mode};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
-use crate::conn::{Io, Side, Transport};
+use crate::sansio::conn::{Io, Side, Transport};
 
 fn family(a: &SocketAddr) -> AddressFamily {
     if a.is_ipv4() {
