@@ -1,5 +1,8 @@
 //! Reading a config file (the std edge of `sansio::config`): bounded, on a short-lived thread.
 
+// Config errors carry their field path inline (no allocation); built once per start-up.
+#![allow(clippy::result_large_err, clippy::large_enum_variant)]
+
 use std::io::Read;
 
 use crate::sansio::config::{parse, Config, ConfigError, MAX_CONFIG_BYTES};
