@@ -7,8 +7,9 @@
 //!    requests), `stats`, `codec` (the hot-restart wire format).
 //! 2. `sys`: the kernel. `sys::ffi` holds the only `unsafe`; `sys::net` the sockets, pipes and
 //!    waits; `sys::poller` the epoll loop with opaque tokens.
-//! 3. `server` (the event loop: listeners, the connection table, upstream choice, relaying,
-//!    detaching and adopting connections) and `admin` (the admin endpoint, fed a snapshot).
+//! 3. `server`: the event loop (listeners, the connection table, upstream choice, relaying,
+//!    detaching and adopting connections), its tokens, and `server::admin` (the admin
+//!    endpoint, fed a snapshot).
 //! 4. `restart`: the hot-restart protocol on top of a running server: the old side (`restart`
 //!    itself), the new side (`takeover`), moving established connections (`transfer`), records
 //!    with descriptors (`channel`), the runtime directory (`rundir`) and the PID file (`pidfile`).
@@ -22,7 +23,6 @@ pub mod sansio;
 // 2. system
 pub mod sys;
 // 3. event loop
-pub mod admin;
 pub mod server;
 // 4. hot restart
 pub mod restart;

@@ -7,8 +7,9 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
 use crate::restart::Restart;
+use crate::server::{Kind, Token};
 use crate::server::{Mode, Server};
-use crate::sys::poller::{Event, Kind, Token};
+use crate::sys::poller::Event;
 
 /// Signals baton handles; they are blocked and read from a signalfd.
 pub fn handled_signals() -> SigSet {
@@ -85,7 +86,7 @@ impl Runtime {
     }
 
     fn foreign(&mut self, ev: Event) {
-        let Some(tok) = ev.token else { return };
+        let Some(tok) = Token::decode(ev.token) else { return };
         match tok.kind {
             Kind::Signal => self.signals(),
             _ => self.restart.on_event(tok, &mut self.server),

@@ -24,10 +24,10 @@ use core::fmt::Write;
 use crate::sansio::codec::{
     text, CodecError, Entry, FdKind, ManifestHead, Msg, Text, MAX_FDS_PER_MSG, PROTO_VERSION, TRANSFER_VERSION,
 };
+use crate::server::{Kind, Token};
 use crate::server::{Mode, Server, VERSION};
 use crate::sys;
 use crate::sys::net;
-use crate::sys::poller::{Kind, Token};
 use channel::HandoffError;
 
 enum State {

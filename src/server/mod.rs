@@ -16,12 +16,16 @@ use crate::sansio::conn::{Conn, ConnState, Outcome, Phase, Side};
 use crate::sansio::lb::{self, HealthChange, HostState};
 use crate::sansio::stats::{ListenerCounters, Snapshot, Totals, TransferCounters};
 use crate::sys::net::{self, FdTransport, SpliceTransport};
-use crate::sys::poller::{Event, Kind, Poller, Token};
-use crate::{admin, sys};
+use crate::sys::poller::{Event, Poller};
+
+use crate::sys;
+pub use token::{Kind, Token};
 
 mod accept;
+pub mod admin;
 mod handover;
 mod relay;
+pub mod token;
 mod upstream;
 
 pub use handover::Decline;
@@ -249,7 +253,7 @@ impl Server {
     /// Handles event `i` of the last `poll`; returns it when it belongs to a layer above.
     pub fn handle(&mut self, i: usize) -> Option<Event> {
         let ev = self.poller.event(i);
-        let tok = ev.token?;
+        let tok = Token::decode(ev.token)?;
         match tok.kind {
             Kind::Listener => self.accept_from(tok.index as usize),
             Kind::Conn => self.conn_event(tok, ev),

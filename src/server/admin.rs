@@ -9,11 +9,12 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use nix::errno::Errno;
 use nix::sys::socket::{self as so, MsgFlags};
 
+use super::token::{Kind, Token};
 use crate::sansio::config::{render, Config};
 use crate::sansio::http::{self, Parsed, Route, SliceWriter, HEAD_ROOM, MAX_REQUEST};
 use crate::sansio::stats::{self, Snapshot};
 use crate::sys::net;
-use crate::sys::poller::{Kind, Poller, Token};
+use crate::sys::poller::Poller;
 
 /// Admin connections served at once. When all are taken, a new one evicts the oldest that is
 /// idle or still sending its request (a client that holds a slot without asking cannot lock
