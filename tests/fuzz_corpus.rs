@@ -36,7 +36,7 @@ fn config_corpus() {
 #[test]
 fn handoff_seeds_match_the_wire_format() {
     use baton::sansio::codec::*;
-    use baton::sansio::conn::{ConnState, FlowState};
+    use baton::sansio::portable::{ConnState, FlowState};
     let t = |s: &str| text(s);
     let entry = |kind, name: &str, addr: Option<&str>, pid| Entry {
         kind,

@@ -199,7 +199,7 @@ pub fn recv_into(
     let m = codec::decode(&buf[..n])?;
     let announced = match &m {
         Msg::Manifest { entries, .. } => entries.len(),
-        Msg::Conns { conns, splice, .. } => conns.len() * codec::fds_per_conn(*splice),
+        Msg::Conns { conns, splice, .. } => conns.len() * crate::sansio::portable::fds_per_conn(*splice),
         _ => 0,
     };
     if announced != fds.len() {

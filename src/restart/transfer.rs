@@ -21,7 +21,8 @@ use std::os::fd::{OwnedFd, RawFd};
 use std::time::Instant;
 
 use crate::restart::channel::{self, HandoffError};
-use crate::sansio::codec::{fds_per_conn, Msg, MAX_CONNS_PER_BATCH, MAX_DATA, MAX_FDS_PER_MSG, MAX_FRAME};
+use crate::sansio::codec::{Msg, MAX_CONNS_PER_BATCH, MAX_DATA, MAX_FDS_PER_MSG, MAX_FRAME};
+use crate::sansio::portable::{fds_per_conn, ConnState};
 use crate::server::Server;
 
 /// The old process's account of a transfer.
@@ -67,18 +68,19 @@ fn send_batch(
     idxs: &[u32],
     timeout_ms: u64,
 ) -> Result<u32, HandoffError> {
+    let splice = server.cfg().settings.splice;
+    let d = server.detach(idxs);
     let mut conns = heapless::Vec::new();
     let mut fds: heapless::Vec<RawFd, MAX_FDS_PER_MSG> = heapless::Vec::new();
-    for &i in idxs {
-        let _ = conns.push(server.detach(i as usize));
-        let _ = fds.extend_from_slice(&server.conn_fds(i as usize));
+    for k in 0..idxs.len() {
+        let _ = conns.push(d.state(k));
+        let _ = fds.extend_from_slice(&d.fds(k));
     }
-    let splice = server.cfg().settings.splice;
     let offer = || -> Result<u64, HandoffError> {
         channel::send_wait(chan, &Msg::Conns { batch, splice, conns }, &fds, timeout_ms)?;
-        for (k, &i) in idxs.iter().enumerate() {
+        for k in 0..idxs.len() {
             for flow in 0..2 {
-                for part in server.pending(i as usize, flow).chunks(MAX_DATA) {
+                for part in d.pending(k, flow).chunks(MAX_DATA) {
                     channel::send_data(chan, k as u8, flow as u8, part, timeout_ms)?;
                 }
             }
@@ -91,26 +93,13 @@ fn send_batch(
         channel::send_wait(chan, &Msg::Commit { batch }, &[], timeout_ms)?;
         Ok(mask)
     };
-    match offer() {
-        Ok(mask) => {
-            let mut moved = 0;
-            for (k, &i) in idxs.iter().enumerate() {
-                if mask & (1 << k) != 0 {
-                    server.release_moved(i as usize);
-                    moved += 1;
-                } else {
-                    server.resume(i as usize);
-                }
-            }
-            Ok(moved)
-        }
-        Err(e) => {
-            for &i in idxs {
-                server.resume(i as usize);
-            }
-            Err(e)
-        }
+    let result = offer();
+    // on an error nothing moved: every connection of the batch resumes here
+    let mask = *result.as_ref().unwrap_or(&0);
+    for (k, &i) in idxs.iter().enumerate() {
+        server.settle(i as usize, mask & (1 << k) != 0);
     }
+    result.map(|m| m.count_ones())
 }
 
 /// The new process's account of a transfer.
@@ -171,7 +160,7 @@ fn receive_batch(
     buf: &mut [u8; MAX_FRAME],
     batch: u16,
     splice: bool,
-    conns: &[crate::sansio::conn::ConnState],
+    conns: &[ConnState],
     fds: Vec<OwnedFd>,
     timeout_ms: u64,
     r: &mut Received,
@@ -210,12 +199,8 @@ fn receive_batch(
     };
     let result = take();
     for idx in adopted.iter().flatten() {
-        if result.is_ok() {
-            server.commit(*idx);
-            r.moved += 1;
-        } else {
-            server.abandon(*idx);
-        }
+        server.settle_adopted(*idx, result.is_ok());
+        r.moved += result.is_ok() as u32;
     }
     result
 }
@@ -226,7 +211,7 @@ fn receive_data(
     chan: &OwnedFd,
     server: &mut Server,
     buf: &mut [u8; MAX_FRAME],
-    conns: &[crate::sansio::conn::ConnState],
+    conns: &[ConnState],
     adopted: &[Option<usize>],
     timeout_ms: u64,
 ) -> Result<(), HandoffError> {

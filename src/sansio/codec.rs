@@ -9,7 +9,7 @@ use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use heapless::{String, Vec};
 
-pub use crate::sansio::conn::{ConnState, FlowState};
+use crate::sansio::portable::{fds_per_conn, ConnState, FlowState};
 use crate::sansio::stats::Totals;
 
 pub const MAGIC: [u8; 4] = *b"BATN";
@@ -31,16 +31,6 @@ pub const TRANSFER_VERSION: u8 = 1;
 pub const MAX_CONNS_PER_BATCH: usize = MAX_FDS_PER_MSG / 2;
 /// Buffered bytes carried by one `Data` record (a frame less its header and fields).
 pub const MAX_DATA: usize = MAX_FRAME - HEADER_LEN - 4;
-
-/// Descriptors that travel with one connection: client and upstream sockets, and in splice
-/// mode the read and write ends of both pipes (which hold the buffered bytes).
-pub const fn fds_per_conn(splice: bool) -> usize {
-    if splice {
-        6
-    } else {
-        2
-    }
-}
 
 pub type Text = String<TEXT_LEN>;
 

@@ -10,6 +10,8 @@
 //! source's EOF and an empty window, and sends exactly one `shutdown(SHUT_WR)`; a connection is
 //! finished when both flows are shut.
 
+use crate::sansio::portable::FlowState;
+
 /// One end of a proxied connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
@@ -69,35 +71,6 @@ impl Flow {
     }
 }
 
-/// One direction of a connection as it moves to another process on a hot restart.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FlowState {
-    /// Bytes read from the source and not yet written: they travel as `Data` records (user
-    /// buffers) or stay in the pipe that moves with the connection (splice).
-    pub pending: u32,
-    /// The source sent FIN.
-    pub eof: bool,
-    /// The FIN was passed on (`shutdown(SHUT_WR)` done on the destination).
-    pub shut: bool,
-    /// Bytes moved so far (a counter that carries over).
-    pub bytes: u64,
-}
-
-/// Everything about one established proxied connection besides its descriptors and buffered
-/// bytes: what the successor needs to continue its byte stream (docs/hot-restart.md).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConnState {
-    /// The listener's configured address (a listener's identity).
-    pub listener: core::net::SocketAddr,
-    pub cluster: heapless::String<64>,
-    /// The upstream host's address.
-    pub host: core::net::SocketAddr,
-    /// `flows[0]`: client to upstream; `flows[1]`: upstream to client.
-    pub flows: [FlowState; 2],
-    /// Milliseconds left before the idle timeout; `u64::MAX`: none.
-    pub idle_left_ms: u64,
-}
-
 /// Edge-triggered readiness cache for one socket (epoll reports edges; we remember levels).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Ready {
@@ -146,14 +119,14 @@ pub struct Conn {
     /// `flows[0]`: client→upstream, `flows[1]`: upstream→client.
     pub flows: [Flow; 2],
     /// True while anything moved since the caller last cleared it (drives the idle timer).
-    pub active: bool,
+    pub touched: bool,
 }
 
 impl Conn {
     pub fn new() -> Self {
         // a fresh connected socket has an empty send buffer: writable until a write says EAGAIN
         let fresh = Ready { readable: false, writable: true, hup: false };
-        Conn { phase: Phase::Connecting, ready: [fresh; 2], flows: [Flow::default(); 2], active: false }
+        Conn { phase: Phase::Connecting, ready: [fresh; 2], flows: [Flow::default(); 2], touched: false }
     }
 
     /// Records readiness reported by epoll for one side.
@@ -189,7 +162,7 @@ impl Conn {
     pub fn import(flows: [FlowState; 2]) -> Self {
         let ready = Ready { readable: true, writable: true, hup: true };
         let flows = flows.map(|f| Flow { head: 0, tail: f.pending, eof: f.eof, shut: f.shut, bytes: f.bytes });
-        Conn { phase: Phase::Open, ready: [ready; 2], flows, active: false }
+        Conn { phase: Phase::Open, ready: [ready; 2], flows, touched: false }
     }
 
     /// After a move that failed: carry on here, and look at every side again.
@@ -249,7 +222,7 @@ impl Conn {
                     reads += 1;
                     self.flows[fi].head = 0;
                     self.flows[fi].tail = n as u32;
-                    self.active = true;
+                    self.touched = true;
                     // A short read drained the socket; with edge-triggered epoll new data brings
                     // a new event, so skip the read that would only return EAGAIN. Not when a FIN
                     // or error was reported: that needs a read to be seen.
@@ -286,7 +259,7 @@ impl Conn {
             f.head = 0;
             f.tail = 0;
         }
-        self.active = true;
+        self.touched = true;
     }
 }
 

@@ -10,6 +10,7 @@
 //! - `lb`: host choice (round robin, random, least connections) and passive health.
 //! - `http`: the admin endpoint's request parser and response framing.
 //! - `stats`: counters and their JSON and Prometheus renderings.
+//! - `portable`: a connection's state as it moves between processes.
 //! - `codec`: the hot-restart and connection-transfer wire format.
 
 pub mod codec;
@@ -17,4 +18,5 @@ pub mod config;
 pub mod conn;
 pub mod http;
 pub mod lb;
+pub mod portable;
 pub mod stats;

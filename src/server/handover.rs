@@ -6,49 +6,41 @@ use super::*;
 /// Why a connection offered by a predecessor stays with it.
 pub type Decline = &'static str;
 
-impl Server {
-    /// Connections that can move to a successor: established, with both sockets open. Those
-    /// still connecting upstream stay and drain.
-    pub fn transferable(&self) -> Vec<u32> {
-        let open = |s: &Slot| s.used && s.conn.phase == Phase::Open && s.fds[0].is_some() && s.fds[1].is_some();
-        (0..self.slots.len() as u32).filter(|&i| open(&self.slots[i as usize])).collect()
-    }
+/// Connections lifted out of the event loop for a move (`Server::detach`); `k` is a
+/// connection's position in the batch.
+pub struct Detached<'a> {
+    server: &'a Server,
+    idxs: &'a [u32],
+}
 
-    /// Stops touching connection `idx` (removes it from epoll) and describes it. The slot keeps
-    /// its descriptors until `release_moved` or `resume`.
-    pub fn detach(&mut self, idx: usize) -> ConnState {
-        let s = &self.slots[idx];
-        for fd in s.fds.iter().flatten() {
-            self.poller.delete(fd);
-        }
-        let l = &self.cfg.listeners[s.listener as usize];
-        let c = &self.cfg.clusters[l.cluster];
-        let idle_left_ms = if s.conn.active {
-            self.cfg.settings.idle_timeout_ms
+impl Detached<'_> {
+    /// What the successor needs to continue connection `k`'s byte stream.
+    pub fn state(&self, k: usize) -> ConnState {
+        let srv = self.server;
+        let s = &srv.slots[self.idxs[k] as usize];
+        let l = &srv.cfg.listeners[s.listener as usize];
+        let c = &srv.cfg.clusters[l.cluster];
+        let idle_left_ms = if s.conn.touched {
+            srv.cfg.settings.idle_timeout_ms
         } else if s.deadline == u64::MAX {
             u64::MAX
         } else {
-            s.deadline.saturating_sub(self.now)
+            s.deadline.saturating_sub(srv.now)
         };
-        ConnState {
-            listener: l.addr,
-            cluster: crate::sansio::codec::text(&c.name),
-            // the upstream socket's real peer: a host that has left the cluster is still where
-            // the connection goes, and the next successor checks the socket against it
-            host: s.fds[1]
-                .as_ref()
-                .and_then(net::peer_addr)
-                .or_else(|| c.hosts.get(s.host as usize).map(|h| h.addr))
-                .unwrap_or(l.addr),
-            flows: s.conn.export(),
-            idle_left_ms,
-        }
+        // the upstream socket's real peer: a host that has left the cluster is still where the
+        // connection goes, and the next successor checks the socket against it
+        let host = s.fds[1]
+            .as_ref()
+            .and_then(net::peer_addr)
+            .or_else(|| c.hosts.get(s.host as usize).map(|h| h.addr))
+            .unwrap_or(l.addr);
+        ConnState::new(l.addr, &c.name, host, s.conn.export(), idle_left_ms)
     }
 
-    /// The descriptors that travel with connection `idx`: client, upstream, and in splice mode
-    /// both pipes' read and write ends.
-    pub fn conn_fds(&self, idx: usize) -> heapless::Vec<std::os::fd::RawFd, 6> {
-        let s = &self.slots[idx];
+    /// Connection `k`'s descriptors: client, upstream, and in splice mode both pipes' read and
+    /// write ends (`portable::fds_per_conn`).
+    pub fn fds(&self, k: usize) -> heapless::Vec<RawFd, MAX_FDS_PER_CONN> {
+        let s = &self.server.slots[self.idxs[k] as usize];
         let mut v = heapless::Vec::new();
         for fd in s.fds.iter().flatten() {
             let _ = v.push(fd.as_raw_fd());
@@ -60,26 +52,48 @@ impl Server {
         v
     }
 
-    /// The bytes of `flow` read and not yet written (user-buffer mode; empty in splice mode,
-    /// where they stay in the pipe).
-    pub fn pending(&self, idx: usize, flow: usize) -> &[u8] {
-        if self.cfg.settings.splice {
+    /// The bytes of connection `k`'s `flow` read and not yet written (user-buffer mode; empty
+    /// in splice mode, where they stay in the pipe that moves with it).
+    pub fn pending(&self, k: usize, flow: usize) -> &[u8] {
+        let srv = self.server;
+        if srv.cfg.settings.splice {
             return &[];
         }
-        let f = &self.slots[idx].conn.flows[flow];
-        let base = (idx * 2 + flow) * self.buf_size;
-        &self.bufs[base + f.head as usize..base + f.tail as usize]
+        let idx = self.idxs[k] as usize;
+        let f = &srv.slots[idx].conn.flows[flow];
+        let base = (idx * 2 + flow) * srv.buf_size;
+        &srv.bufs[base + f.head as usize..base + f.tail as usize]
+    }
+}
+
+impl Server {
+    /// Connections that can move to a successor: established, with both sockets open. Those
+    /// still connecting upstream stay and drain.
+    pub fn transferable(&self) -> Vec<u32> {
+        let open = |s: &Slot| s.used && s.conn.phase == Phase::Open && s.fds[0].is_some() && s.fds[1].is_some();
+        (0..self.slots.len() as u32).filter(|&i| open(&self.slots[i as usize])).collect()
     }
 
-    /// The successor took connection `idx`: close this process's copies of its descriptors
-    /// (a plain close: the sockets live on in the successor) and free the slot.
-    pub fn release_moved(&mut self, idx: usize) {
-        self.free_slot(idx);
-        self.transfer.sent += 1;
+    /// Stops touching connections `idxs` (out of epoll) and returns what a successor needs of
+    /// them: state, descriptors and buffered bytes. Each must then be `settle`d.
+    pub fn detach<'a>(&'a mut self, idxs: &'a [u32]) -> Detached<'a> {
+        for &i in idxs {
+            for fd in self.slots[i as usize].fds.iter().flatten() {
+                self.poller.delete(fd);
+            }
+        }
+        Detached { server: self, idxs }
     }
 
-    /// A detached connection did not move: register it again and carry on (it drains here).
-    pub fn resume(&mut self, idx: usize) {
+    /// After a move: the successor took connection `idx` (`moved`: this process closes its
+    /// copies, a plain close, and frees the slot), or it did not (it is registered again and
+    /// drains here).
+    pub fn settle(&mut self, idx: usize, moved: bool) {
+        if moved {
+            self.free_slot(idx);
+            self.transfer.sent += 1;
+            return;
+        }
         let s = &mut self.slots[idx];
         for (side, fd) in s.fds.iter().enumerate() {
             if let Some(fd) = fd {
@@ -97,7 +111,7 @@ impl Server {
     /// kernel against what the state says.
     pub fn adopt(&mut self, st: &ConnState, fds: Vec<OwnedFd>) -> Result<usize, Decline> {
         let splice = self.cfg.settings.splice;
-        if fds.len() != crate::sansio::codec::fds_per_conn(splice) {
+        if fds.len() != fds_per_conn(splice) {
             return Err("its relay mode (splice) differs from this process's");
         }
         let li = self
@@ -165,8 +179,18 @@ impl Server {
         &mut self.bufs[base..base + self.buf_size]
     }
 
-    /// The predecessor let go of an adopted connection: count it and run it.
-    pub fn commit(&mut self, idx: usize) {
+    /// The predecessor let go of an adopted connection (`committed`): count it and run it.
+    /// Otherwise the transfer failed before COMMIT: forget it untouched (a plain close of this
+    /// process's copies; the predecessor still has it).
+    pub fn settle_adopted(&mut self, idx: usize, committed: bool) {
+        if committed {
+            self.commit(idx)
+        } else {
+            self.abandon(idx)
+        }
+    }
+
+    fn commit(&mut self, idx: usize) {
         let ci = self.cluster_of(idx);
         let s = &self.slots[idx];
         if s.host != NO_HOST {
@@ -179,9 +203,7 @@ impl Server {
         self.drive(idx);
     }
 
-    /// The transfer of an adopted connection failed before `commit`: forget it untouched (a
-    /// plain close of this process's copies; the predecessor still has it).
-    pub fn abandon(&mut self, idx: usize) {
+    fn abandon(&mut self, idx: usize) {
         let s = &mut self.slots[idx];
         for fd in s.fds.iter().flatten() {
             self.poller.delete(fd);

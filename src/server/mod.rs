@@ -8,12 +8,13 @@
 
 use core::net::SocketAddr;
 use nix::errno::Errno;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use crate::sansio::config::{Config, MAX_HOSTS, MAX_LISTENERS};
-use crate::sansio::conn::{Conn, ConnState, Outcome, Phase, Side};
+use crate::sansio::conn::{Conn, Outcome, Phase, Side};
 use crate::sansio::lb::{self, HealthChange, HostState};
+use crate::sansio::portable::{fds_per_conn, ConnState, MAX_FDS_PER_CONN};
 use crate::sansio::stats::{ListenerCounters, Snapshot, Totals, TransferCounters};
 use crate::sys::net::{self, FdTransport, SpliceTransport};
 use crate::sys::poller::{Event, Poller};
@@ -152,7 +153,7 @@ impl Server {
     pub fn new(cfg: Config, inherited: &mut Inherited) -> Result<Server, StartError> {
         let st = &cfg.settings;
         // two sockets per connection, plus two pipes (four descriptors) in splice mode
-        let per_conn = if st.splice { 6 } else { 2 };
+        let per_conn = fds_per_conn(st.splice) as u64;
         raise_fd_limit(per_conn * st.max_connections as u64 + FD_OVERHEAD + admin::MAX_ADMIN_CONNS as u64)?;
         let slots_with_buffers = if st.splice { 1 } else { st.max_connections as u64 };
         let arena = slots_with_buffers * 2 * st.buffer_size as u64;

@@ -162,8 +162,8 @@ impl Server {
                     self.host_failed(ci, h, Errno::ETIMEDOUT);
                     self.connect_next(idx);
                 }
-            } else if s.conn.active {
-                s.conn.active = false;
+            } else if s.conn.touched {
+                s.conn.touched = false;
                 s.deadline = idle_deadline(now, self.cfg.settings.idle_timeout_ms);
             } else if s.deadline <= now {
                 self.totals.idle_timeouts += 1;
