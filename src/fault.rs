@@ -30,7 +30,7 @@ pub const NEW_MID_TRANSFER: &str = "new-mid-transfer";
 
 /// `BATON_FAULT=transfer-version:<n>` makes a new process announce transfer version `n` in its
 /// ACK, to show that a version mismatch drains instead of failing.
-pub const TRANSFER_VERSION: &str = "transfer-version";
+pub const ANNOUNCED_TRANSFER_VERSION: &str = "transfer-version";
 
 /// `BATON_FAULT=pipe-pages:<n>` sets every splice pipe to `n` pages (read once at start-up).
 pub const PIPE_PAGES: &str = "pipe-pages";

@@ -74,7 +74,7 @@ fn handoff_seeds_match_the_wire_format() {
         ("refused", Msg::Refused { reason: t("not authorised: run as baton's user or root") }),
         ("ready", Msg::Ready),
         ("manifest", Msg::Manifest { head, entries }),
-        ("ack", Msg::Ack { pid: 4243, transfer: TRANSFER_VERSION, splice: false }),
+        ("ack", Msg::Ack { pid: 4243, transfer_version: TRANSFER_VERSION, splice: false }),
         ("abort", Msg::Abort { reason: t("listener \"a\": 127.0.0.1:80 is already in use") }),
         ("conns", Msg::Conns { batch: 0, splice: false, conns }),
         ("taken", Msg::Taken { batch: 0, mask: 0b11 }),

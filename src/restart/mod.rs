@@ -335,7 +335,9 @@ impl Restart {
         let pid = *pid;
         match channel::recv(chan) {
             Ok(None) => {}
-            Ok(Some((Msg::Ack { transfer, splice, .. }, _))) => self.handed_off(server, pid, transfer, splice),
+            Ok(Some((Msg::Ack { transfer_version, splice, .. }, _))) => {
+                self.handed_off(server, pid, transfer_version, splice)
+            }
             Ok(Some((Msg::Abort { reason }, _))) => self.abort(server, &HandoffError::Refused(reason)),
             Ok(Some(_)) => self.abort(server, &HandoffError::Unexpected("expected ACK")),
             Err(HandoffError::Closed) => {
@@ -347,7 +349,7 @@ impl Restart {
 
     /// The successor serves. Stop accepting, move the established connections if it asked
     /// for them (`transfer`: its transfer version, 0 for none), and drain the rest.
-    fn handed_off(&mut self, server: &mut Server, pid: i32, transfer: u8, splice: bool) {
+    fn handed_off(&mut self, server: &mut Server, pid: i32, transfer_version: u8, splice: bool) {
         log::info!(
             "hot restart: pid {pid} acknowledged and is serving; this process (pid {}) hands over",
             std::process::id()
@@ -363,7 +365,7 @@ impl Restart {
         self.set(State::Draining);
         server.poller().delete(&chan);
         server.start_draining(server.cfg().settings.drain_timeout_ms);
-        match transfer_decision(transfer, splice, server.cfg().settings.splice) {
+        match transfer_decision(transfer_version, splice, server.cfg().settings.splice) {
             Ok(()) if server.active() > 0 => {
                 let s = crate::restart::transfer::send(&chan, server, server.cfg().settings.handoff_timeout_ms);
                 log::info!(
@@ -601,12 +603,12 @@ impl Restart {
 }
 
 /// Whether this process moves its connections to a successor that acknowledged with
-/// `transfer` (its transfer version, 0: it does not want them) and relay mode `splice`.
-pub fn transfer_decision(transfer: u8, splice: bool, own_splice: bool) -> Result<(), &'static str> {
-    if transfer == 0 {
+/// `transfer_version` (0: it does not want them) and relay mode `splice`.
+pub fn transfer_decision(transfer_version: u8, splice: bool, own_splice: bool) -> Result<(), &'static str> {
+    if transfer_version == 0 {
         return Err("the new process has transfer_connections off");
     }
-    if transfer != TRANSFER_VERSION {
+    if transfer_version != TRANSFER_VERSION {
         return Err("the new process speaks another transfer version");
     }
     if splice != own_splice {

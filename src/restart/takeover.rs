@@ -181,9 +181,14 @@ impl Takeover {
     pub fn ack(mut self, transfer: bool, splice: bool) -> Option<OwnedFd> {
         self.cleanup();
         let chan = self.chan.take()?;
-        let version =
-            if transfer { crate::fault::value(crate::fault::TRANSFER_VERSION).unwrap_or(TRANSFER_VERSION) } else { 0 };
-        if let Err(e) = channel::send(&chan, &Msg::Ack { pid: std::process::id(), transfer: version, splice }, &[]) {
+        let version = if transfer {
+            crate::fault::value(crate::fault::ANNOUNCED_TRANSFER_VERSION).unwrap_or(TRANSFER_VERSION)
+        } else {
+            0
+        };
+        if let Err(e) =
+            channel::send(&chan, &Msg::Ack { pid: std::process::id(), transfer_version: version, splice }, &[])
+        {
             log::warn!("hot restart: could not acknowledge to pid {}: {e}", self.from_pid);
             return None;
         }

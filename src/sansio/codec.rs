@@ -155,11 +155,11 @@ pub enum Msg {
         head: ManifestHead,
         entries: Vec<Entry, MAX_FDS_PER_MSG>,
     },
-    /// `transfer`: the transfer version the successor accepts connections in, 0 for none;
+    /// `transfer_version`: the version the successor accepts connections in, 0 for none;
     /// `splice`: its relay mode (connections move only between processes of the same mode).
     Ack {
         pid: u32,
-        transfer: u8,
+        transfer_version: u8,
         splice: bool,
     },
     Abort {
@@ -366,9 +366,9 @@ fn encode_with(m: &Msg, data: &[u8], buf: &mut [u8]) -> Result<usize, CodecError
         Msg::Busy | Msg::Ready => {}
         Msg::Go { pid } => o.u32(*pid)?,
         Msg::Refused { reason } | Msg::Abort { reason } => o.text(reason)?,
-        Msg::Ack { pid, transfer, splice } => {
+        Msg::Ack { pid, transfer_version, splice } => {
             o.u32(*pid)?;
-            o.u8(*transfer)?;
+            o.u8(*transfer_version)?;
             o.u8(*splice as u8)?;
         }
         Msg::Conns { batch, splice, conns } => {
@@ -463,7 +463,7 @@ pub fn decode(rec: &[u8]) -> Result<Msg, CodecError> {
         MsgType::Ready => Msg::Ready,
         MsgType::Refused => Msg::Refused { reason: i.text()? },
         MsgType::Abort => Msg::Abort { reason: i.text()? },
-        MsgType::Ack => Msg::Ack { pid: i.u32()?, transfer: i.u8()?, splice: i.flag()? },
+        MsgType::Ack => Msg::Ack { pid: i.u32()?, transfer_version: i.u8()?, splice: i.flag()? },
         MsgType::Manifest => decode_manifest(&mut i)?,
         MsgType::Conns => decode_conns(&mut i)?,
         MsgType::Data => {
@@ -634,7 +634,7 @@ mod tests {
             Msg::Ready,
             manifest(0),
             manifest(MAX_FDS_PER_MSG),
-            Msg::Ack { pid: 9, transfer: TRANSFER_VERSION, splice: true },
+            Msg::Ack { pid: 9, transfer_version: TRANSFER_VERSION, splice: true },
             conns(0, false),
             conns(MAX_CONNS_PER_BATCH, false),
             conns(MAX_FDS_PER_MSG / fds_per_conn(true), true),

@@ -2,6 +2,16 @@
 
 use super::*;
 
+/// Why accepting stops for now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Pause {
+    /// Every slot of `max_connections` is taken: new clients wait in the backlog until one frees.
+    TableFull,
+    /// Out of descriptors or memory (accept, pipe2 or the upstream socket failed): retried
+    /// every tick.
+    Starved(Errno),
+}
+
 impl Server {
     pub(super) fn accept_from(&mut self, li: usize) {
         if self.mode != Mode::Serving {
@@ -16,7 +26,7 @@ impl Server {
             if self.cfg.settings.splice && self.spare_pipes.is_none() {
                 match (net::pipe(self.pipe_size), net::pipe(self.pipe_size)) {
                     (Ok(a), Ok(b)) => self.spare_pipes = Some([a, b]),
-                    (Err(e), _) | (_, Err(e)) => return self.pause(e),
+                    (Err(e), _) | (_, Err(e)) => return self.pause(Pause::Starved(e)),
                 }
             }
             let Some(fd) = self.listeners[li].as_ref() else {
@@ -26,7 +36,7 @@ impl Server {
                 Ok(Some(client)) => self.open(li, idx as usize, client),
                 Ok(None) => return,
                 Err(e @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)) => {
-                    self.pause(e);
+                    self.pause(Pause::Starved(e));
                     return;
                 }
                 Err(e) => {
@@ -35,20 +45,22 @@ impl Server {
                 }
             }
         }
-        self.pause(Errno::EUSERS);
+        self.pause(Pause::TableFull);
     }
 
-    pub(super) fn pause(&mut self, why: Errno) {
-        let starving = why != Errno::EUSERS;
+    pub(super) fn pause(&mut self, why: Pause) {
+        let starving = matches!(why, Pause::Starved(_));
         // logged once: when a pause starts, and once per starvation episode (ticks retry)
         let already_said = self.paused || (starving && self.starved);
         if !already_said {
             match why {
-                Errno::EUSERS => log::warn!(
+                Pause::TableFull => log::warn!(
                     "max_connections ({}) reached: new clients wait in the backlog",
                     self.cfg.settings.max_connections
                 ),
-                e => log::warn!("accept paused until descriptors free up (retried every tick): {}", e.desc()),
+                Pause::Starved(e) => {
+                    log::warn!("accept paused until descriptors free up (retried every tick): {}", e.desc())
+                }
             }
         }
         self.paused = true;

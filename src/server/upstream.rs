@@ -40,7 +40,7 @@ impl Server {
                 Err(e @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)) => {
                     self.totals.refused += 1;
                     self.close(idx, true);
-                    return self.pause(e);
+                    return self.pause(accept::Pause::Starved(e));
                 }
                 Err(e) => self.host_failed(ci, h, e),
             }
