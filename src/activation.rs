@@ -11,8 +11,7 @@ use crate::sys::{self, net};
 
 /// First descriptor number systemd passes (`SD_LISTEN_FDS_START`).
 const LISTEN_FDS_START: i32 = 3;
-/// At most this many descriptors are taken: every listener plus the admin listener.
-const MAX_ACTIVATED: usize = crate::sansio::config::MAX_LISTENERS + 1;
+use crate::sansio::limits::MAX_ACTIVATED;
 
 /// The sockets the supervisor passed to this process, matched to `cfg`; empty without activation.
 pub fn take(cfg: &Config) -> Inherited {

@@ -23,9 +23,7 @@ impl core::fmt::Display for LoadError {
     }
 }
 
-/// Stack for `load`'s parsing thread: serde-json-core builds the raw config (about 64 KiB) and
-/// moves it through a few frames; 4 MiB leaves a wide margin.
-pub const PARSE_STACK: usize = 4 << 20;
+pub use crate::sansio::limits::PARSE_STACK;
 
 /// Reads and validates a config file on a short-lived thread. The parse touches over a MiB of
 /// stack; a thread's stack is unmapped when it ends, so the long-running process does not keep
@@ -45,7 +43,7 @@ pub fn load(path: &str) -> Result<Config, LoadError> {
 /// oversize or endless file (a FIFO, /dev/zero) is refused without reading it whole.
 pub fn read_file(path: &str) -> Result<Config, LoadError> {
     let file = std::fs::File::open(path).map_err(LoadError::Io)?;
-    let mut text = std::vec::Vec::with_capacity(4096);
+    let mut text = std::vec::Vec::with_capacity(crate::sansio::limits::CONFIG_READ_START);
     file.take(MAX_CONFIG_BYTES as u64 + 1).read_to_end(&mut text).map_err(LoadError::Io)?;
     parse(&text).map_err(LoadError::Invalid)
 }

@@ -10,8 +10,7 @@
 //! never on the data path, and cost one environment lookup per handoff; `pipe-pages` is read
 //! once at start-up.
 
-/// How long a `pause` fault stalls: long enough for a test to act, short of handoff_timeout.
-pub const PAUSE_MS: u64 = 2_000;
+pub use crate::sansio::limits::PAUSE_MS;
 
 /// New process: the old one said GO; nothing received yet.
 pub const NEW_AFTER_GO: &str = "new-after-go";

@@ -17,8 +17,7 @@ use baton::runtime::{self, Runtime};
 use baton::sansio::config::{self, Config, LogLevel};
 use baton::server::{Inherited, Server, VERSION};
 
-/// Stack for the start-up thread (config parsing, takeover, binding).
-const STARTUP_STACK: usize = 8 << 20;
+use baton::sansio::limits::STARTUP_STACK;
 
 fn main() {
     std::process::exit(real_main());

@@ -208,9 +208,7 @@ pub fn recv_into(
     Ok(Some((m, fds, n)))
 }
 
-/// The most descriptors Linux passes in one message (include/net/scm.h); more is EINVAL at
-/// the sender.
-pub const SCM_MAX_FD: usize = 253;
+pub use crate::sansio::limits::SCM_MAX_FD;
 
 /// Waits (bounded) for one record.
 pub fn recv_wait(fd: &OwnedFd, timeout_ms: u64, what: &'static str) -> Result<(Msg, Vec<OwnedFd>), HandoffError> {

@@ -593,7 +593,7 @@ impl Restart {
     /// since the parent keeps serving with the very same sockets.
     fn continue_as_old_generation(r: OwnedFd, w: OwnedFd) {
         drop(w);
-        let _ = net::wait_readable(&r, 5_000);
+        let _ = net::wait_readable(&r, crate::sansio::limits::EXEC_CONFIRM_MS);
         let mut b = [0u8; 1];
         if matches!(nix::unistd::read(&r, &mut b), Ok(1)) {
             std::process::exit(0);
@@ -617,16 +617,11 @@ pub fn transfer_decision(transfer_version: u8, splice: bool, own_splice: bool) -
     Ok(())
 }
 
-/// How often the owner checks that its runtime directory's files still exist.
-const RUNDIR_CHECK_MS: u64 = 2_000;
+use crate::sansio::limits::RUNDIR_CHECK_MS;
 
-/// How long a refused peer's HELLO is waited for before it is answered anyway (a HELLO is
-/// sent right after connecting, so this only matters for a peer that says nothing).
-const REFUSE_WAIT_MS: u64 = 200;
+use crate::sansio::limits::REFUSE_WAIT_MS;
 
-/// Refused peers waiting for their answer at once; more are answered immediately. A handful
-/// covers an init system retrying; a flood costs nothing but immediate answers.
-const MAX_REFUSING: usize = 8;
+use crate::sansio::limits::MAX_REFUSING;
 
 #[cfg(test)]
 mod tests {

@@ -23,9 +23,7 @@ fn split(path: &str) -> Result<(OwnedFd, &str), Errno> {
     Ok((fd, name))
 }
 
-/// Temporary names tried before giving up (another user may have taken the predictable ones
-/// in a shared sticky directory, where they cannot be removed).
-const TMP_ATTEMPTS: u32 = 8;
+use crate::sansio::limits::TMP_ATTEMPTS;
 
 /// Writes the PID file. Its directory must be changeable only by root or this user
 /// (`rundir::check_file_dir`), else the error names it.

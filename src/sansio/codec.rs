@@ -15,22 +15,15 @@ use crate::sansio::stats::Totals;
 pub const MAGIC: [u8; 4] = *b"BATN";
 /// Bumped on any incompatible change; a mismatch is refused and the old process keeps serving.
 pub const PROTO_VERSION: u8 = 2;
-pub const HEADER_LEN: usize = 8;
-/// Largest record: a full manifest batch is about 6 KiB.
-pub const MAX_FRAME: usize = 16 * 1024;
-/// Descriptors per record. Linux allows 253 (`SCM_MAX_FD`); batches of 64 keep each record
-/// small and make batching an everyday path rather than an untested corner.
-pub const MAX_FDS_PER_MSG: usize = 64;
-/// Longest name or text carried (listener names are `NAME_LEN`).
-pub const TEXT_LEN: usize = 64;
+pub use crate::sansio::limits::HEADER_LEN;
+pub use crate::sansio::limits::MAX_FDS_PER_MSG;
+pub use crate::sansio::limits::MAX_FRAME;
+pub use crate::sansio::limits::TEXT_LEN;
 /// Version of the connection-transfer messages (`Conns` .. `Done`), announced by the successor
 /// in its ACK. On a mismatch the old process drains its connections instead: not a failure.
 pub const TRANSFER_VERSION: u8 = 1;
-/// Connections per transfer batch: two sockets each fill a record's `MAX_FDS_PER_MSG`
-/// descriptors (splice mode adds four pipe ends per connection, see `fds_per_conn`).
-pub const MAX_CONNS_PER_BATCH: usize = MAX_FDS_PER_MSG / 2;
-/// Buffered bytes carried by one `Data` record (a frame less its header and fields).
-pub const MAX_DATA: usize = MAX_FRAME - HEADER_LEN - 4;
+pub use crate::sansio::limits::MAX_CONNS_PER_BATCH;
+pub use crate::sansio::limits::MAX_DATA;
 
 pub type Text = String<TEXT_LEN>;
 

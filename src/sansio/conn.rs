@@ -99,12 +99,7 @@ pub enum Outcome {
     Reset,
 }
 
-/// Reads per flow in one `pump`: a stream at full speed would otherwise keep its socket
-/// readable and hold the one event loop thread for as long as it lasts (213 ms per wake-up
-/// was measured). With 16 KiB buffers this is 128 KiB per flow per turn, a few tens of
-/// microseconds; the caller re-queues a connection that still has work (`has_work`), since
-/// edge-triggered epoll will not report it again.
-pub const READS_PER_PUMP: u32 = 8;
+pub use crate::sansio::limits::READS_PER_PUMP;
 
 /// Index of the flow whose source is `side`.
 fn flow_from(side: Side) -> usize {

@@ -5,8 +5,7 @@
 
 use core::fmt::{self, Write};
 
-/// Largest request accepted; curl and Prometheus send about 100-250 bytes.
-pub const MAX_REQUEST: usize = 2048;
+pub use crate::sansio::limits::MAX_REQUEST;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
@@ -98,8 +97,7 @@ impl Write for SliceWriter<'_> {
     }
 }
 
-/// Room reserved in front of a body for the status line and headers.
-pub const HEAD_ROOM: usize = 192;
+pub use crate::sansio::limits::HEAD_ROOM;
 
 /// Writes the head right before `buf[HEAD_ROOM..HEAD_ROOM + body_len]` and returns where the
 /// response starts. `head_only` answers a HEAD request.

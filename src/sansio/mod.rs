@@ -18,5 +18,6 @@ pub mod config;
 pub mod conn;
 pub mod http;
 pub mod lb;
+pub mod limits;
 pub mod portable;
 pub mod stats;

@@ -3,8 +3,7 @@
 //! it, the event loop fills in its addresses, the wire format (`codec`) carries it; none of
 //! them depends on another for it.
 
-/// Longest cluster name carried (listener and cluster names are at most `config::NAME_LEN`).
-pub const NAME_TEXT: usize = 64;
+pub use crate::sansio::limits::NAME_TEXT;
 
 /// Descriptors that travel with one connection: client and upstream sockets, and in splice
 /// mode the read and write ends of both pipes (which hold the buffered bytes).
@@ -16,8 +15,7 @@ pub const fn fds_per_conn(splice: bool) -> usize {
     }
 }
 
-/// The most descriptors one connection holds (splice mode).
-pub const MAX_FDS_PER_CONN: usize = 6;
+pub use crate::sansio::limits::MAX_FDS_PER_CONN;
 
 /// One direction of a connection as it moves to another process on a hot restart.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -16,17 +16,10 @@ use crate::sansio::stats::{self, Snapshot};
 use crate::sys::net;
 use crate::sys::poller::Poller;
 
-/// Admin connections served at once. When all are taken, a new one evicts the oldest that is
-/// idle or still sending its request (a client that holds a slot without asking cannot lock
-/// the endpoint out); only when every slot is mid-response is the new one closed.
-pub const MAX_ADMIN_CONNS: usize = 4;
-/// Largest response: `/stats` with every listener and host at their limits is about 80 KiB.
-pub const MAX_RESPONSE: usize = 128 * 1024;
-/// A client must send its request and read the answer within this time (slowloris guard).
-pub const ADMIN_TIMEOUT_MS: u64 = 5_000;
-/// The admin listener's `listen(2)` backlog: connections beyond the slots wait here briefly
-/// (each new one evicts an idle slot, see `MAX_ADMIN_CONNS`).
-pub const ADMIN_BACKLOG: u32 = 64;
+pub use crate::sansio::limits::ADMIN_BACKLOG;
+pub use crate::sansio::limits::ADMIN_TIMEOUT_MS;
+pub use crate::sansio::limits::MAX_ADMIN_CONNS;
+pub use crate::sansio::limits::MAX_RESPONSE;
 
 struct AdminConn {
     fd: Option<OwnedFd>,

@@ -37,13 +37,9 @@ pub const VERSION: &str = match option_env!("BATON_VERSION") {
     Some(v) => v,
     None => env!("CARGO_PKG_VERSION"),
 };
-/// Timer resolution: connect, idle, admin and drain deadlines are checked this often.
-pub const TICK_MS: u64 = 250;
-/// Descriptors needed besides two per connection: listeners, admin, epoll, signalfd,
-/// control sockets, the lock, stdio, and slack for a handoff in progress.
-pub const FD_OVERHEAD: u64 = 64 + MAX_LISTENERS as u64;
-/// Largest buffer arena (`max_connections × 2 × buffer_size`) baton reserves.
-pub const MAX_BUFFER_MEMORY: u64 = 1 << 30;
+pub use crate::sansio::limits::FD_OVERHEAD;
+pub use crate::sansio::limits::MAX_BUFFER_MEMORY;
+pub use crate::sansio::limits::TICK_MS;
 /// `Slot::host` of a transferred connection whose upstream host is no longer in its cluster:
 /// the connection goes on, it is just not counted against a host.
 const NO_HOST: u8 = u8::MAX;
@@ -437,7 +433,7 @@ fn seed() -> u64 {
 /// than a buffer), for the test that short splices are read on.
 fn pipe_size(buffer_size: usize) -> Option<usize> {
     match crate::fault::value(crate::fault::PIPE_PAGES) {
-        Some(pages) => Some(pages as usize * 4096),
+        Some(pages) => Some(pages as usize * crate::sansio::limits::FAULT_PAGE_BYTES),
         None => (buffer_size > net::PIPE_DEFAULT_BYTES).then_some(buffer_size),
     }
 }

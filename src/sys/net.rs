@@ -166,8 +166,7 @@ impl Transport for FdTransport {
 /// One pipe per direction for splice mode: `(read end, write end)`.
 pub type Pipe = (OwnedFd, OwnedFd);
 
-/// A pipe's capacity unless set otherwise (pipe(7)).
-pub const PIPE_DEFAULT_BYTES: usize = 64 * 1024;
+pub use crate::sansio::limits::PIPE_DEFAULT_BYTES;
 
 /// A pipe, set to `size` bytes with `F_SETPIPE_SZ` if given and the system allows it; if that
 /// is refused (`/proc/sys/fs/pipe-max-size`, the per-user pipe page limit) it keeps the kernel's

@@ -23,8 +23,7 @@ pub struct Poller {
     events: Vec<EpollEvent>,
 }
 
-/// Events taken per `epoll_wait`; more wait for the next call, nothing is lost.
-pub const EVENTS_PER_WAIT: usize = 256;
+pub use crate::sansio::limits::EVENTS_PER_WAIT;
 
 impl Poller {
     pub fn new() -> Result<Self, Errno> {

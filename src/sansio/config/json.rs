@@ -9,27 +9,17 @@
 use core::fmt::{self, Write};
 use heapless::String;
 
-/// Deepest nesting accepted. MOSN files nest about 8 levels; the bound keeps the recursive
-/// walk (and serde-json-core's, which runs afterwards) far from the stack limit.
-pub const MAX_DEPTH: usize = 32;
-/// Longest rendered path in an error message.
-pub const PATH_TEXT_LEN: usize = 128;
+pub use crate::sansio::limits::MAX_DEPTH;
+pub use crate::sansio::limits::PATH_TEXT_LEN;
 
 pub type PathText = String<PATH_TEXT_LEN>;
 
 use super::model::{MAX_CLUSTERS, MAX_HOSTS, MAX_LISTENERS};
-/// `servers` entries: MOSN runs one server per process, and so does baton.
-pub const MAX_SERVERS: usize = 1;
-/// Filter chains per listener: baton proxies one chain, as MOSN's tcp_proxy samples have.
-pub const MAX_CHAINS: usize = 1;
-/// Filters per chain and routes per `tcp_proxy`. Two lets MOSN's `proxy` + `tcp_proxy`
-/// fallback chain be read far enough to refuse it by name. These bounds keep the raw
-/// (pre-validation) config, which serde builds on the stack, near 64 KiB.
-pub const MAX_FILTERS: usize = 2;
-/// Longest name, address, type or duration string in the raw config.
-pub const RAW_STR_LEN: usize = 64;
-/// Longest path string (runtime directory, PID file) in the raw config.
-pub const PATH_STR_LEN: usize = 128;
+pub use crate::sansio::limits::MAX_CHAINS;
+pub use crate::sansio::limits::MAX_FILTERS;
+pub use crate::sansio::limits::MAX_SERVERS;
+pub use crate::sansio::limits::PATH_STR_LEN;
+pub use crate::sansio::limits::RAW_STR_LEN;
 
 /// JSON type a known key must have.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

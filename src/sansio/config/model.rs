@@ -6,27 +6,15 @@
 use core::net::SocketAddr;
 use heapless::{String, Vec};
 
-/// Proxy listeners per process. A gateway fronts a handful of local services; 16 keeps the
-/// handoff manifest in one `SCM_RIGHTS` message with room to spare.
-pub const MAX_LISTENERS: usize = 16;
-/// Clusters per config: at most one per listener is reachable, so the same bound.
-pub const MAX_CLUSTERS: usize = MAX_LISTENERS;
-/// Hosts per cluster. The load balancer keeps its per-attempt exclusion set in a `u64`.
-pub const MAX_HOSTS: usize = 32;
-/// Listener, cluster and host names (MOSN names are short identifiers).
-pub const NAME_LEN: usize = 64;
-/// Runtime directory path. `sun_path` holds 108 bytes; this leaves room for `/reconfig.sock`.
-pub const PATH_LEN: usize = 90;
-/// Largest config file accepted; it is read into memory once at start-up.
-pub const MAX_CONFIG_BYTES: usize = 64 * 1024;
-/// Upper bound for `max_connections`: each connection costs two descriptors and two buffers.
-pub const MAX_CONNECTIONS_LIMIT: u32 = 262_144;
-/// Smallest and largest per-direction buffer.
-pub const MIN_BUFFER: u32 = 1024;
-pub const MAX_BUFFER: u32 = 1 << 20;
-
-const _: () = assert!(MAX_HOSTS <= 64, "the LB exclusion set is a u64 bitmask");
-const _: () = assert!(PATH_LEN + "/reconfig.sock".len() < 108, "sun_path is 108 bytes");
+pub use crate::sansio::limits::MAX_BUFFER;
+pub use crate::sansio::limits::MAX_CLUSTERS;
+pub use crate::sansio::limits::MAX_CONFIG_BYTES;
+pub use crate::sansio::limits::MAX_CONNECTIONS_LIMIT;
+pub use crate::sansio::limits::MAX_HOSTS;
+pub use crate::sansio::limits::MAX_LISTENERS;
+pub use crate::sansio::limits::MIN_BUFFER;
+pub use crate::sansio::limits::NAME_LEN;
+pub use crate::sansio::limits::PATH_LEN;
 
 pub type Name = String<NAME_LEN>;
 pub type Path = String<PATH_LEN>;

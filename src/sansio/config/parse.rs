@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::json::{self, JsonError, PathText, MAX_CHAINS, MAX_FILTERS, MAX_SERVERS, PATH_STR_LEN, RAW_STR_LEN};
 use super::model::*;
 use super::value::{parse_addr, parse_duration_ms, parse_ip_port};
+use crate::sansio::limits::{MAX_BACKLOG, MAX_DRAINING, MAX_FAIL_THRESHOLD, MAX_WEIGHT};
 
 type Raw = String<RAW_STR_LEN>;
 type RawPath = String<PATH_STR_LEN>;
@@ -411,7 +412,7 @@ fn build_clusters(raw: &RawConfig) -> Result<Vec<Cluster, MAX_CLUSTERS>, ConfigE
 fn build_host(h: &RawHost, at: &dyn Fn(Problem) -> ConfigError) -> Result<Host, ConfigError> {
     let text = h.address.as_ref().ok_or_else(|| at(Problem::Missing))?;
     let addr = parse_addr(text).ok_or_else(|| at(Problem::BadAddress(text.clone())))?;
-    let weight = range(h.weight.unwrap_or(1), 1, 100).map_err(at)?;
+    let weight = range(h.weight.unwrap_or(1), 1, MAX_WEIGHT).map_err(at)?;
     Ok(Host { addr, weight: weight as u16 })
 }
 
@@ -422,7 +423,7 @@ fn build_admin(raw: &RawConfig) -> Result<Option<SocketAddr>, ConfigError> {
     let p = "admin.address.socket_address";
     let ip = sa.address.as_ref().ok_or_else(|| field(format_args!("{p}.address"), Problem::Missing))?;
     let port = sa.port_value.ok_or_else(|| field(format_args!("{p}.port_value"), Problem::Missing))?;
-    let port = range(port, 1, 65535).map_err(|e| field(format_args!("{p}.port_value"), e))?;
+    let port = range(port, 1, u16::MAX as u64).map_err(|e| field(format_args!("{p}.port_value"), e))?;
     parse_ip_port(ip, port as u16)
         .map(Some)
         .ok_or_else(|| field(format_args!("{p}.address"), Problem::BadAddress(ip.clone())))
@@ -468,11 +469,11 @@ fn apply_settings(st: &mut Settings, b: &RawBaton) -> Result<(), ConfigError> {
         num(b.max_connections, "max_connections", 1, MAX_CONNECTIONS_LIMIT as u64, st.max_connections as u64)? as u32;
     st.buffer_size =
         num(b.buffer_size, "buffer_size", MIN_BUFFER as u64, MAX_BUFFER as u64, st.buffer_size as u64)? as u32;
-    st.backlog = num(b.backlog, "backlog", 1, 65535, st.backlog as u64)? as u32;
+    st.backlog = num(b.backlog, "backlog", 1, MAX_BACKLOG, st.backlog as u64)? as u32;
     st.connect_attempts =
         num(b.connect_attempts, "connect_attempts", 1, MAX_HOSTS as u64, st.connect_attempts as u64)? as u8;
-    st.fail_threshold = num(b.fail_threshold, "fail_threshold", 1, 255, st.fail_threshold as u64)? as u8;
-    st.max_draining = num(b.max_draining, "max_draining", 1, 16, st.max_draining as u64)? as u8;
+    st.fail_threshold = num(b.fail_threshold, "fail_threshold", 1, MAX_FAIL_THRESHOLD, st.fail_threshold as u64)? as u8;
+    st.max_draining = num(b.max_draining, "max_draining", 1, MAX_DRAINING, st.max_draining as u64)? as u8;
     st.connect_timeout_ms = dur(&b.connect_timeout, "connect_timeout", st.connect_timeout_ms)?;
     st.idle_timeout_ms = dur(&b.idle_timeout, "idle_timeout", st.idle_timeout_ms)?;
     st.drain_timeout_ms = dur(&b.drain_timeout, "drain_timeout", st.drain_timeout_ms)?;

@@ -2,8 +2,7 @@
 
 use core::net::{IpAddr, SocketAddr};
 
-/// Longest duration accepted (one week): keeps millisecond arithmetic far from overflow.
-pub const MAX_DURATION_MS: u64 = 7 * 24 * 3600 * 1000;
+pub use crate::sansio::limits::MAX_DURATION_MS;
 
 /// Parses a Go duration string (`"30s"`, `"500ms"`, `"1m30s"`, `"1.5h"`) into milliseconds.
 /// Sub-millisecond parts round down; `"0"` and `"0s"` are zero.

@@ -1,0 +1,242 @@
+//! Every limit baton has, in one place, each with its reason, and `const` assertions for the
+//! relations the code relies on. Sans-io: numbers only. The modules that use a limit re-export
+//! it under its old path (`config::MAX_HOSTS` is this `MAX_HOSTS`).
+
+// ----- Config: fixed capacities (every table is sized once, from these) (sansio/config/model.rs) -----
+
+/// Proxy listeners per process. A gateway fronts a handful of local services; 16 keeps the
+/// handoff manifest in one `SCM_RIGHTS` message with room to spare.
+pub const MAX_LISTENERS: usize = 16;
+
+/// Clusters per config: at most one per listener is reachable, so the same bound.
+pub const MAX_CLUSTERS: usize = MAX_LISTENERS;
+
+/// Hosts per cluster. The load balancer keeps its per-attempt exclusion set in a `u64`.
+pub const MAX_HOSTS: usize = 32;
+
+/// Listener, cluster and host names (MOSN names are short identifiers).
+pub const NAME_LEN: usize = 64;
+
+/// Runtime directory path. `sun_path` holds 108 bytes; this leaves room for `/reconfig.sock`.
+pub const PATH_LEN: usize = 90;
+
+/// Largest config file accepted; it is read into memory once at start-up.
+pub const MAX_CONFIG_BYTES: usize = 64 * 1024;
+
+/// Upper bound for `max_connections`: each connection costs two descriptors and two buffers.
+pub const MAX_CONNECTIONS_LIMIT: u32 = 262_144;
+
+/// Smallest per-direction buffer: below this, system calls per byte dominate.
+pub const MIN_BUFFER: u32 = 1024;
+
+/// Largest per-direction buffer (and splice pipe size): beyond 1 MiB nothing gets faster, and
+/// the arena (`MAX_BUFFER_MEMORY`) fills with fewer connections.
+pub const MAX_BUFFER: u32 = 1 << 20;
+
+/// `max_draining`'s upper bound: each draining generation is a whole process (about 1 MiB
+/// resident); 16 is more than any reload rate a gateway sees within a `drain_timeout`.
+pub const MAX_DRAINING: u64 = 16;
+
+/// `backlog`'s upper bound: the kernel caps `listen(2)` at `somaxconn`, 65535 at most.
+pub const MAX_BACKLOG: u64 = 65_535;
+
+/// A host's `weight` range (MOSN's): round robin expands weights into a schedule, so they
+/// stay small.
+pub const MAX_WEIGHT: u64 = 100;
+
+/// `fail_threshold`'s upper bound: the failure count is a `u8`.
+pub const MAX_FAIL_THRESHOLD: u64 = u8::MAX as u64;
+
+// ----- Config values (sansio/config/value.rs) -----
+
+/// Longest duration accepted (one week): keeps millisecond arithmetic far from overflow.
+pub const MAX_DURATION_MS: u64 = 7 * 24 * 3600 * 1000;
+
+// ----- Config text (the JSON pre-pass and serde-json-core scratch) (sansio/config/json.rs) -----
+
+/// Deepest nesting accepted. MOSN files nest about 8 levels; the bound keeps the recursive
+/// walk (and serde-json-core's, which runs afterwards) far from the stack limit.
+pub const MAX_DEPTH: usize = 32;
+
+/// Longest rendered path in an error message.
+pub const PATH_TEXT_LEN: usize = 128;
+
+/// `servers` entries: MOSN runs one server per process, and so does baton.
+pub const MAX_SERVERS: usize = 1;
+
+/// Filter chains per listener: baton proxies one chain, as MOSN's tcp_proxy samples have.
+pub const MAX_CHAINS: usize = 1;
+
+/// Filters per chain and routes per `tcp_proxy`. Two lets MOSN's `proxy` + `tcp_proxy`
+/// fallback chain be read far enough to refuse it by name. These bounds keep the raw
+/// (pre-validation) config, which serde builds on the stack, near 64 KiB.
+pub const MAX_FILTERS: usize = 2;
+
+/// Longest name, address, type or duration string in the raw config.
+pub const RAW_STR_LEN: usize = 64;
+
+/// Longest path string (runtime directory, PID file) in the raw config.
+pub const PATH_STR_LEN: usize = 128;
+
+// ----- Hot-restart wire format (sansio/codec.rs) -----
+
+/// Record header: magic, protocol version, type, payload length (docs/hot-restart.md).
+pub const HEADER_LEN: usize = 8;
+
+/// Largest record: a full manifest batch is about 6 KiB.
+pub const MAX_FRAME: usize = 16 * 1024;
+
+/// Descriptors per record. Linux allows 253 (`SCM_MAX_FD`); batches of 64 keep each record
+/// small and make batching an everyday path rather than an untested corner.
+pub const MAX_FDS_PER_MSG: usize = 64;
+
+/// Longest name or text carried (listener names are `NAME_LEN`).
+pub const TEXT_LEN: usize = 64;
+
+/// Connections per transfer batch: two sockets each fill a record's `MAX_FDS_PER_MSG`
+/// descriptors (splice mode adds four pipe ends per connection, see `fds_per_conn`).
+pub const MAX_CONNS_PER_BATCH: usize = MAX_FDS_PER_MSG / 2;
+
+/// Buffered bytes carried by one `Data` record (a frame less its header and fields).
+pub const MAX_DATA: usize = MAX_FRAME - HEADER_LEN - 4;
+
+// ----- Admin requests and responses (sansio/http.rs) -----
+
+/// Largest request accepted; curl and Prometheus send about 100-250 bytes.
+pub const MAX_REQUEST: usize = 2048;
+
+/// Room reserved in front of a body for the status line and headers.
+pub const HEAD_ROOM: usize = 192;
+
+// ----- Relaying (sansio/conn.rs) -----
+
+/// Reads per flow in one `pump`: a stream at full speed would otherwise keep its socket
+/// readable and hold the one event loop thread for as long as it lasts (213 ms per wake-up
+/// was measured). With 16 KiB buffers this is 128 KiB per flow per turn, a few tens of
+/// microseconds; the caller re-queues a connection that still has work (`has_work`), since
+/// edge-triggered epoll will not report it again.
+pub const READS_PER_PUMP: u32 = 8;
+
+// ----- Moving connections (sansio/portable.rs) -----
+
+/// Longest cluster name carried (listener and cluster names are at most `config::NAME_LEN`).
+pub const NAME_TEXT: usize = 64;
+
+/// The most descriptors one connection holds (splice mode).
+pub const MAX_FDS_PER_CONN: usize = 6;
+
+// ----- The event loop (server/mod.rs) -----
+
+/// Timer resolution: connect, idle, admin and drain deadlines are checked this often.
+pub const TICK_MS: u64 = 250;
+
+/// Descriptors needed besides two per connection: listeners, admin, epoll, signalfd,
+/// control sockets, the lock, stdio, and slack for a handoff in progress.
+pub const FD_OVERHEAD: u64 = 64 + MAX_LISTENERS as u64;
+
+/// Largest buffer arena (`max_connections × 2 × buffer_size`) baton reserves.
+pub const MAX_BUFFER_MEMORY: u64 = 1 << 30;
+
+// ----- The admin endpoint (server/admin.rs) -----
+
+/// Admin connections served at once. When all are taken, a new one evicts the oldest that is
+/// idle or still sending its request (a client that holds a slot without asking cannot lock
+/// the endpoint out); only when every slot is mid-response is the new one closed.
+pub const MAX_ADMIN_CONNS: usize = 4;
+
+/// Largest response: `/stats` with every listener and host at their limits is about 80 KiB.
+pub const MAX_RESPONSE: usize = 128 * 1024;
+
+/// A client must send its request and read the answer within this time (slowloris guard).
+pub const ADMIN_TIMEOUT_MS: u64 = 5_000;
+
+/// The admin listener's `listen(2)` backlog: connections beyond the slots wait here briefly
+/// (each new one evicts an idle slot, see `MAX_ADMIN_CONNS`).
+pub const ADMIN_BACKLOG: u32 = 64;
+
+// ----- epoll (sys/poller.rs) -----
+
+/// Events taken per `epoll_wait`; more wait for the next call, nothing is lost.
+pub const EVENTS_PER_WAIT: usize = 256;
+
+// ----- Pipes (splice mode) (sys/net.rs) -----
+
+/// A pipe's capacity unless set otherwise (pipe(7)).
+pub const PIPE_DEFAULT_BYTES: usize = 64 * 1024;
+
+// ----- Start-up stacks (config_file.rs) -----
+
+/// Stack for `load`'s parsing thread: serde-json-core builds the raw config (about 64 KiB) and
+/// moves it through a few frames; 4 MiB leaves a wide margin.
+pub const PARSE_STACK: usize = 4 << 20;
+
+// ----- Files (restart/pidfile.rs) -----
+
+/// Temporary names tried before giving up (another user may have taken the predictable ones
+/// in a shared sticky directory, where they cannot be removed).
+pub const TMP_ATTEMPTS: u32 = 8;
+
+// ----- Hot-restart channel (restart/channel.rs) -----
+
+/// The most descriptors Linux passes in one message (include/net/scm.h); more is EINVAL at
+/// the sender.
+pub const SCM_MAX_FD: usize = 253;
+
+// ----- Hot restart, old side (restart/mod.rs) -----
+
+/// How often the owner checks that its runtime directory's files still exist.
+pub const RUNDIR_CHECK_MS: u64 = 2_000;
+
+/// How long a refused peer's HELLO is waited for before it is answered anyway (a HELLO is
+/// sent right after connecting, so this only matters for a peer that says nothing).
+pub const REFUSE_WAIT_MS: u64 = 200;
+
+/// Refused peers waiting for their answer at once; more are answered immediately. A handful
+/// covers an init system retrying; a flood costs nothing but immediate answers.
+pub const MAX_REFUSING: usize = 8;
+
+// ----- Socket activation (activation.rs) -----
+
+/// At most this many descriptors are taken: every listener plus the admin listener.
+pub const MAX_ACTIVATED: usize = crate::sansio::config::MAX_LISTENERS + 1;
+
+// ----- Fault injection (test builds only) (fault.rs) -----
+
+/// How long a `pause` fault stalls: long enough for a test to act, short of handoff_timeout.
+pub const PAUSE_MS: u64 = 2_000;
+
+// ----- Start-up stacks (main.rs) -----
+
+/// Stack for the start-up thread (config parsing, takeover, binding).
+pub const STARTUP_STACK: usize = 8 << 20;
+
+/// How long the child of a SIGHUP waits to learn whether the parent's `execve` worked (the
+/// parent writes a byte on failure; the pipe closes on success). An exec takes milliseconds.
+pub const EXEC_CONFIRM_MS: u64 = 5_000;
+
+/// Page size assumed by the `pipe-pages` fault (test builds): pipes are sized in pages.
+pub const FAULT_PAGE_BYTES: usize = 4096;
+
+/// First read of a config file: most are under 4 KiB; it grows to `MAX_CONFIG_BYTES` at most.
+pub const CONFIG_READ_START: usize = 4096;
+
+// ----- Relations the code relies on -----
+
+const _: () = assert!(MAX_HOSTS <= 64, "the LB exclusion set (tried hosts) is a u64 bitmask");
+const _: () = assert!(MAX_HOSTS < u8::MAX as usize, "a slot's host index is a u8 and u8::MAX means no host");
+const _: () = assert!(MAX_LISTENERS <= u8::MAX as usize, "a slot's listener index is a u8");
+const _: () = assert!(PATH_LEN + "/reconfig.sock".len() < 108, "sun_path is 108 bytes");
+const _: () = assert!(PATH_LEN <= PATH_STR_LEN, "a valid path fits the raw config's string");
+const _: () = assert!(NAME_LEN <= RAW_STR_LEN, "a valid name fits the raw config's string");
+const _: () = assert!(NAME_LEN <= NAME_TEXT && NAME_LEN <= TEXT_LEN, "names travel whole in handoff records");
+const _: () = assert!(MAX_CONNS_PER_BATCH <= 64, "TAKEN's mask is a u64, one bit per connection of a batch");
+const _: () = assert!(MAX_CONNS_PER_BATCH * 2 <= MAX_FDS_PER_MSG, "a batch's sockets fit one record");
+const _: () = assert!(MAX_FDS_PER_MSG <= SCM_MAX_FD, "the kernel passes at most SCM_MAX_FD per message");
+const _: () = assert!(MAX_FDS_PER_MSG >= MAX_FDS_PER_CONN, "one connection's descriptors fit one record");
+const _: () = assert!(MAX_LISTENERS + 4 <= MAX_FDS_PER_MSG * 4, "a manifest fits a few batches");
+const _: () = assert!(MAX_DATA + HEADER_LEN + 4 <= MAX_FRAME, "a DATA record fits a frame");
+const _: () = assert!(MAX_BUFFER <= u32::MAX / 2, "flow offsets are u32");
+const _: () = assert!(MAX_CONNECTIONS_LIMIT as u64 <= u32::MAX as u64, "slot indices travel in 32-bit tokens");
+const _: () = assert!(MAX_REQUEST + HEAD_ROOM < MAX_RESPONSE, "an error response fits the response buffer");
+const _: () = assert!(REFUSE_WAIT_MS < TICK_MS * 4, "a refused peer is answered within a few ticks");
+const _: () = assert!(MAX_CONFIG_BYTES >= CONFIG_READ_START, "the first read is no larger than the limit");
