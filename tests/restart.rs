@@ -46,7 +46,7 @@ fn a_second_process_takes_over_and_the_old_one_drains_then_exits() {
     long.write_all(b"hello").unwrap();
     long.read_exact(&mut buf).unwrap();
 
-    let mut succ = b.successor(&[]);
+    let succ = b.successor(&[]);
     assert!(wait_serving(&b, succ.id()), "successor never served");
     assert_eq!(read_pid(&pid_file), Some(succ.id()), "the PID file must name the owner");
     let stats = b.stats();
@@ -61,8 +61,7 @@ fn a_second_process_takes_over_and_the_old_one_drains_then_exits() {
     assert!(eventually(Duration::from_secs(2), || !alive(old)), "old process did not exit after its last connection");
     let d = payload(99, 5000);
     assert_eq!(echo_roundtrip(b.listen, &d).unwrap(), d);
-    succ.kill().unwrap();
-    let _ = succ.wait();
+    stop_child(succ);
 }
 
 #[test]
@@ -143,10 +142,9 @@ fn new_process_killed_at_each_step_leaves_the_old_one_serving_without_loss() {
     assert!(r.ok > 50, "too little load ran: {}", r.ok);
     assert_eq!(r.failed, 0, "{:?}", r.errors);
     // nothing left behind blocks a normal takeover afterwards
-    let mut succ = b.successor(&[]);
+    let succ = b.successor(&[]);
     assert!(wait_serving(&b, succ.id()));
-    succ.kill().unwrap();
-    let _ = succ.wait();
+    stop_child(succ);
 }
 
 #[test]
@@ -158,7 +156,7 @@ fn old_process_killed_during_the_handoff_leaves_the_new_one_serving() {
         let (cfg, pid_file) = pid_cfg(&dir, be.port);
         let spec = format!("{point}:kill");
         let mut b = Baton::start_env(&cfg, dir, &[("BATON_FAULT", &spec)]);
-        let mut succ = b.successor(&[]);
+        let succ = b.successor(&[]);
         assert!(wait_serving(&b, succ.id()), "{point}: successor not serving");
         let killed = eventually(Duration::from_secs(3), || {
             use std::os::unix::process::ExitStatusExt;
@@ -168,8 +166,7 @@ fn old_process_killed_during_the_handoff_leaves_the_new_one_serving() {
         assert_eq!(read_pid(&pid_file), Some(succ.id()), "{point}");
         let d = payload(3, 3000);
         assert_eq!(echo_roundtrip(b.listen, &d).unwrap(), d, "{point}");
-        succ.kill().unwrap();
-        let _ = succ.wait();
+        stop_child(succ);
     }
 }
 
@@ -184,11 +181,10 @@ fn stale_socket_and_lock_after_kill_9_do_not_block_the_next_start() {
     let run = b.run_dir();
     assert!(std::path::Path::new(&format!("{run}/reconfig.sock")).exists());
     assert!(std::path::Path::new(&format!("{run}/baton.lock")).exists());
-    let mut next = b.successor(&[]);
+    let next = b.successor(&[]);
     assert!(wait_serving(&b, next.id()), "a stale reconfig.sock or lock blocked the start");
     assert_eq!(b.generation(), 0, "a cold start after a crash is generation 0");
-    next.kill().unwrap();
-    let _ = next.wait();
+    stop_child(next);
 }
 
 #[test]
@@ -196,14 +192,13 @@ fn stale_socket_and_lock_after_kill_9_do_not_block_the_next_start() {
 fn a_third_process_during_a_handoff_gets_busy_and_exit_3() {
     let be = Backend::start(Mode::Echo);
     let b = Baton::start(&Cfg::simple(free_port(), &[be.port]));
-    let mut first = b.successor(&[("BATON_FAULT", "new-after-go:pause")]);
+    let first = b.successor(&[("BATON_FAULT", "new-after-go:pause")]);
     std::thread::sleep(Duration::from_millis(500));
     let mut third = b.successor(&[]);
     assert_eq!(wait_child(&mut third, Duration::from_secs(5)), Some(3));
     assert!(child_stderr(&mut third).contains("another hot restart is in progress"));
     assert!(wait_serving(&b, first.id()), "the first successor did not complete");
-    first.kill().unwrap();
-    let _ = first.wait();
+    stop_child(first);
 }
 
 #[test]
@@ -268,10 +263,9 @@ fn malformed_messages_to_the_running_baton_are_refused_without_a_crash() {
     drop(c);
     assert_eq!(b.serving_pid(), Some(b.pid() as u64));
     // back to idle: a real successor still takes over
-    let mut succ = b.successor(&[]);
+    let succ = b.successor(&[]);
     assert!(wait_serving(&b, succ.id()));
-    succ.kill().unwrap();
-    let _ = succ.wait();
+    stop_child(succ);
 }
 
 /// Plays the old process against a real new one and feeds it a bad manifest.
@@ -370,13 +364,12 @@ fn drain_deadline_bounds_the_old_process_and_max_draining_caps_generations() {
     let mut one = [0u8; 1];
     held.read_exact(&mut one).unwrap();
     let old = b.pid();
-    let mut succ = b.successor(&[]);
+    let succ = b.successor(&[]);
     assert!(wait_serving(&b, succ.id()));
     let t = Instant::now();
     assert!(eventually(Duration::from_secs(3), || !alive(old)), "old process outlived its drain deadline");
     assert!(t.elapsed() < Duration::from_millis(2500), "took {:?}", t.elapsed());
-    succ.kill().unwrap();
-    let _ = succ.wait();
+    stop_child(succ);
 
     // max_draining 1, long drain: each generation holds a connection; at most one drains at once
     let cfg = Cfg::simple(free_port(), &[be.port])

@@ -20,10 +20,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-fn emulated() -> bool {
-    std::env::var_os("BATON_TEST_EMULATED").is_some()
-}
-
 /// A deterministic byte stream per id; any loss, duplication or reordering breaks the match.
 struct Gen(u64);
 
