@@ -12,6 +12,9 @@
 
 pub mod channel;
 pub mod pidfile;
+mod reexec;
+mod refuse;
+mod repair;
 pub mod rundir;
 pub mod takeover;
 pub mod transfer;
@@ -24,6 +27,7 @@ use core::fmt::Write;
 use crate::sansio::codec::{
     text, CodecError, Entry, FdKind, ManifestHead, Msg, Text, MAX_FDS_PER_MSG, PROTO_VERSION, TRANSFER_VERSION,
 };
+use crate::sansio::limits::{MAX_REFUSING, REFUSE_WAIT_MS, RUNDIR_CHECK_MS};
 use crate::server::{Kind, Token};
 use crate::server::{Mode, Server, VERSION};
 use crate::sys;
@@ -233,41 +237,6 @@ impl Restart {
         }
     }
 
-    // ----- turning peers away, without waiting -----
-
-    fn refuse(&mut self, server: &mut Server, peer: OwnedFd, answer: Msg) {
-        let Some(slot) = self.refusing.iter().position(Option::is_none) else {
-            // a flood of peers: answer at once (a peer that still had its HELLO in flight may
-            // see a reset instead); never wait inside the event loop
-            let _ = channel::send(&peer, &answer, &[]);
-            return;
-        };
-        if server.poller().add_read(&peer, Token::new(Kind::ReconfigPeer, slot + 1)).is_err() {
-            let _ = channel::send(&peer, &answer, &[]);
-            return;
-        }
-        let deadline = server.now() + REFUSE_WAIT_MS;
-        self.refusing[slot] = Some(Refusal { peer, answer, deadline });
-        self.refusal_readable(server, slot);
-    }
-
-    fn refusal_readable(&mut self, server: &mut Server, slot: usize) {
-        let Some(r) = self.refusing.get(slot).and_then(Option::as_ref) else {
-            return;
-        };
-        if matches!(channel::recv(&r.peer), Ok(None)) && server.now() < r.deadline {
-            return; // its HELLO is not there yet
-        }
-        self.answer_refusal(server, slot);
-    }
-
-    fn answer_refusal(&mut self, server: &mut Server, slot: usize) {
-        if let Some(r) = self.refusing.get_mut(slot).and_then(Option::take) {
-            let _ = channel::send(&r.peer, &r.answer, &[]);
-            server.poller().delete(&r.peer);
-        }
-    }
-
     // ----- handing over -----
 
     fn send_sockets(&mut self, server: &mut Server, pid: i32, deadline: u64) {
@@ -432,69 +401,6 @@ impl Restart {
         }
     }
 
-    /// Recreates `reconfig.sock` and `baton.lock` if someone removed them (or the whole
-    /// runtime directory, e.g. a cleanup of /run) while this process owns the directory, so a
-    /// later hot restart still finds the running baton instead of failing on a taken port.
-    fn repair_rundir(&mut self, server: &Server) {
-        let (Some(lock), Some(_)) = (&self.lock, &self.reconfig) else {
-            return; // not the owner (draining) or a server without hot restart
-        };
-        let reconfig = rundir::path(&self.dir, rundir::RECONFIG);
-        let lock_path = rundir::path(&self.dir, rundir::LOCK);
-        let Some((same_lock, socket_there)) = rundir::intact(&self.dir, lock) else {
-            return;
-        };
-        if same_lock && socket_there {
-            self.dir_warned = false;
-            return;
-        }
-        // once per outage, not every RUNDIR_CHECK_MS, so a stuck directory does not fill the log
-        let warn = !std::mem::replace(&mut self.dir_warned, true);
-        if warn {
-            log::warn!(
-                "runtime directory {}: {} or {} was removed or replaced; recreating them",
-                self.dir,
-                rundir::RECONFIG,
-                rundir::LOCK
-            );
-        }
-        if let Err(e) = rundir::prepare(&self.dir) {
-            if warn {
-                log::error!("cannot recreate the runtime directory: {e}; a hot restart will fail until it is fixed");
-            }
-            return;
-        }
-        if !same_lock {
-            match rundir::lock(&self.dir) {
-                Ok(l) => self.lock = Some(l),
-                Err(e) => {
-                    if warn {
-                        log::error!("cannot recreate {lock_path}: {e}");
-                    }
-                    return;
-                }
-            }
-        }
-        match rundir::bind_reconfig(&self.dir) {
-            Ok(fd) => {
-                if let Some(old) = self.reconfig.take() {
-                    server.poller().delete(&old);
-                }
-                if let Err(e) = server.poller().add_read(&fd, Token::new(Kind::ReconfigListener, 0)) {
-                    log::error!("cannot register the new {reconfig}: {}", e.desc());
-                }
-                self.reconfig = Some(fd);
-                self.dir_warned = false;
-                log::info!("runtime directory {}: recreated", self.dir);
-            }
-            Err(e) => {
-                if warn {
-                    log::error!("cannot recreate {reconfig}: {e}; a hot restart will fail until it exists")
-                }
-            }
-        }
-    }
-
     fn predecessor_exited(&mut self, pid: u32) {
         if let Some(i) = self.predecessors.iter().position(|p| p.pid == pid) {
             self.predecessors.remove(i);
@@ -522,84 +428,6 @@ impl Restart {
             rundir::remove_reconfig(&self.dir);
         }
     }
-
-    // ----- SIGHUP: restart in place, keeping the PID -----
-
-    /// Returns `true` in the forked child that carries on serving as the old generation; the
-    /// caller must then renew its signalfd (a signalfd wakes the epoll of the process that
-    /// registered it, so the child's own signals would never be seen).
-    pub fn on_sighup(&mut self, server: &mut Server) -> bool {
-        if !matches!(self.state, State::Idle) || server.mode() != Mode::Serving {
-            log::warn!("SIGHUP ignored: a hot restart is already in progress ({})", self.state.name());
-            return false;
-        }
-        self.repair_rundir(server);
-        let Some(exec) = &self.exec else {
-            log::warn!("SIGHUP ignored: this process cannot re-execute itself");
-            return false;
-        };
-        if let Err(e) = crate::config_file::load(&exec.config_path) {
-            log::error!("SIGHUP: config {}: {e}; still serving the current config", exec.config_path);
-            return false;
-        }
-        if let Err(e) = nix::unistd::access(self.dir.as_str(), nix::unistd::AccessFlags::W_OK) {
-            log::error!(
-                "SIGHUP: the runtime directory {} is not writable ({}); still serving; make it writable and retry",
-                self.dir,
-                e.desc()
-            );
-            return false;
-        }
-        if let Err(e) = nix::unistd::access(exec.exe.as_c_str(), nix::unistd::AccessFlags::X_OK) {
-            log::error!("SIGHUP: cannot execute {:?}: {}; still serving", exec.exe, e.desc());
-            return false;
-        }
-        let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
-            Ok(p) => p,
-            Err(e) => {
-                log::error!("SIGHUP: pipe: {}; still serving", e.desc());
-                return false;
-            }
-        };
-        match sys::fork() {
-            Err(e) => {
-                log::error!("SIGHUP: fork: {}; still serving", e.desc());
-                false
-            }
-            Ok(None) => {
-                Self::continue_as_old_generation(r, w);
-                true
-            }
-            Ok(Some(child)) => {
-                drop(r);
-                log::info!(
-                    "SIGHUP: re-executing {:?} as pid {}; pid {child} serves until it takes over",
-                    exec.exe,
-                    std::process::id()
-                );
-                crate::notify::reloading();
-                let e = nix::unistd::execv(exec.exe.as_c_str(), &exec.argv).unwrap_err();
-                // still here: the exec failed; the child exits on this byte and we carry on
-                let _ = nix::unistd::write(&w, &[1]);
-                crate::notify::ready(server.totals().generation);
-                log::error!("SIGHUP: cannot execute {:?}: {}; still serving", exec.exe, e.desc());
-                false
-            }
-        }
-    }
-
-    /// In the forked child: wait until the parent's exec succeeded (the pipe closes) or failed
-    /// (a byte arrives). On success keep serving as the old generation; on failure exit quietly,
-    /// since the parent keeps serving with the very same sockets.
-    fn continue_as_old_generation(r: OwnedFd, w: OwnedFd) {
-        drop(w);
-        let _ = net::wait_readable(&r, crate::sansio::limits::EXEC_CONFIRM_MS);
-        let mut b = [0u8; 1];
-        if matches!(nix::unistd::read(&r, &mut b), Ok(1)) {
-            std::process::exit(0);
-        }
-        log::info!("pid {} serves as the previous generation until the new process takes over", std::process::id());
-    }
 }
 
 /// Whether this process moves its connections to a successor that acknowledged with
@@ -616,12 +444,6 @@ pub fn transfer_decision(transfer_version: u8, splice: bool, own_splice: bool) -
     }
     Ok(())
 }
-
-use crate::sansio::limits::RUNDIR_CHECK_MS;
-
-use crate::sansio::limits::REFUSE_WAIT_MS;
-
-use crate::sansio::limits::MAX_REFUSING;
 
 #[cfg(test)]
 mod tests {
