@@ -11,6 +11,9 @@ use crate::sansio::config::{parse, Config, ConfigError, MAX_CONFIG_BYTES};
 #[derive(Debug)]
 pub enum LoadError {
     Io(std::io::Error),
+    /// A FIFO, a device or a directory: opening or reading it could block (a SIGHUP reload
+    /// reads the config inside the event loop) or never end.
+    NotRegular,
     Invalid(ConfigError),
 }
 
@@ -18,6 +21,9 @@ impl core::fmt::Display for LoadError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Io(e) => write!(f, "cannot read it: {e}"),
+            Self::NotRegular => {
+                f.write_str("not a regular file (a FIFO, a device or a directory); give the config file itself")
+            }
             Self::Invalid(e) => write!(f, "{e}"),
         }
     }
@@ -39,10 +45,16 @@ pub fn load(path: &str) -> Result<Config, LoadError> {
     })
 }
 
-/// Reads and validates a config file. Reads at most `MAX_CONFIG_BYTES + 1` bytes, so an
-/// oversize or endless file (a FIFO, /dev/zero) is refused without reading it whole.
+/// Reads and validates a config file. Only a regular file is read, opened without blocking (a
+/// FIFO with no writer would block `open` itself), and at most `MAX_CONFIG_BYTES + 1` bytes of
+/// it, so an oversize file is refused without reading it whole.
 pub fn read_file(path: &str) -> Result<Config, LoadError> {
-    let file = std::fs::File::open(path).map_err(LoadError::Io)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file =
+        std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(path).map_err(LoadError::Io)?;
+    if !file.metadata().map_err(LoadError::Io)?.is_file() {
+        return Err(LoadError::NotRegular);
+    }
     let mut text = std::vec::Vec::with_capacity(crate::sansio::limits::CONFIG_READ_START);
     file.take(MAX_CONFIG_BYTES as u64 + 1).read_to_end(&mut text).map_err(LoadError::Io)?;
     parse(&text).map_err(LoadError::Invalid)

@@ -319,6 +319,32 @@ fn an_unwritable_pid_file_at_takeover_refuses_no_connection() {
     kill_all_with(&b.config);
 }
 
+/// A config that is not a regular file: a FIFO nobody writes to would block `open` itself,
+/// and a SIGHUP reload reads the config inside the event loop. Refused at start (exit 2) and
+/// at SIGHUP (logged, still serving; `/health` keeps answering).
+#[test]
+fn a_fifo_as_the_config_never_blocks_start_or_the_event_loop() {
+    let dir = TempDir::new("fifo");
+    let fifo = dir.path("fifo.json");
+    nix::unistd::mkfifo(fifo.as_str(), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let out = Command::new(BIN).args(["--check", "-c", &fifo]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("not a regular file"), "{text}");
+
+    let be = Backend::start(Mode::Echo);
+    let b = Baton::start(&Cfg::simple(free_port(), &[be.port]));
+    std::fs::remove_file(&b.config).unwrap();
+    nix::unistd::mkfifo(b.config.as_str(), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    b.signal(Signal::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    assert_eq!(http_get(b.admin.unwrap(), "/health").map(|(s, _)| s), Some(200), "the event loop is stuck");
+    eprintln!("/health {:?} after a SIGHUP with a FIFO as the config", t.elapsed());
+    assert_eq!(b.generation(), 0);
+    assert_eq!(pids_with(&b.config), vec![b.pid()]);
+}
+
 mod handoff_peers {
     use super::*;
     use baton::restart::channel;
