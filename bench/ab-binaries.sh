@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# bench/ab-binaries.sh BIN_A BIN_B [ka|close] [ROUNDS] [SECONDS]
+# Two baton binaries side by side (e.g. before and after a refactor), interleaved with the
+# direct path, ROUNDS times, wrk -c50 on CPU 0 and the proxies on CPU 1 (as ab.sh). Prints each
+# path's rates and median, and B / A. Not a test.
+set -euo pipefail
+B=$(cd "$(dirname "$0")" && pwd)
+cd "$B/.."
+A_BIN=$(realpath "$1"); B_BIN=$(realpath "$2")
+LOAD=${3:-ka}; ROUNDS=${4:-6}; SECS=${5:-4}
+bash "$B/prepare.sh" >/dev/null
+export OURS_CMD="env BATON_BIN=$A_BIN $B/baton-run.sh %L %U %R"
+export OURS_SPLICE_CMD="env BATON_BIN=$B_BIN $B/baton-run.sh %L %U %R"
+trap 'bash "$B/proxyctl.sh" stop ours >/dev/null 2>&1 || true; bash "$B/proxyctl.sh" stop ours-splice >/dev/null 2>&1 || true; bash "$B/backend.sh" stop' EXIT
+bash "$B/backend.sh" start >/dev/null
+bash "$B/proxyctl.sh" start ours 19800 18080 >/dev/null
+bash "$B/proxyctl.sh" start ours-splice 19804 18080 >/dev/null
+hdr=(); [ "$LOAD" = close ] && hdr=(-H 'Connection: close')
+for i in $(seq "$ROUNDS"); do
+  for pp in direct:18080 A:19800 B:19804; do
+    rate=$(taskset -c 0 wrk -t1 -c50 -d"${SECS}s" "${hdr[@]}" "http://127.0.0.1:${pp#*:}/100b" | awk '/Requests\/sec/ {print $2}')
+    echo "${pp%%:*} $rate"
+  done
+done | python3 -c '
+import sys, statistics as S
+r = {}
+for line in sys.stdin:
+    k, v = line.split(); r.setdefault(k, []).append(float(v))
+d = S.median(r["direct"])
+for k, v in r.items():
+    print(f"{k:8} median {S.median(v):8.0f} req/s ({S.median(v) / d:.2f} x direct)  runs: " + " ".join(f"{x:.0f}" for x in v))
+print(f"B / A: {S.median(r[\"B\"]) / S.median(r[\"A\"]):.3f}")'
