@@ -148,7 +148,7 @@ fn a_non_loopback_admin_address_is_warned_about_at_start() {
             .replace("\"address\":\"127.0.0.1\",\"port_value\"", &format!("\"address\":\"{ip}\",\"port_value\""));
         assert_eq!(text.contains("0.0.0.0"), warned);
         std::fs::write(dir.path("c.json"), text).unwrap();
-        let mut c = Command::new(BIN)
+        let mut c = Command::new(&*BIN)
             .args(["-c", &dir.path("c.json"), "--runtime-dir", &dir.path("run")])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

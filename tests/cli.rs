@@ -58,7 +58,7 @@ fn a_non_utf8_argument_is_a_usage_error() {
     use std::os::unix::ffi::OsStrExt;
     let bad = std::ffi::OsStr::from_bytes(b"/tmp/caf\xe9.json");
     for args in [vec![std::ffi::OsStr::new("-c"), bad], vec![bad]] {
-        let out = std::process::Command::new(BIN).args(&args).output().unwrap();
+        let out = std::process::Command::new(&*BIN).args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains("is not valid UTF-8"), "{err}");

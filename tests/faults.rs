@@ -283,7 +283,7 @@ fn a_runtime_directory_locked_by_a_silent_baton_is_a_clear_start_error() {
     let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock).unwrap();
     let config = dir.path("baton.json");
     std::fs::write(&config, Cfg::simple(free_port(), &[be.port]).json()).unwrap();
-    let out = Command::new(BIN).args(["-c", &config, "--runtime-dir", &run]).output().unwrap();
+    let out = Command::new(&*BIN).args(["-c", &config, "--runtime-dir", &run]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("owned by another baton (pid 4242)") && err.contains("--runtime-dir"), "{err}");

@@ -68,8 +68,9 @@ fn fd_limit_too_low_for_max_connections_is_a_clear_start_error() {
     let out = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "ulimit -n 512 && exec setpriv --reuid=65534 --regid=65534 --clear-groups {BIN} -c {path} --runtime-dir {}",
-            dir.path("run")
+            "ulimit -n 512 && exec setpriv --reuid=65534 --regid=65534 --clear-groups {bin} -c {path} --runtime-dir {}",
+            dir.path("run"),
+            bin = &*BIN,
         ))
         .output()
         .unwrap();

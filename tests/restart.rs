@@ -279,7 +279,7 @@ fn fake_old_process(bad: impl Fn(&std::os::fd::OwnedFd, &std::net::TcpListener))
     let cfg = Cfg::simple(free_port(), &[free_port()]);
     let config = dir.path("c.json");
     std::fs::write(&config, cfg.json()).unwrap();
-    let mut child = std::process::Command::new(BIN)
+    let mut child = std::process::Command::new(&*BIN)
         .args(["-c", &config, "--runtime-dir", &run])
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -23,7 +23,7 @@ fn is_root() -> bool {
 fn start_expecting_exit(cfg: &Cfg, dir: &TempDir, run: &str) -> Option<(i32, String)> {
     let config = dir.path("baton.json");
     std::fs::write(&config, cfg.json()).unwrap();
-    let mut c = Command::new(BIN)
+    let mut c = Command::new(&*BIN)
         .args(["-c", &config, "--runtime-dir", run])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -327,7 +327,7 @@ fn a_fifo_as_the_config_never_blocks_start_or_the_event_loop() {
     let dir = TempDir::new("fifo");
     let fifo = dir.path("fifo.json");
     nix::unistd::mkfifo(fifo.as_str(), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    let out = Command::new(BIN).args(["--check", "-c", &fifo]).output().unwrap();
+    let out = Command::new(&*BIN).args(["--check", "-c", &fifo]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("not a regular file"), "{text}");

@@ -49,7 +49,7 @@ fn a_fake_manager_sees_ready_reloading_mainpid_and_stopping() {
 
     // a hand-started successor inherits NOTIFY_SOCKET (as under systemd) and reports itself
     let mut succ = {
-        let mut c = std::process::Command::new(BIN);
+        let mut c = std::process::Command::new(&*BIN);
         c.args(["-c", &b.config, "--runtime-dir", &b.run_dir()]).env("NOTIFY_SOCKET", &path);
         c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap()
     };
@@ -81,8 +81,9 @@ fn listeners_from_socket_activation_are_adopted_and_survive_a_sighup() {
          if s.fileno() != 3: os.dup2(s.fileno(), 3)\n\
          os.set_inheritable(3, True)\n\
          os.environ['LISTEN_FDS'] = '1'; os.environ['LISTEN_PID'] = str(os.getpid())\n\
-         os.execv('{BIN}', ['{BIN}', '-c', '{config}', '--runtime-dir', '{run}'])",
-        run = dir.path("run")
+         os.execv('{bin}', ['{bin}', '-c', '{config}', '--runtime-dir', '{run}'])",
+        run = dir.path("run"),
+        bin = &*BIN
     );
     let child = std::process::Command::new("/usr/bin/python3")
         .args(["-c", &script])

@@ -2,7 +2,10 @@
 
 use super::*;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_baton");
+/// The binary under test: the one cargo built, or `BATON_TEST_BIN` (to check that a test fails
+/// with an older binary, e.g. before a fix).
+pub static BIN: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| std::env::var("BATON_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_baton").into()));
 
 /// A running baton process.
 pub struct Baton {
@@ -116,7 +119,7 @@ impl Baton {
 
     /// Starts a second baton on the same config and runtime directory (a hand-started takeover).
     pub fn successor(&self, env: &[(&str, &str)]) -> Child {
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(&*BIN);
         c.args(["-c", &self.config, "--runtime-dir", &self.run_dir()]).stdin(Stdio::null()).stdout(Stdio::null());
         c.stderr(if std::env::var_os("BATON_TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::piped() });
         for (k, v) in env {
@@ -162,7 +165,7 @@ pub fn child_stderr(c: &mut Child) -> String {
 }
 
 pub fn spawn_env(config: &str, runtime_dir: &str, env: &[(&str, &str)]) -> Child {
-    Command::new(BIN)
+    Command::new(&*BIN)
         .args(["-c", config, "--runtime-dir", runtime_dir])
         .envs(env.iter().copied())
         .stdin(Stdio::null())
@@ -174,7 +177,7 @@ pub fn spawn_env(config: &str, runtime_dir: &str, env: &[(&str, &str)]) -> Child
 
 /// Runs `baton ARGS` to completion: (exit code, stdout, stderr).
 pub fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).stdin(Stdio::null()).output().unwrap();
+    let out = Command::new(&*BIN).args(args).stdin(Stdio::null()).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
