@@ -29,4 +29,5 @@ for line in sys.stdin:
 d = S.median(r["direct"])
 for k, v in r.items():
     print(f"{k:8} median {S.median(v):8.0f} req/s ({S.median(v) / d:.2f} x direct)  runs: " + " ".join(f"{x:.0f}" for x in v))
-print(f"B / A: {S.median(r[\"B\"]) / S.median(r[\"A\"]):.3f}")'
+a, b = S.median(r["A"]), S.median(r["B"])
+print(f"B / A: {b / a:.3f}")'
