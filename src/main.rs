@@ -61,50 +61,13 @@ type Incoming = Option<(OwnedFd, i32)>;
 /// (0 after --version, --help or a passing --check).
 fn start() -> Result<(Box<Runtime>, Incoming), i32> {
     let t0 = std::time::Instant::now();
-    let args = match cli::utf8_args(std::env::args_os().skip(1)).and_then(cli::parse) {
-        Ok(Command::Run(a)) => a,
-        Ok(Command::Version) => {
-            println!("baton {VERSION}");
-            return Err(0);
-        }
-        Ok(Command::Help) => {
-            println!("{USAGE}");
-            return Err(0);
-        }
-        Err(e) => {
-            eprintln!("baton: {e}");
-            return Err(2);
-        }
-    };
-    let mut cfg = match baton::config_file::load(&args.config) {
-        Ok(c) => c,
-        Err(e) => {
-            if args.check {
-                println!("{}: {e}", args.config);
-            } else {
-                eprintln!("baton: config {}: {e}", args.config);
-            }
-            return Err(2);
-        }
-    };
-    if args.check {
-        println!("ok");
-        return Err(0);
-    }
+    let (args, mut cfg) = args_and_config()?;
     apply_overrides(&mut cfg, &args);
     init_logging(args.log_level.unwrap_or(cfg.log_level));
-    let signals = match runtime::block_signals() {
-        Ok(s) => s,
-        Err(e) => return Err(fail(format_args!("cannot set up signal handling: {}", e.desc()))),
-    };
-    let dir = match (&args.runtime_dir, &cfg.settings.runtime_dir) {
-        (Some(d), _) => d.clone(),
-        (None, Some(d)) => d.to_string(),
-        (None, None) => rundir::default_dir(),
-    };
-    if let Err(e) = rundir::prepare(&dir) {
-        return Err(fail(format_args!("{e}")));
-    }
+    let signals =
+        runtime::block_signals().map_err(|e| fail(format_args!("cannot set up signal handling: {}", e.desc())))?;
+    let dir = runtime_dir(&args, &cfg);
+    rundir::prepare(&dir).map_err(|e| fail(format_args!("{e}")))?;
     let exec = Exec::current(&args.config);
     // consumed on every path, so a later SIGHUP re-exec (same PID) never sees LISTEN_* again;
     // a takeover gets its sockets from the predecessor and closes these
@@ -118,10 +81,7 @@ fn start() -> Result<(Box<Runtime>, Incoming), i32> {
         }
         Err(e) => Err(format!("hot restart failed: {e}; the running baton keeps serving")),
     };
-    let (server, restart, incoming) = match started {
-        Ok(s) => s,
-        Err(msg) => return Err(fail(format_args!("{msg}"))),
-    };
+    let (server, restart, incoming) = started.map_err(|msg| fail(format_args!("{msg}")))?;
     log::info!(
         "baton {VERSION} serving (pid {}, generation {}, {} listeners)",
         std::process::id(),
@@ -129,6 +89,46 @@ fn start() -> Result<(Box<Runtime>, Incoming), i32> {
         server.cfg().listeners.len()
     );
     Ok((Runtime::new(server, signals, restart), incoming))
+}
+
+/// The command line and the config it names. `Err(code)`: --version, --help, --check done,
+/// or a usage or config error (printed).
+fn args_and_config() -> Result<(cli::Args, Config), i32> {
+    let args = match cli::utf8_args(std::env::args_os().skip(1)).and_then(cli::parse) {
+        Ok(Command::Run(a)) => a,
+        Ok(Command::Version) => return print_and_exit(format_args!("baton {VERSION}")),
+        Ok(Command::Help) => return print_and_exit(format_args!("{USAGE}")),
+        Err(e) => {
+            eprintln!("baton: {e}");
+            return Err(2);
+        }
+    };
+    match baton::config_file::load(&args.config) {
+        Ok(_) if args.check => print_and_exit(format_args!("ok")),
+        Ok(cfg) => Ok((args, cfg)),
+        Err(e) if args.check => {
+            println!("{}: {e}", args.config);
+            Err(2)
+        }
+        Err(e) => {
+            eprintln!("baton: config {}: {e}", args.config);
+            Err(2)
+        }
+    }
+}
+
+fn print_and_exit<T>(text: core::fmt::Arguments<'_>) -> Result<T, i32> {
+    println!("{text}");
+    Err(0)
+}
+
+/// `--runtime-dir`, else the config's `baton.runtime_dir`, else the per-user default.
+fn runtime_dir(args: &cli::Args, cfg: &Config) -> String {
+    match (&args.runtime_dir, &cfg.settings.runtime_dir) {
+        (Some(d), _) => d.clone(),
+        (None, Some(d)) => d.to_string(),
+        (None, None) => rundir::default_dir(),
+    }
 }
 
 /// `activated`: sockets from systemd socket activation, adopted like a predecessor's.

@@ -17,26 +17,12 @@ impl Restart {
             log::warn!("SIGHUP ignored: this process cannot re-execute itself");
             return false;
         };
-        if let Err(e) = crate::config_file::load(&exec.config_path) {
-            log::error!("SIGHUP: config {}: {e}; still serving the current config", exec.config_path);
-            return false;
-        }
-        if let Err(e) = nix::unistd::access(self.dir.as_str(), nix::unistd::AccessFlags::W_OK) {
-            log::error!(
-                "SIGHUP: the runtime directory {} is not writable ({}); still serving; make it writable and retry",
-                self.dir,
-                e.desc()
-            );
-            return false;
-        }
-        if let Err(e) = nix::unistd::access(exec.exe.as_c_str(), nix::unistd::AccessFlags::X_OK) {
-            log::error!("SIGHUP: cannot execute {:?}: {}; still serving", exec.exe, e.desc());
-            return false;
-        }
-        let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        let pipe = Self::ready_to_exec(exec, &self.dir)
+            .and_then(|()| nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {}", e.desc())));
+        let (r, w) = match pipe {
             Ok(p) => p,
-            Err(e) => {
-                log::error!("SIGHUP: pipe: {}; still serving", e.desc());
+            Err(why) => {
+                log::error!("SIGHUP: {why}; still serving");
                 return false;
             }
         };
@@ -51,20 +37,37 @@ impl Restart {
             }
             Ok(Some(child)) => {
                 drop(r);
-                log::info!(
-                    "SIGHUP: re-executing {:?} as pid {}; pid {child} serves until it takes over",
-                    exec.exe,
-                    std::process::id()
-                );
-                crate::notify::reloading();
-                let e = nix::unistd::execv(exec.exe.as_c_str(), &exec.argv).unwrap_err();
-                // still here: the exec failed; the child exits on this byte and we carry on
-                let _ = nix::unistd::write(&w, &[1]);
-                crate::notify::ready(server.totals().generation);
-                log::error!("SIGHUP: cannot execute {:?}: {}; still serving", exec.exe, e.desc());
+                Self::exec_new_generation(exec, child, w, server);
                 false
             }
         }
+    }
+
+    /// What must hold before forking: a config that loads, a writable runtime directory, an
+    /// executable binary. The error says what to fix.
+    fn ready_to_exec(exec: &Exec, dir: &str) -> Result<(), String> {
+        crate::config_file::load(&exec.config_path)
+            .map_err(|e| format!("config {}: {e}; the current config stays", exec.config_path))?;
+        nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).map_err(|e| {
+            format!("the runtime directory {dir} is not writable ({}); make it writable and retry", e.desc())
+        })?;
+        nix::unistd::access(exec.exe.as_c_str(), nix::unistd::AccessFlags::X_OK)
+            .map_err(|e| format!("cannot execute {:?}: {}", exec.exe, e.desc()))
+    }
+
+    /// In the parent: becomes the new binary under this PID. Returns only if the exec failed;
+    /// then the child learns it from the pipe and exits, and this process carries on serving.
+    fn exec_new_generation(exec: &Exec, child: nix::unistd::Pid, w: OwnedFd, server: &Server) {
+        log::info!(
+            "SIGHUP: re-executing {:?} as pid {}; pid {child} serves until it takes over",
+            exec.exe,
+            std::process::id()
+        );
+        crate::notify::reloading();
+        let e = nix::unistd::execv(exec.exe.as_c_str(), &exec.argv).unwrap_err();
+        let _ = nix::unistd::write(&w, &[1]);
+        crate::notify::ready(server.totals().generation);
+        log::error!("SIGHUP: cannot execute {:?}: {}; still serving", exec.exe, e.desc());
     }
 
     /// In the forked child: wait until the parent's exec succeeded (the pipe closes) or failed

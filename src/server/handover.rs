@@ -110,50 +110,8 @@ impl Server {
     /// sockets, without touching them: it runs only after `commit`. `fds` are checked with the
     /// kernel against what the state says.
     pub fn adopt(&mut self, st: &ConnState, fds: Vec<OwnedFd>) -> Result<usize, Decline> {
-        let splice = self.cfg.settings.splice;
-        if fds.len() != fds_per_conn(splice) {
-            return Err("its relay mode (splice) differs from this process's");
-        }
-        let li = self
-            .cfg
-            .listeners
-            .iter()
-            .position(|l| l.addr == st.listener)
-            .ok_or("its listener is not in the new config")?;
-        let l = &self.cfg.listeners[li];
-        let ci = l.cluster;
-        if self.cfg.clusters[ci].name.as_str() != st.cluster.as_str() {
-            return Err("its listener now routes to another cluster (or its cluster is gone)");
-        }
-        let host = self.cfg.clusters[ci].hosts.iter().position(|h| h.addr == st.host).map_or(NO_HOST, |h| h as u8);
-        // in splice mode too: the bytes stay in the pipe, but the flow's window, which counts
-        // them, is at most buffer_size
-        if st.flows.iter().any(|f| f.pending as usize > self.buf_size) {
-            return Err("it holds more buffered bytes than this process's buffer_size");
-        }
-        let mut fds = fds.into_iter();
-        let (Some(client), Some(upstream)) = (fds.next(), fds.next()) else {
-            return Err("descriptors missing");
-        };
-        let (local, _) = net::verify_tcp_stream(&client)?;
-        if local.port() != l.addr.port() || !(l.addr.ip().is_unspecified() || local.ip() == l.addr.ip()) {
-            return Err("its client socket is not on the listener's address");
-        }
-        let (_, peer) = net::verify_tcp_stream(&upstream)?;
-        if peer != st.host {
-            return Err("its upstream socket is not connected to the announced host");
-        }
-        let pipes = if splice {
-            let (Some(r0), Some(w0), Some(r1), Some(w1)) = (fds.next(), fds.next(), fds.next(), fds.next()) else {
-                return Err("pipe descriptors missing");
-            };
-            for p in [&r0, &w0, &r1, &w1] {
-                net::verify_pipe(p)?;
-            }
-            Some([(r0, w0), (r1, w1)])
-        } else {
-            None
-        };
+        let (li, host) = self.place(st)?;
+        let (socks, pipes) = self.check_fds(st, li, fds)?;
         let idx = self.free.pop().ok_or("no free connection slot (max_connections)")? as usize;
         let now = self.now;
         let s = &mut self.slots[idx];
@@ -166,11 +124,71 @@ impl Server {
         s.tried = 0;
         s.out = [false, false];
         s.deadline = if st.idle_left_ms == u64::MAX { u64::MAX } else { now.saturating_add(st.idle_left_ms) };
+        let [client, upstream] = socks;
         let _ = self.poller.add_read(&client, conn_token(idx, s.gen, Side::Client));
         let _ = self.poller.add_read(&upstream, conn_token(idx, s.gen, Side::Upstream));
         s.fds = [Some(client), Some(upstream)];
         s.pipes = pipes;
         Ok(idx)
+    }
+
+    /// Where an offered connection belongs in this config: its listener's index and its host's
+    /// (`NO_HOST` when the host has left the cluster; the connection still goes on).
+    fn place(&self, st: &ConnState) -> Result<(usize, u8), Decline> {
+        let li = self
+            .cfg
+            .listeners
+            .iter()
+            .position(|l| l.addr == st.listener)
+            .ok_or("its listener is not in the new config")?;
+        let c = &self.cfg.clusters[self.cfg.listeners[li].cluster];
+        if c.name.as_str() != st.cluster.as_str() {
+            return Err("its listener now routes to another cluster (or its cluster is gone)");
+        }
+        // in splice mode too: the bytes stay in the pipe, but the flow's window, which counts
+        // them, is at most buffer_size
+        if st.flows.iter().any(|f| f.pending as usize > self.buf_size) {
+            return Err("it holds more buffered bytes than this process's buffer_size");
+        }
+        let host = c.hosts.iter().position(|h| h.addr == st.host).map_or(NO_HOST, |h| h as u8);
+        Ok((li, host))
+    }
+
+    /// Checks an offered connection's descriptors with the kernel against what its state says:
+    /// the client socket on listener `li`'s address, the upstream connected to its host, and in
+    /// splice mode four pipe ends.
+    fn check_fds(
+        &self,
+        st: &ConnState,
+        li: usize,
+        fds: Vec<OwnedFd>,
+    ) -> Result<([OwnedFd; 2], Option<[net::Pipe; 2]>), Decline> {
+        let splice = self.cfg.settings.splice;
+        if fds.len() != fds_per_conn(splice) {
+            return Err("its relay mode (splice) differs from this process's");
+        }
+        let l = &self.cfg.listeners[li];
+        let mut fds = fds.into_iter();
+        let (Some(client), Some(upstream)) = (fds.next(), fds.next()) else {
+            return Err("descriptors missing");
+        };
+        let (local, _) = net::verify_tcp_stream(&client)?;
+        if local.port() != l.addr.port() || !(l.addr.ip().is_unspecified() || local.ip() == l.addr.ip()) {
+            return Err("its client socket is not on the listener's address");
+        }
+        if net::verify_tcp_stream(&upstream)?.1 != st.host {
+            return Err("its upstream socket is not connected to the announced host");
+        }
+        if !splice {
+            return Ok(([client, upstream], None));
+        }
+        let (Some(r0), Some(w0), Some(r1), Some(w1)) = (fds.next(), fds.next(), fds.next(), fds.next()) else {
+            return Err("pipe descriptors missing");
+        };
+        for p in [&r0, &w0, &r1, &w1] {
+            net::verify_pipe(p)?;
+        }
+        Ok(([client, upstream], Some([(r0, w0), (r1, w1)])))
     }
 
     /// Where `Data` records for `flow` of an adopted connection go (user-buffer mode).

@@ -85,6 +85,7 @@ pub enum Mode {
     Stopped,
 }
 
+#[derive(Default)]
 struct Slot {
     conn: Conn,
     fds: [Option<OwnedFd>; 2],
@@ -151,29 +152,11 @@ impl Server {
         // two sockets per connection, plus two pipes (four descriptors) in splice mode
         let per_conn = fds_per_conn(st.splice) as u64;
         raise_fd_limit(per_conn * st.max_connections as u64 + FD_OVERHEAD + admin::MAX_ADMIN_CONNS as u64)?;
-        let slots_with_buffers = if st.splice { 1 } else { st.max_connections as u64 };
-        let arena = slots_with_buffers * 2 * st.buffer_size as u64;
-        if arena > MAX_BUFFER_MEMORY || arena > usize::MAX as u64 {
-            return Err(StartError::Memory { bytes: arena });
-        }
-        let bufs = sys::zeroed_buffer(arena as usize).ok_or(StartError::Memory { bytes: arena })?;
+        let bufs = buffer_arena(st)?;
         let poller = Poller::new().map_err(StartError::Poller)?;
         let n = st.max_connections as usize;
         let mut slots = Vec::with_capacity(n);
-        slots.resize_with(n, || Slot {
-            conn: Conn::new(),
-            fds: [None, None],
-            out: [false, false],
-            pipes: None,
-            gen: 0,
-            used: false,
-            queued: false,
-            listener: 0,
-            host: 0,
-            attempts: 0,
-            tried: 0,
-            deadline: 0,
-        });
+        slots.resize_with(n, Slot::default);
         let hosts = cfg.clusters.iter().map(|c| c.hosts.iter().map(|_| HostState::default()).collect()).collect();
         let admin = admin::Admin::new(&cfg, &poller, inherited.admin.take())
             .map_err(|(addr, errno)| StartError::AdminBind { addr, errno })?;
@@ -436,6 +419,17 @@ fn pipe_size(buffer_size: usize) -> Option<usize> {
         Some(pages) => Some(pages as usize * crate::sansio::limits::FAULT_PAGE_BYTES),
         None => (buffer_size > net::PIPE_DEFAULT_BYTES).then_some(buffer_size),
     }
+}
+
+/// The buffer arena: two buffers per connection (one pair in splice mode, as scratch), at most
+/// `MAX_BUFFER_MEMORY`, zeroed pages that become resident only when used.
+fn buffer_arena(st: &crate::sansio::config::Settings) -> Result<Box<[u8]>, StartError> {
+    let slots_with_buffers = if st.splice { 1 } else { st.max_connections as u64 };
+    let arena = slots_with_buffers * 2 * st.buffer_size as u64;
+    if arena > MAX_BUFFER_MEMORY || arena > usize::MAX as u64 {
+        return Err(StartError::Memory { bytes: arena });
+    }
+    sys::zeroed_buffer(arena as usize).ok_or(StartError::Memory { bytes: arena })
 }
 
 /// Raises `RLIMIT_NOFILE`'s soft limit to cover `need` descriptors, or says why it cannot.
