@@ -40,9 +40,9 @@ pub const MAX_DRAINING: u64 = 16;
 /// `backlog`'s upper bound: the kernel caps `listen(2)` at `somaxconn`, 65535 at most.
 pub const MAX_BACKLOG: u64 = 65_535;
 
-/// A host's `weight` range (MOSN's): round robin expands weights into a schedule, so they
-/// stay small.
-pub const MAX_WEIGHT: u64 = 100;
+/// A host's largest `weight` (MOSN's `MaxHostWeight`); weights outside 1..=128 are clamped,
+/// as MOSN does.
+pub const MAX_WEIGHT: u64 = 128;
 
 /// `fail_threshold`'s upper bound: the failure count is a `u8`.
 pub const MAX_FAIL_THRESHOLD: u64 = u8::MAX as u64;

@@ -28,12 +28,15 @@ pub enum LbPolicy {
 }
 
 impl LbPolicy {
-    /// MOSN's spelling of each policy.
+    /// MOSN's names of each policy. Round robin is weighted (smooth, as nginx), so MOSN's
+    /// weighted variant is the same policy; for TCP every connection is one request, so "request
+    /// round robin" is round robin too, and least request is least connections.
+    /// `LB_LEASTCONNECTION` is an older alias of MOSN's `LB_LEAST_CONNECTION`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
-            "LB_ROUNDROBIN" | "" => Some(Self::RoundRobin),
+            "LB_ROUNDROBIN" | "LB_WEIGHTED_ROUNDROBIN" | "LB_REQUEST_ROUNDROBIN" | "" => Some(Self::RoundRobin),
             "LB_RANDOM" => Some(Self::Random),
-            "LB_LEASTCONNECTION" | "LB_LEAST_CONNECTION" | "LB_LEAST_REQUEST" => Some(Self::LeastConn),
+            "LB_LEAST_CONNECTION" | "LB_LEASTCONNECTION" | "LB_LEAST_REQUEST" => Some(Self::LeastConn),
             _ => None,
         }
     }
@@ -42,7 +45,7 @@ impl LbPolicy {
         match self {
             Self::RoundRobin => "LB_ROUNDROBIN",
             Self::Random => "LB_RANDOM",
-            Self::LeastConn => "LB_LEASTCONNECTION",
+            Self::LeastConn => "LB_LEAST_CONNECTION",
         }
     }
 }
@@ -102,7 +105,7 @@ impl LogLevel {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Host {
     pub addr: SocketAddr,
-    /// Relative share for round-robin and random, divisor for least-connections. 1..=100.
+    /// Relative share for round-robin and random, divisor for least-connections. 1..=128.
     pub weight: u16,
 }
 

@@ -217,7 +217,7 @@ impl fmt::Display for Problem {
             Self::BadAddress(s) => write!(f, "\"{s}\" is not an address; write IP:PORT, e.g. \"127.0.0.1:8080\" or \"[::1]:8080\""),
             Self::BadDuration(s) => write!(f, "\"{s}\" is not a duration; write e.g. \"30s\", \"500ms\", \"1m\" (at most 168h)"),
             Self::BadLogLevel(s) => write!(f, "\"{s}\" is not a log level; use ERROR, WARN, INFO, DEBUG or TRACE"),
-            Self::BadLbType(s) => write!(f, "\"{s}\" is not supported; use LB_ROUNDROBIN, LB_RANDOM or LB_LEASTCONNECTION"),
+            Self::BadLbType(s) => write!(f, "\"{s}\" is not supported; use LB_ROUNDROBIN, LB_RANDOM or LB_LEAST_CONNECTION"),
             Self::UnknownCluster(s) => write!(f, "cluster \"{s}\" is not defined in cluster_manager.clusters"),
             Self::DuplicateAddress(p) => write!(f, "the same address is already used by {p}"),
             Self::DuplicateName(p) => write!(f, "the same name is already used by {p}"),
@@ -412,7 +412,8 @@ fn build_clusters(raw: &RawConfig) -> Result<Vec<Cluster, MAX_CLUSTERS>, ConfigE
 fn build_host(h: &RawHost, at: &dyn Fn(Problem) -> ConfigError) -> Result<Host, ConfigError> {
     let text = h.address.as_ref().ok_or_else(|| at(Problem::Missing))?;
     let addr = parse_addr(text).ok_or_else(|| at(Problem::BadAddress(text.clone())))?;
-    let weight = range(h.weight.unwrap_or(1), 1, MAX_WEIGHT).map_err(at)?;
+    // MOSN clamps weights into its range instead of refusing them
+    let weight = h.weight.unwrap_or(1).clamp(1, MAX_WEIGHT);
     Ok(Host { addr, weight: weight as u16 })
 }
 

@@ -71,6 +71,32 @@ fn configs_baton_would_run_differently_are_refused() {
     }
 }
 
+/// MOSN's names: every lb_type MOSN has for TCP maps to what it means; weights outside
+/// MOSN's 1..=128 are clamped, not refused; `/config` renders MOSN's spelling.
+#[test]
+fn mosn_lb_names_and_weight_clamping() {
+    for (name, lb) in [
+        ("LB_ROUNDROBIN", LbPolicy::RoundRobin),
+        ("LB_WEIGHTED_ROUNDROBIN", LbPolicy::RoundRobin),
+        ("LB_REQUEST_ROUNDROBIN", LbPolicy::RoundRobin),
+        ("LB_RANDOM", LbPolicy::Random),
+        ("LB_LEAST_CONNECTION", LbPolicy::LeastConn),
+        ("LB_LEASTCONNECTION", LbPolicy::LeastConn),
+        ("LB_LEAST_REQUEST", LbPolicy::LeastConn),
+    ] {
+        let text = with("").replace("\"name\":\"c\"", &std::format!("\"name\":\"c\",\"lb_type\":\"{name}\""));
+        assert_eq!(parse(text.as_bytes()).unwrap().clusters[0].lb, lb, "{name}");
+    }
+    assert_eq!(LbPolicy::LeastConn.as_str(), "LB_LEAST_CONNECTION");
+    for (w, want) in [(0, 1), (1, 1), (128, 128), (1000, 128)] {
+        let text = with("")
+            .replace("\"address\":\"127.0.0.1:2\"", &std::format!("\"address\":\"127.0.0.1:2\",\"weight\":{w}"));
+        assert_eq!(parse(text.as_bytes()).unwrap().clusters[0].hosts[0].weight, want, "weight {w}");
+    }
+    let text = with("").replace("\"127.0.0.1:1\"", "\":7001\"");
+    assert_eq!(parse(text.as_bytes()).unwrap().listeners[0].addr.to_string(), "0.0.0.0:7001");
+}
+
 #[test]
 fn settings_and_graceful_timeout() {
     let c = parse(with("").as_bytes()).unwrap();

@@ -77,6 +77,10 @@ pub fn parse_addr(s: &str) -> Option<SocketAddr> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Some(a);
     }
+    // Go's ":port" (MOSN listeners): every IPv4 address
+    if let Some(port) = s.strip_prefix(':') {
+        return Some(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port.parse::<u16>().ok()?));
+    }
     let port = s.strip_prefix("localhost:")?.parse::<u16>().ok()?;
     Some(SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port))
 }
@@ -111,7 +115,8 @@ mod tests {
         assert_eq!(parse_addr("127.0.0.1:2045").unwrap().port(), 2045);
         assert!(parse_addr("[::1]:80").unwrap().is_ipv6());
         assert_eq!(parse_addr("localhost:9").unwrap().to_string(), "127.0.0.1:9");
-        for bad in ["", "127.0.0.1", "127.0.0.1:99999", "host:80", "1.2.3:4"] {
+        assert_eq!(parse_addr(":8080").unwrap().to_string(), "0.0.0.0:8080", "Go's :port");
+        for bad in ["", "127.0.0.1", "127.0.0.1:99999", "host:80", "1.2.3:4", ":", ":x", ":70000"] {
             assert_eq!(parse_addr(bad), None, "{bad}");
         }
         assert!(parse_ip_port("0.0.0.0", 34901).is_some());
