@@ -5,7 +5,9 @@
 
 use std::io::Read;
 
-use crate::sansio::config::{parse, Config, ConfigError, MAX_CONFIG_BYTES};
+use crate::sansio::config::{
+    describe_unknown, parse_noting, Config, ConfigError, UnknownKey, UnknownKeys, MAX_CONFIG_BYTES,
+};
 
 /// Why a config file could not be used.
 #[derive(Debug)]
@@ -34,7 +36,7 @@ pub use crate::sansio::limits::PARSE_STACK;
 /// Reads and validates a config file on a short-lived thread. The parse touches over a MiB of
 /// stack; a thread's stack is unmapped when it ends, so the long-running process does not keep
 /// those pages resident (idle RSS).
-pub fn load(path: &str) -> Result<Config, LoadError> {
+pub fn load(path: &str) -> Result<(Config, UnknownKeys), LoadError> {
     std::thread::scope(|s| {
         let t = std::thread::Builder::new()
             .name("config".into())
@@ -48,7 +50,7 @@ pub fn load(path: &str) -> Result<Config, LoadError> {
 /// Reads and validates a config file. Only a regular file is read, opened without blocking (a
 /// FIFO with no writer would block `open` itself), and at most `MAX_CONFIG_BYTES + 1` bytes of
 /// it, so an oversize file is refused without reading it whole.
-pub fn read_file(path: &str) -> Result<Config, LoadError> {
+pub fn read_file(path: &str) -> Result<(Config, UnknownKeys), LoadError> {
     use std::os::unix::fs::OpenOptionsExt;
     let file =
         std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(path).map_err(LoadError::Io)?;
@@ -57,5 +59,25 @@ pub fn read_file(path: &str) -> Result<Config, LoadError> {
     }
     let mut text = std::vec::Vec::with_capacity(crate::sansio::limits::CONFIG_READ_START);
     file.take(MAX_CONFIG_BYTES as u64 + 1).read_to_end(&mut text).map_err(LoadError::Io)?;
-    parse(&text).map_err(LoadError::Invalid)
+    parse_noting(&text).map_err(LoadError::Invalid)
+}
+
+/// One line per key baton does not know: a MOSN setting it knowingly ignores (`info`), or an
+/// unknown key (`warn`), with the known key it is close to. `out` gets each line and whether it
+/// is a warning.
+pub fn describe(unknown: &UnknownKeys, mut out: impl FnMut(bool, core::fmt::Arguments<'_>)) {
+    for p in &unknown.paths {
+        match describe_unknown(p) {
+            UnknownKey::IgnoredMosn => {
+                out(false, format_args!("config: MOSN setting `{p}` is not supported by baton; ignored"))
+            }
+            UnknownKey::NearMiss(near) => {
+                out(true, format_args!("config: unknown key `{p}` ignored; did you mean `{near}`?"))
+            }
+            UnknownKey::Unknown => out(true, format_args!("config: unknown key `{p}` ignored")),
+        }
+    }
+    if unknown.more > 0 {
+        out(true, format_args!("config: {} more unknown keys ignored", unknown.more));
+    }
 }

@@ -14,7 +14,7 @@ use baton::restart::takeover::{self, Start, Takeover};
 use baton::restart::{pidfile, rundir};
 use baton::restart::{Exec, Restart};
 use baton::runtime::{self, Runtime};
-use baton::sansio::config::{self, Config, LogLevel};
+use baton::sansio::config::{self, Config, LogLevel, UnknownKeys};
 use baton::server::{Inherited, Server, VERSION};
 
 use baton::sansio::limits::STARTUP_STACK;
@@ -61,9 +61,11 @@ type Incoming = Option<(OwnedFd, i32)>;
 /// (0 after --version, --help or a passing --check).
 fn start() -> Result<(Box<Runtime>, Incoming), i32> {
     let t0 = std::time::Instant::now();
-    let (args, mut cfg) = args_and_config()?;
+    let (args, mut cfg, unknown) = args_and_config()?;
     apply_overrides(&mut cfg, &args);
     init_logging(args.log_level.unwrap_or(cfg.log_level));
+    // only now that logging is set up
+    baton::config_file::describe(&unknown, |warn, line| if warn { log::warn!("{line}") } else { log::info!("{line}") });
     let signals =
         runtime::block_signals().map_err(|e| fail(format_args!("cannot set up signal handling: {}", e.desc())))?;
     let dir = runtime_dir(&args, &cfg);
@@ -93,7 +95,7 @@ fn start() -> Result<(Box<Runtime>, Incoming), i32> {
 
 /// The command line and the config it names. `Err(code)`: --version, --help, --check done,
 /// or a usage or config error (printed).
-fn args_and_config() -> Result<(cli::Args, Config), i32> {
+fn args_and_config() -> Result<(cli::Args, Config, UnknownKeys), i32> {
     let args = match cli::utf8_args(std::env::args_os().skip(1)).and_then(cli::parse) {
         Ok(Command::Run(a)) => a,
         Ok(Command::Version) => return print_and_exit(format_args!("baton {VERSION}")),
@@ -104,8 +106,12 @@ fn args_and_config() -> Result<(cli::Args, Config), i32> {
         }
     };
     match baton::config_file::load(&args.config) {
-        Ok(_) if args.check => print_and_exit(format_args!("ok")),
-        Ok(cfg) => Ok((args, cfg)),
+        Ok((_, unknown)) if args.check => {
+            // on stderr: an init script that hides stdout still shows them
+            baton::config_file::describe(&unknown, |_, line| eprintln!("{line}"));
+            print_and_exit(format_args!("ok"))
+        }
+        Ok((cfg, unknown)) => Ok((args, cfg, unknown)),
         Err(e) if args.check => {
             println!("{}: {e}", args.config);
             Err(2)

@@ -161,3 +161,41 @@ fn sigterm_is_a_clean_stop_that_removes_its_pid_file() {
     assert_eq!(b.wait_exit(std::time::Duration::from_secs(5)), Some(0));
     assert!(!std::path::Path::new(&pid_file).exists());
 }
+
+/// Unknown keys: `--check` says `ok` on stdout and describes them on stderr (a near miss gets
+/// "did you mean", a MOSN setting baton ignores knowingly is said to be ignored); a running
+/// baton logs them once logging is set up; an unknown key in `"baton"` is an error (exit 2).
+#[test]
+fn unknown_keys_are_warned_about_and_refused_in_the_baton_object() {
+    let dir = TempDir::new("unknown-keys");
+    let p = dir.path("c.json");
+    let text = Cfg::simple(free_port(), &[8080])
+        .json()
+        .replace("{\"address\":\"127.0.0.1:8080\"}", "{\"address\":\"127.0.0.1:8080\",\"weigth\":3}")
+        .replace("\"servers\":[{", "\"pprof\":{\"debug\":true},\"servers\":[{");
+    assert!(text.contains("weigth") && text.contains("pprof"));
+    std::fs::write(&p, &text).unwrap();
+    let (rc, out, err) = run(&["--check", "-c", &p]);
+    assert_eq!((rc, out.trim()), (0, "ok"), "{err}");
+    assert!(
+        err.contains("unknown key `cluster_manager.clusters[0].hosts[0].weigth` ignored; did you mean `weight`?"),
+        "{err}"
+    );
+    assert!(err.contains("MOSN setting `pprof` is not supported by baton; ignored"), "{err}");
+    // a running baton logs them (here it then stops on a taken port)
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let running = Cfg::simple(port, &[8080]).json().replace("\"servers\":[{", "\"tracing\":{},\"servers\":[{");
+    std::fs::write(&p, running).unwrap();
+    let (rc, _, err) = run(&["-c", &p, "--runtime-dir", &dir.path("run")]);
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("MOSN setting `tracing` is not supported by baton; ignored"), "{err}");
+    // inside "baton": an error, with the key it is close to
+    std::fs::write(&p, Cfg::simple(free_port(), &[8080]).set("idle_timout", "\"1m\"").json()).unwrap();
+    let (rc, out, _) = run(&["--check", "-c", &p]);
+    assert_eq!(rc, 2, "{out}");
+    assert!(
+        out.contains("`baton.idle_timout` is not a baton setting") && out.contains("did you mean `idle_timeout`?"),
+        "{out}"
+    );
+}

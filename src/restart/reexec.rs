@@ -47,6 +47,7 @@ impl Restart {
     /// executable binary. The error says what to fix.
     fn ready_to_exec(exec: &Exec, dir: &str) -> Result<(), String> {
         crate::config_file::load(&exec.config_path)
+            .map(|_| ())
             .map_err(|e| format!("config {}: {e}; the current config stays", exec.config_path))?;
         nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).map_err(|e| {
             format!("the runtime directory {dir} is not writable ({}); make it writable and retry", e.desc())

@@ -58,6 +58,9 @@ pub const MAX_DURATION_MS: u64 = 7 * 24 * 3600 * 1000;
 /// walk (and serde-json-core's, which runs afterwards) far from the stack limit.
 pub const MAX_DEPTH: usize = 32;
 
+/// Unknown keys remembered for the start-up warnings; more are counted, not named.
+pub const MAX_UNKNOWN_KEYS: usize = 8;
+
 /// Longest rendered path in an error message.
 pub const PATH_TEXT_LEN: usize = 128;
 

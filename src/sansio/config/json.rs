@@ -18,6 +18,7 @@ use super::model::{MAX_CLUSTERS, MAX_HOSTS, MAX_LISTENERS};
 pub use crate::sansio::limits::MAX_CHAINS;
 pub use crate::sansio::limits::MAX_FILTERS;
 pub use crate::sansio::limits::MAX_SERVERS;
+pub use crate::sansio::limits::MAX_UNKNOWN_KEYS;
 pub use crate::sansio::limits::PATH_STR_LEN;
 pub use crate::sansio::limits::RAW_STR_LEN;
 
@@ -48,6 +49,10 @@ impl Kind {
         }
     }
 }
+
+/// The error for an unknown key in `"baton"` (see `check`).
+pub const UNKNOWN_BATON_KEY: &str =
+    "is not a baton setting (nothing else reads the \"baton\" object); see the README's config reference";
 
 /// Known keys by path pattern (`[]` stands for any array index) and their kinds.
 const SCHEMA: &[(&str, Kind)] = &[
@@ -135,6 +140,13 @@ impl fmt::Display for JsonError {
         match self.expected {
             Some(exp) => write!(f, "`{}` must be {}, found {}", self.path, exp, self.what),
             None if self.path.is_empty() => write!(f, "{}", self.what),
+            None if self.what == UNKNOWN_BATON_KEY => {
+                write!(f, "`{}` {}", self.path, self.what)?;
+                match describe_unknown(&self.path) {
+                    UnknownKey::NearMiss(near) => write!(f, "; did you mean `{near}`?"),
+                    _ => Ok(()),
+                }
+            }
             None => write!(f, "{} (in `{}`)", self.what, self.path),
         }
     }
@@ -151,18 +163,127 @@ struct Walker<'a> {
     i: usize,
     path: [Seg<'a>; MAX_DEPTH],
     depth: usize,
+    unknown: UnknownKeys,
 }
 
-/// Checks `text` and returns the first problem, if any.
-pub fn check(text: &[u8]) -> Result<(), JsonError> {
-    let mut w = Walker { b: text, i: 0, path: [Seg::Idx(0); MAX_DEPTH], depth: 0 };
+/// Keys baton does not know, in the order found (the first `MAX_UNKNOWN_KEYS`; `more` counts
+/// the rest). The caller logs them once logging is set up (see `describe_unknown`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UnknownKeys {
+    pub paths: heapless::Vec<PathText, MAX_UNKNOWN_KEYS>,
+    pub more: u32,
+}
+
+/// Checks `text` and returns the first problem, if any, or the unknown keys it holds. An
+/// unknown key in baton's own `"baton"` object is an error: nothing else reads that object, so
+/// it can only be a mistake.
+pub fn check(text: &[u8]) -> Result<UnknownKeys, JsonError> {
+    let mut w = Walker { b: text, i: 0, path: [Seg::Idx(0); MAX_DEPTH], depth: 0, unknown: UnknownKeys::default() };
     w.ws();
     w.value(Some(Kind::Obj))?;
     w.ws();
     if w.i != w.b.len() {
         return Err(w.err("unexpected text after the top-level object"));
     }
-    Ok(())
+    Ok(w.unknown)
+}
+
+/// MOSN settings baton knows about and does not implement: reported once at info level as
+/// "not supported, ignored" rather than as unknown (patterns as in `SCHEMA`).
+const IGNORED_MOSN: &[&str] = &[
+    "pprof",
+    "tracing",
+    "metrics",
+    "plugin",
+    "third_part_codec",
+    "extends",
+    "wasm_global_plugins",
+    "dynamic_resources",
+    "static_resources",
+    "servers[].routers",
+    "servers[].processor",
+    "servers[].global_log_roller",
+    "servers[].mosn_server_name",
+    "servers[].listeners[].type",
+    "servers[].listeners[].access_logs",
+    "servers[].listeners[].stream_filters",
+    "servers[].listeners[].inspector",
+    "servers[].listeners[].connection_idle_timeout",
+    "servers[].listeners[].filter_chains[].filters[].config.idle_timeout",
+    "servers[].listeners[].filter_chains[].filters[].config.max_connect_attempts",
+    "cluster_manager.tls_context",
+    "cluster_manager.clusters[].sub_type",
+    "cluster_manager.clusters[].circuit_breakers",
+    "cluster_manager.clusters[].health_check",
+    "cluster_manager.clusters[].connect_timeout",
+    "cluster_manager.clusters[].idle_timeout",
+    "cluster_manager.clusters[].spec",
+    "cluster_manager.clusters[].lb_subset_config",
+    "cluster_manager.clusters[].hosts[].metadata",
+    "cluster_manager.clusters[].hosts[].tls_disable",
+];
+
+/// What an unknown key is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnknownKey {
+    /// A MOSN setting baton knowingly does not implement.
+    IgnoredMosn,
+    /// Close to this known key at the same place (`weigth` -> `weight`).
+    NearMiss(&'static str),
+    Unknown,
+}
+
+/// How an unknown key at `path` (as reported, with indices) should be described.
+pub fn describe_unknown(path: &str) -> UnknownKey {
+    let mut pat = PathText::new();
+    let mut skipping = false;
+    for c in path.chars() {
+        match c {
+            '[' => {
+                skipping = true;
+                let _ = pat.push_str("[]");
+            }
+            ']' => skipping = false,
+            c if !skipping => {
+                let _ = pat.push(c);
+            }
+            _ => {}
+        }
+    }
+    if IGNORED_MOSN.contains(&pat.as_str()) {
+        return UnknownKey::IgnoredMosn;
+    }
+    let (parent, key) = pat.rsplit_once('.').unwrap_or(("", pat.as_str()));
+    SCHEMA
+        .iter()
+        .filter_map(|(p, _)| {
+            let (pp, k) = p.rsplit_once('.').unwrap_or(("", p));
+            (pp == parent).then_some(k)
+        })
+        .find(|k| !k.ends_with("[]") && edit_distance(k, key) <= 2)
+        .map_or(UnknownKey::Unknown, UnknownKey::NearMiss)
+}
+
+/// Levenshtein distance, for names up to `RAW_STR_LEN` bytes (longer: treated as far).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() > RAW_STR_LEN || b.len() > RAW_STR_LEN {
+        return usize::MAX;
+    }
+    let mut prev = [0usize; RAW_STR_LEN + 1];
+    let mut cur = [0usize; RAW_STR_LEN + 1];
+    for (j, p) in prev.iter_mut().enumerate().take(b.len() + 1) {
+        *p = j;
+    }
+    for i in 1..=a.len() {
+        cur[0] = i;
+        for j in 1..=b.len() {
+            let sub = prev[j - 1] + usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = sub.min(prev[j] + 1).min(cur[j - 1] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 impl<'a> Walker<'a> {
@@ -290,7 +411,7 @@ impl<'a> Walker<'a> {
             self.i += 1;
             self.ws();
             self.enter(Seg::Key(key))?;
-            let want = if checked { self.known_or_logged() } else { None };
+            let want = if checked { self.known_or_noted()? } else { None };
             self.value(want)?;
             self.depth -= 1;
             self.ws();
@@ -305,12 +426,19 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn known_or_logged(&self) -> Option<Kind> {
+    /// The key's schema kind; an unknown key is noted (and refused inside `"baton"`).
+    fn known_or_noted(&mut self) -> Result<Option<Kind>, JsonError> {
         let kind = self.schema_kind();
         if kind.is_none() {
-            log::debug!("config: ignoring unknown key `{}`", self.path_text());
+            if matches!(self.path[0], Seg::Key("baton")) && self.depth == 2 {
+                return Err(self.err(UNKNOWN_BATON_KEY));
+            }
+            let p = self.path_text();
+            if self.unknown.paths.push(p).is_err() {
+                self.unknown.more += 1;
+            }
         }
-        kind
+        Ok(kind)
     }
 
     fn checked_string(&mut self, want: Option<Kind>) -> Result<(), JsonError> {

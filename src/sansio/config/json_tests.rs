@@ -53,3 +53,28 @@ fn depth_is_bounded() {
     }
     assert_eq!(check(&deep).unwrap_err().what, "nesting deeper than 32 levels");
 }
+
+/// Unknown keys are collected (for warnings at start), near misses of known keys are named,
+/// MOSN settings baton ignores knowingly are told apart, and an unknown key in `"baton"` is an
+/// error that suggests the key meant.
+#[test]
+fn unknown_keys_are_noted_named_and_refused_in_baton() {
+    let text = br#"{"servers":[{"listeners":[{"name":"l","stream_filters":[],"filter_chains":[]}]}],
+        "cluster_manager":{"clusters":[{"name":"c","hosts":[{"address":"127.0.0.1:1","weigth":2}]}]},"pprof":{}}"#;
+    let u = check(text).unwrap();
+    let paths: std::vec::Vec<&str> = u.paths.iter().map(|p| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["servers[0].listeners[0].stream_filters", "cluster_manager.clusters[0].hosts[0].weigth", "pprof"]
+    );
+    assert_eq!(describe_unknown(paths[0]), UnknownKey::IgnoredMosn, "a MOSN setting baton ignores knowingly");
+    assert_eq!(describe_unknown(paths[1]), UnknownKey::NearMiss("weight"));
+    assert_eq!(describe_unknown(paths[2]), UnknownKey::IgnoredMosn);
+    assert_eq!(describe_unknown("servers[0].frobnicate"), UnknownKey::Unknown);
+    let e = check(br#"{"baton":{"idle_timout":"1m"}}"#).unwrap_err();
+    let msg = std::format!("{e}");
+    assert!(
+        msg.contains("`baton.idle_timout` is not a baton setting") && msg.contains("did you mean `idle_timeout`?"),
+        "{msg}"
+    );
+}

@@ -13,5 +13,6 @@ pub mod parse;
 pub mod render;
 pub mod value;
 
+pub use json::{describe_unknown, UnknownKey, UnknownKeys};
 pub use model::*;
-pub use parse::{parse, ConfigError, Problem};
+pub use parse::{parse, parse_noting, ConfigError, Problem};

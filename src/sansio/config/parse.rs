@@ -238,13 +238,18 @@ impl fmt::Display for Problem {
 
 /// Parses and validates a config file's contents.
 pub fn parse(text: &[u8]) -> Result<Config, ConfigError> {
+    parse_noting(text).map(|(c, _)| c)
+}
+
+/// As `parse`, also returning the keys baton does not know (for the start-up warnings).
+pub fn parse_noting(text: &[u8]) -> Result<(Config, json::UnknownKeys), ConfigError> {
     if text.len() > MAX_CONFIG_BYTES {
         return Err(ConfigError::TooLarge { size: text.len() });
     }
-    json::check(text).map_err(ConfigError::Json)?;
+    let unknown = json::check(text).map_err(ConfigError::Json)?;
     let mut scratch = [0u8; PATH_STR_LEN];
     let (raw, _) = serde_json_core::from_slice_escaped::<RawConfig>(text, &mut scratch).map_err(ConfigError::Serde)?;
-    build(&raw)
+    Ok((build(&raw)?, unknown))
 }
 
 fn field(path: fmt::Arguments<'_>, problem: Problem) -> ConfigError {
