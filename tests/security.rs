@@ -68,8 +68,14 @@ fn another_users_runtime_directory_is_refused_and_its_planted_link_never_followe
     let cfg = Cfg::simple(free_port(), &[free_port()]);
     let (code, err) = start_expecting_exit(&cfg, &dir, &run).expect("baton started on another user's directory");
     assert_eq!(code, 1, "{err}");
-    for want in [run.as_str(), "belongs to another user", "owner uid 65534", "mode 0777", "rm -rf", "create it (0700)"]
-    {
+    for want in [
+        run.as_str(),
+        "belongs to another user",
+        "owner uid 65534",
+        "mode 0777",
+        "have its owner or root remove it",
+        "creates it 0700",
+    ] {
         assert!(err.contains(want), "missing {want:?} in: {err}");
     }
     assert_untouched(&target);
@@ -77,7 +83,10 @@ fn another_users_runtime_directory_is_refused_and_its_planted_link_never_followe
     nix::unistd::chown(run.as_str(), Some(0.into()), Some(0.into())).unwrap();
     let (code, err) = start_expecting_exit(&cfg, &dir, &run).expect("baton started on a 0777 directory");
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("other users can write it") && err.contains("mode 0777"), "{err}");
+    assert!(
+        err.contains("other users can write it") && err.contains("mode 0777") && err.contains("chmod go-w"),
+        "{err}"
+    );
     assert_untouched(&target);
 }
 
@@ -117,10 +126,17 @@ fn the_runtime_directory_is_created_0700_and_refused_when_others_can_write_it() 
         assert!(err.contains(&format!("its ancestor {parent} can be changed by another user")), "{err}");
     }
     // a trailing slash (which would make O_NOFOLLOW follow a link), `.` and `..` are refused
+    // a trailing slash (which would make O_NOFOLLOW follow a link), `.` and `..` are refused as
+    // usage errors (exit 2), on the command line and in the config alike
     for bad in [format!("{run}/"), format!("{run}/./x"), format!("{run}/../run")] {
         let (code, err) = start_expecting_exit(&cfg, &dir, &bad).expect("baton started");
-        assert_eq!(code, 1, "{bad}: {err}");
+        assert_eq!(code, 2, "{bad}: {err}");
         assert!(err.contains("give a plain absolute path"), "{bad}: {err}");
+        let c = cfg.clone().set("runtime_dir", &format!("\"{bad}\""));
+        std::fs::write(dir.path("slash.json"), c.json()).unwrap();
+        let (rc, out, _) = common::run(&["--check", "-c", &dir.path("slash.json")]);
+        assert_eq!(rc, 2, "{bad}: {out}");
+        assert!(out.contains("baton.runtime_dir: give a plain absolute path"), "{bad}: {out}");
     }
 }
 

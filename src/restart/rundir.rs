@@ -60,11 +60,16 @@ impl core::fmt::Display for DirError {
         let me = nix::unistd::geteuid().as_raw();
         match self {
             Self::Create(p, e) => write!(f, "runtime directory {p}: {e}; create it or set baton.runtime_dir / --runtime-dir"),
+            Self::Unsafe { path, uid, mode, why } if *uid == me => write!(
+                f,
+                "runtime directory {path}: {why} (owner uid {uid}, mode {mode:04o}); baton only uses a directory \
+                 no other user can write: run `chmod go-w {path}`"
+            ),
             Self::Unsafe { path, uid, mode, why } => write!(
                 f,
-                "runtime directory {path}: {why} (owner uid {uid}, mode {mode:04o}); baton (uid {me}) only uses a directory \
-                 that it owns and that no other user can write: remove it (`rm -rf {path}`) and let baton \
-                 create it (0700), or point baton.runtime_dir / --runtime-dir at another path"
+                "runtime directory {path}: {why} (owner uid {uid}, mode {mode:04o}); baton (uid {me}) only uses a \
+                 directory of its own that no other user can write: have its owner or root remove it (baton then \
+                 creates it 0700), or point baton.runtime_dir / --runtime-dir at another path"
             ),
             Self::UnsafeAncestor { dir, ancestor, uid, mode } => write!(
                 f,
@@ -105,7 +110,9 @@ pub fn default_dir() -> String {
         return crate::sansio::config::Settings::DEFAULT_RUNTIME_DIR.into();
     }
     match std::env::var("XDG_RUNTIME_DIR") {
-        Ok(x) if x.starts_with('/') && x.len() + 6 <= crate::sansio::config::PATH_LEN => format!("{x}/baton"),
+        Ok(x) if x.starts_with('/') && x.len() + 6 <= crate::sansio::config::PATH_LEN => {
+            format!("{}/baton", x.trim_end_matches('/'))
+        }
         _ => format!("/tmp/baton-{uid}"),
     }
 }
@@ -240,6 +247,16 @@ fn open_dir(dir: &str) -> Result<OwnedFd, DirError> {
     nix::fcntl::open(dir, OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY, Mode::empty())
         .map_err(|e| match e {
             Errno::ELOOP | Errno::ENOTDIR => DirError::Symlink(dir.into()),
+            // another user's 0700 directory: say whose, as when it can be opened
+            Errno::EACCES => match nix::sys::stat::lstat(dir) {
+                Ok(md) => DirError::Unsafe {
+                    path: dir.into(),
+                    uid: md.st_uid,
+                    mode: md.st_mode & 0o7777,
+                    why: "it belongs to another user",
+                },
+                Err(_) => DirError::Io("cannot open", dir.into(), e),
+            },
             e => DirError::Io("cannot open", dir.into(), e),
         })
 }

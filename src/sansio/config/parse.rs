@@ -183,6 +183,8 @@ pub enum Problem {
     RelativePath,
 }
 
+const PLAIN_PATH: &str = "give a plain absolute path (no trailing slash, no empty, . or .. component)";
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConfigError {
     TooLarge {
@@ -351,7 +353,10 @@ fn tcp_proxy_cluster(l: &RawListener, at: &dyn Fn(&str, Problem) -> ConfigError)
             return Err(at(&path_fmt(format_args!(".filter_chains[{ci}].tls_context")), Problem::TlsNotSupported));
         }
         if chain.tls_context_set.as_ref().is_some_and(|t| t.0) {
-            return Err(at(&path_fmt(format_args!(".filter_chains[{ci}].tls_context_set")), Problem::TlsNotSupported));
+            return Err(at(
+                &path_fmt(format_args!(".filter_chains[{ci}].tls_context_set")),
+                Problem::NotSupported(NO_TLS_SET),
+            ));
         }
         for (fi, f) in chain.filters.as_deref().unwrap_or(&[]).iter().enumerate() {
             let here = path_fmt(format_args!(".filter_chains[{ci}].filters[{fi}]"));
@@ -369,6 +374,8 @@ fn tcp_proxy_cluster(l: &RawListener, at: &dyn Fn(&str, Problem) -> ConfigError)
     found.ok_or_else(|| at(".filter_chains", Problem::NoTcpProxy))
 }
 
+const NO_TLS_SET: &str =
+    "TLS is not supported, and baton will not guess which of a tls_context_set would apply; remove tls_context_set or leave it empty ([]) and terminate TLS in the service";
 const NETWORK_ONLY_TCP: &str = "only \"tcp\" is supported (baton is a TCP proxy); remove the key or set it to \"tcp\"";
 const NO_ORIGINAL_DST: &str = "use_original_dst (transparent proxying) is not supported; remove it or set it to false";
 const NO_LISTENER_FILTERS: &str =
@@ -505,6 +512,9 @@ fn apply_settings(st: &mut Settings, b: &RawBaton) -> Result<(), ConfigError> {
 fn abs_path(p: &RawPath, name: &str) -> Result<Path, ConfigError> {
     if !p.starts_with('/') {
         return Err(field(format_args!("baton.{name}"), Problem::RelativePath));
+    }
+    if !super::value::is_plain_abs_path(p) {
+        return Err(field(format_args!("baton.{name}"), Problem::NotSupported(PLAIN_PATH)));
     }
     let mut out = Path::new();
     out.push_str(p).map_err(|_| field(format_args!("baton.{name}"), Problem::TooLong { max: PATH_LEN }))?;

@@ -49,7 +49,10 @@ fn configs_baton_would_run_differently_are_refused() {
             chain(r#""tls_context":{"status":true,"cert_chain":"/x"}"#),
             "filter_chains[0].tls_context): TLS is not supported",
         ),
-        (chain(r#""tls_context_set":[{"status":true}]"#), "filter_chains[0].tls_context_set): TLS is not supported"),
+        (
+            chain(r#""tls_context_set":[{"status":true}]"#),
+            "filter_chains[0].tls_context_set): TLS is not supported, and baton will not guess",
+        ),
         (listener(r#""network":"udp""#), ".network): only \"tcp\""),
         (listener(r#""network":"unix""#), ".network): only \"tcp\""),
         (listener(r#""use_original_dst":true"#), ".use_original_dst): use_original_dst"),

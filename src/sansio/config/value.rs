@@ -85,6 +85,15 @@ pub fn parse_addr(s: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port))
 }
 
+/// An absolute path with no empty, `.` or `..` component and no trailing slash (which would
+/// make `O_NOFOLLOW` follow a link): what baton accepts for the files it creates.
+pub fn is_plain_abs_path(p: &str) -> bool {
+    p.starts_with('/')
+        && p.len() > 1
+        && !p.ends_with('/')
+        && p[1..].split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
 /// An IP and a port given separately (the admin `socket_address` shape).
 pub fn parse_ip_port(ip: &str, port: u16) -> Option<SocketAddr> {
     let ip = if ip == "localhost" { IpAddr::from([127, 0, 0, 1]) } else { ip.parse::<IpAddr>().ok()? };
