@@ -113,7 +113,8 @@ fn args_and_config() -> Result<(cli::Args, Config, UnknownKeys), i32> {
         }
         Ok((cfg, unknown)) => Ok((args, cfg, unknown)),
         Err(e) if args.check => {
-            println!("{}: {e}", args.config);
+            // on stderr, so a script that hides stdout (`--check >/dev/null`) still shows it
+            eprintln!("{}: {e}", args.config);
             Err(2)
         }
         Err(e) => {

@@ -68,9 +68,9 @@ fn a_non_utf8_argument_is_a_usage_error() {
 
 #[test]
 fn check_refuses_mosn_l7_config_naming_listener_and_filter() {
-    let (rc, out, _) = run(&["--check", "-c", &mosn("proxy-fallback-example.json", FALLBACK)]);
-    assert_eq!(rc, 2);
-    assert!(out.contains("listener \"listener-0\"") && out.contains("filter \"proxy\" is not supported"), "{out}");
+    let (rc, out, err) = run(&["--check", "-c", &mosn("proxy-fallback-example.json", FALLBACK)]);
+    assert_eq!((rc, out.as_str()), (2, ""), "errors go to stderr only");
+    assert!(err.contains("listener \"listener-0\"") && err.contains("filter \"proxy\" is not supported"), "{err}");
 }
 
 #[test]
@@ -109,9 +109,9 @@ fn every_bad_config_exits_2_with_a_pointed_message() {
     for (i, (text, want)) in cases.iter().enumerate() {
         let p = dir.path(&format!("bad{i}.json"));
         std::fs::write(&p, text).unwrap();
-        let (rc, out, _) = run(&["--check", "-c", &p]);
-        assert_eq!(rc, 2, "case {i}: {out}");
-        assert!(out.contains(want), "case {i}: want {want:?} in {out:?}");
+        let (rc, out, err) = run(&["--check", "-c", &p]);
+        assert_eq!((rc, out.as_str()), (2, ""), "case {i}: {err}");
+        assert!(err.contains(want), "case {i}: want {want:?} in {err:?}");
         // without --check: nothing starts, exit 2, one line on stderr
         let (rc, _, err) = run(&["-c", &p, "--runtime-dir", &dir.path("run")]);
         assert_eq!(rc, 2, "case {i}");
@@ -129,9 +129,9 @@ fn duplicate_listener_addresses_are_refused() {
     let dir = TempDir::new("dup");
     let p = dir.path("c.json");
     std::fs::write(&p, cfg.json()).unwrap();
-    let (rc, out, _) = run(&["--check", "-c", &p]);
+    let (rc, _, err) = run(&["--check", "-c", &p]);
     assert_eq!(rc, 2);
-    assert!(out.contains("listener \"other\"") && out.contains("already used by listener \"front\""), "{out}");
+    assert!(err.contains("listener \"other\"") && err.contains("already used by listener \"front\""), "{err}");
 }
 
 #[test]
@@ -192,10 +192,10 @@ fn unknown_keys_are_warned_about_and_refused_in_the_baton_object() {
     assert!(err.contains("MOSN setting `tracing` is not supported by baton; ignored"), "{err}");
     // inside "baton": an error, with the key it is close to
     std::fs::write(&p, Cfg::simple(free_port(), &[8080]).set("idle_timout", "\"1m\"").json()).unwrap();
-    let (rc, out, _) = run(&["--check", "-c", &p]);
-    assert_eq!(rc, 2, "{out}");
+    let (rc, _, err) = run(&["--check", "-c", &p]);
+    assert_eq!(rc, 2, "{err}");
     assert!(
-        out.contains("`baton.idle_timout` is not a baton setting") && out.contains("did you mean `idle_timeout`?"),
-        "{out}"
+        err.contains("`baton.idle_timout` is not a baton setting") && err.contains("did you mean `idle_timeout`?"),
+        "{err}"
     );
 }

@@ -134,9 +134,9 @@ fn the_runtime_directory_is_created_0700_and_refused_when_others_can_write_it() 
         assert!(err.contains("give a plain absolute path"), "{bad}: {err}");
         let c = cfg.clone().set("runtime_dir", &format!("\"{bad}\""));
         std::fs::write(dir.path("slash.json"), c.json()).unwrap();
-        let (rc, out, _) = common::run(&["--check", "-c", &dir.path("slash.json")]);
-        assert_eq!(rc, 2, "{bad}: {out}");
-        assert!(out.contains("baton.runtime_dir: give a plain absolute path"), "{bad}: {out}");
+        let (rc, _, err) = common::run(&["--check", "-c", &dir.path("slash.json")]);
+        assert_eq!(rc, 2, "{bad}: {err}");
+        assert!(err.contains("baton.runtime_dir: give a plain absolute path"), "{bad}: {err}");
     }
 }
 
@@ -344,7 +344,7 @@ fn a_fifo_as_the_config_never_blocks_start_or_the_event_loop() {
     let fifo = dir.path("fifo.json");
     nix::unistd::mkfifo(fifo.as_str(), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     let out = Command::new(&*BIN).args(["--check", "-c", &fifo]).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("not a regular file"), "{text}");
 
