@@ -9,7 +9,7 @@ BIN=$B/target/x86_64-unknown-linux-musl/release/baton
 D=$(mktemp -d /tmp/baton-ack.XXXX); trap 'pkill -KILL -f "$D/" 2>/dev/null; rm -rf "$D"' EXIT
 LP=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 cat > "$D/c.json" <<JSON
-{"servers":[{"listeners":[{"name":"l","address":"127.0.0.1:$LP","filter_chains":[{"filters":[{"type":"tcp_proxy","config":{"cluster":"c"}}]}]}]}],
+{"servers":[{"listeners":[{"name":"l","address":"127.0.0.1:$LP","bind_port":true,"filter_chains":[{"filters":[{"type":"tcp_proxy","config":{"cluster":"c"}}]}]}]}],
  "cluster_manager":{"clusters":[{"name":"c","hosts":[{"address":"127.0.0.1:9"}]}]},
  "baton":{"runtime_dir":"$D/run","pid_file":"$D/pid","drain_timeout":"5s"}}
 JSON

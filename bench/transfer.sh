@@ -25,7 +25,7 @@ for mode in idle busy; do
   for _ in $(seq 100); do [ -s "$D/bport" ] && break; sleep 0.05; done
   BP=$(cat "$D/bport"); LP=$(free_port); AP=$(free_port)
   cat > "$D/c.json" <<JSON
-{"servers":[{"listeners":[{"name":"l","address":"127.0.0.1:$LP","filter_chains":[{"filters":[{"type":"tcp_proxy","config":{"cluster":"c"}}]}]}]}],
+{"servers":[{"listeners":[{"name":"l","address":"127.0.0.1:$LP","bind_port":true,"filter_chains":[{"filters":[{"type":"tcp_proxy","config":{"cluster":"c"}}]}]}]}],
  "cluster_manager":{"clusters":[{"name":"c","hosts":[{"address":"127.0.0.1:$BP"}]}]},
  "admin":{"address":{"socket_address":{"address":"127.0.0.1","port_value":$AP}}},
  "baton":{"runtime_dir":"$D/run","pid_file":"$D/pid","drain_timeout":"60s","max_connections":4096,"transfer_connections":true}}

@@ -177,6 +177,7 @@ pub enum Problem {
     TlsNotSupported,
     NotSupported(&'static str),
     BindPortFalse,
+    BindPortAbsent,
     OutOfRange { min: u64, max: u64, found: u64 },
     TooLong { max: usize },
     TooMany { limit: &'static str, max: usize },
@@ -229,7 +230,8 @@ impl fmt::Display for Problem {
             Self::UnsupportedFilter(s) => write!(f, "filter \"{s}\" is not supported; baton is an L4 proxy and supports only \"tcp_proxy\""),
             Self::TlsNotSupported => f.write_str("TLS is not supported, and baton will not run plaintext where TLS was asked for; set \"status\": false (or remove tls_context) and terminate TLS in the service"),
             Self::NotSupported(what) => f.write_str(what),
-            Self::BindPortFalse => f.write_str("bind_port false (a virtual listener) is not supported; set it to true"),
+            Self::BindPortFalse => f.write_str("bind_port false (a virtual listener, which does not bind) is not supported; set it to true"),
+            Self::BindPortAbsent => f.write_str("bind_port is absent, which MOSN reads as false: a virtual listener that does not bind, which baton cannot serve; add \"bind_port\": true"),
             Self::OutOfRange { min, max, found } => write!(f, "{found} is out of range; use {min}..={max}"),
             Self::TooLong { max } => write!(f, "is longer than {max} bytes"),
             Self::TooMany { limit, max } => write!(f, "more than {limit} = {max} in total"),
@@ -312,8 +314,10 @@ fn build_listener(cfg: &Config, l: &RawListener, si: usize, li: usize) -> Result
         _ => write!(name, "listener-{}", cfg.listeners.len()).unwrap_or(()),
     }
     let at = |f: &str, p: Problem| field(format_args!("listener \"{name}\" (servers[{si}].listeners[{li}]{f})"), p);
-    if l.bind_port == Some(false) {
-        return Err(at(".bind_port", Problem::BindPortFalse));
+    match l.bind_port {
+        Some(true) => {}
+        Some(false) => return Err(at(".bind_port", Problem::BindPortFalse)),
+        None => return Err(at(".bind_port", Problem::BindPortAbsent)),
     }
     if l.network.as_deref().is_some_and(|n| !n.is_empty() && n != "tcp") {
         return Err(at(".network", Problem::NotSupported(NETWORK_ONLY_TCP)));

@@ -11,7 +11,7 @@ fn err(s: &str) -> std::string::String {
     parse(s.as_bytes()).unwrap_err().to_string()
 }
 
-const MIN: &str = r#"{"servers":[{"listeners":[{"name":"l","address":"127.0.0.1:1","filter_chains":[{"filters":[{"type":"tcp_proxy","config":{"cluster":"c"}}]}]}]}],
+const MIN: &str = r#"{"servers":[{"listeners":[{"name":"l","address":"127.0.0.1:1","bind_port":true,"filter_chains":[{"filters":[{"type":"tcp_proxy","config":{"cluster":"c"}}]}]}]}],
     "cluster_manager":{"clusters":[{"name":"c","hosts":[{"address":"127.0.0.1:2"}]}]}BATON}"#;
 
 fn with(extra: &str) -> std::string::String {
@@ -132,7 +132,8 @@ fn bad_configs_point_at_the_field() {
             with("").replace("[{\"address\":\"127.0.0.1:2\"}]", "[]"),
             "cluster \"c\" (cluster_manager.clusters[0].hosts): has no hosts",
         ),
-        (with("").replace("\"filter_chains\"", "\"bind_port\":false,\"filter_chains\""), "bind_port false"),
+        (with("").replace("\"bind_port\":true", "\"bind_port\":false"), "bind_port false"),
+        (with("").replace("\"bind_port\":true,", ""), "bind_port is absent, which MOSN reads as false"),
         (with("").replace("[{\"filters\"", "[{\"tls_context\":{\"status\":true},\"filters\""), "TLS is not supported"),
         (
             with(r#","admin":{"address":{"socket_address":{"address":"127.0.0.1","port_value":70000}}}"#),
@@ -163,7 +164,7 @@ fn bad_configs_point_at_the_field() {
 
 #[test]
 fn duplicate_listener_addresses_and_limits() {
-    let l = r#"{"name":"NAME","address":"127.0.0.1:1","filter_chains":[{"filters":[{"type":"tcp_proxy","config":{"cluster":"c"}}]}]}"#;
+    let l = r#"{"name":"NAME","address":"127.0.0.1:1","bind_port":true,"filter_chains":[{"filters":[{"type":"tcp_proxy","config":{"cluster":"c"}}]}]}"#;
     let two = std::format!("{},{}", l.replace("NAME", "a"), l.replace("NAME", "b"));
     let text = MIN.replace("BATON", "").replacen(&l.replace("NAME", "l"), &two, 1);
     assert!(err(&text).contains("the same address is already used by listener \"a\""), "{}", err(&text));
