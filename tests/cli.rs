@@ -90,13 +90,17 @@ fn every_bad_config_exits_2_with_a_pointed_message() {
         ),
         (good.replace("{\"address\":\"127.0.0.1:8080\"}", ""), "has no hosts"),
         (good.replace("\"bind_port\":true", "\"bind_port\":false"), "bind_port false"),
+        (good.replace("\"bind_port\":true,", ""), "bind_port is absent, which MOSN reads as false"),
         (good.replace("\"tls_context\":{}", "\"tls_context\":{\"status\":true}"), "TLS is not supported"),
         // configs MOSN would run differently (TLS, UDP, transparent proxying, DNS clusters)
         (good.replace("\"tls_context\":{}", "\"tls_context_set\":[{\"status\":true}]"), "tls_context_set): TLS"),
-        (good.replace("\"bind_port\":true", "\"network\":\"udp\""), ".network): only \"tcp\""),
-        (good.replace("\"bind_port\":true", "\"use_original_dst\":true"), "use_original_dst (transparent"),
+        (good.replace("\"bind_port\":true", "\"bind_port\":true,\"network\":\"udp\""), ".network): only \"tcp\""),
         (
-            good.replace("\"bind_port\":true", "\"listener_filters\":[{\"type\":\"original_dst\"}]"),
+            good.replace("\"bind_port\":true", "\"bind_port\":true,\"use_original_dst\":true"),
+            "use_original_dst (transparent",
+        ),
+        (
+            good.replace("\"bind_port\":true", "\"bind_port\":true,\"listener_filters\":[{\"type\":\"original_dst\"}]"),
             ".listener_filters): listener filters",
         ),
         (good.replace("\"type\":\"SIMPLE\"", "\"type\":\"ORIGINAL_DST\""), ".type): only \"SIMPLE\""),
