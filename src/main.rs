@@ -165,25 +165,7 @@ fn take_over(
 ) -> Result<(Server, Restart, Incoming), String> {
     // Every step that can fail happens before the ack: until then the old process serves, and
     // a failure here only ends this one. After the ack there is nothing left that can fail.
-    let attempt = || -> Result<(Server, Restart), String> {
-        let mut server = Server::new(cfg, &mut t.inherited).map_err(|e| e.to_string())?;
-        let lock = match t.lock.take() {
-            Some(l) => l,
-            None => rundir::lock(dir).map_err(|e| e.to_string())?, // the old process died mid-handoff
-        };
-        let reconfig = match t.reconfig.take() {
-            Some(r) => r,
-            None => rundir::bind_reconfig(dir).map_err(|e| e.to_string())?,
-        };
-        server.continue_from(t.totals);
-        let preds: Vec<(u32, OwnedFd)> = std::mem::take(&mut t.predecessors);
-        rundir::note_owner(&lock);
-        let restart = new_restart(&server, dir, lock, reconfig, preds, exec)?;
-        watch_signals(&server, signals)?;
-        publish_pid(&restart)?;
-        Ok((server, restart))
-    };
-    let (server, mut restart) = match attempt() {
+    let (server, mut restart) = match prepare_takeover(cfg, dir, &mut t, exec, signals) {
         Ok(s) => s,
         Err(e) => {
             t.abort(&e);
@@ -198,6 +180,33 @@ fn take_over(
     restart.enforce_draining_cap(server.cfg().settings.max_draining as usize);
     log::info!("took over from pid {from}: acknowledged {acked_ms:.2} ms after start");
     Ok((server, restart, chan.map(|c| (c, from))))
+}
+
+/// Everything a successor must have before it acknowledges: the server on the inherited
+/// sockets, the lock and `reconfig.sock`, the signal watch and the PID file.
+fn prepare_takeover(
+    cfg: Config,
+    dir: &str,
+    t: &mut Takeover,
+    exec: Option<Exec>,
+    signals: &SignalFd,
+) -> Result<(Server, Restart), String> {
+    let mut server = Server::new(cfg, &mut t.inherited).map_err(|e| e.to_string())?;
+    let lock = match t.lock.take() {
+        Some(l) => l,
+        None => rundir::lock(dir).map_err(|e| e.to_string())?, // the old process died mid-handoff
+    };
+    let reconfig = match t.reconfig.take() {
+        Some(r) => r,
+        None => rundir::bind_reconfig(dir).map_err(|e| e.to_string())?,
+    };
+    server.continue_from(t.totals);
+    let preds: Vec<(u32, OwnedFd)> = std::mem::take(&mut t.predecessors);
+    rundir::note_owner(&lock);
+    let restart = new_restart(&server, dir, lock, reconfig, preds, exec)?;
+    watch_signals(&server, signals)?;
+    publish_pid(&restart)?;
+    Ok((server, restart))
 }
 
 /// Takes the old process's established connections (after the ack: this process serves).

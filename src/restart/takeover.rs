@@ -38,26 +38,8 @@ pub struct Takeover {
 
 /// Connects to a running baton and takes over its sockets, or reports a cold start.
 pub fn begin(dir: &str, timeout_ms: u64) -> Result<Start, HandoffError> {
-    // the directory is this user's alone (`rundir::prepare`), but it may have been chowned to
-    // us with a socket another user bound in it before
-    let me = nix::unistd::geteuid().as_raw();
-    match nix::sys::stat::lstat(rundir::path(dir, rundir::RECONFIG).as_str()) {
-        Ok(st) if st.st_uid != me => return Err(HandoffError::ForeignSocket { uid: st.st_uid }),
-        _ => {}
-    }
-    let conn = match net::unix_connect(&rundir::path(dir, rundir::RECONFIG)) {
-        Ok(c) => c,
-        Err(Errno::ENOENT | Errno::ECONNREFUSED) => return Ok(Start::Cold),
-        Err(e) => return Err(HandoffError::Io("connecting to reconfig.sock", e)),
-    };
-    // uid only: on this side SO_PEERCRED names the socket's creator, not the current owner
-    channel::check_peer(&conn)?;
-    channel::send(&conn, &Msg::Hello { pid: std::process::id(), baton_version: text(VERSION) }, &[])?;
-    let old_pid = match channel::recv_wait(&conn, timeout_ms, "the running baton's answer")?.0 {
-        Msg::Go { pid } => pid as i32,
-        Msg::Busy => return Err(HandoffError::Busy),
-        Msg::Refused { reason } => return Err(HandoffError::Refused(reason)),
-        _ => return Err(HandoffError::Unexpected("expected GO")),
+    let Some((conn, old_pid)) = greet(dir, timeout_ms)? else {
+        return Ok(Start::Cold);
     };
     crate::fault::point(crate::fault::NEW_AFTER_GO);
     let listen_path = rundir::path(dir, rundir::LISTEN);
@@ -75,24 +57,59 @@ pub fn begin(dir: &str, timeout_ms: u64) -> Result<Start, HandoffError> {
         chan: None,
         listen_path,
     };
-    channel::send(&conn, &Msg::Ready, &[])?;
-    if !net::wait_readable(&l, timeout_ms).map_err(|e| HandoffError::Io("waiting on listen.sock", e))? {
-        t.cleanup();
-        return Err(HandoffError::Timeout("the running baton to connect to listen.sock"));
+    match channel::send(&conn, &Msg::Ready, &[]).and_then(|()| accept_old(&l, old_pid, timeout_ms)) {
+        Ok(chan) => t.chan = Some(chan),
+        Err(e) => {
+            t.cleanup();
+            return Err(e);
+        }
     }
-    let chan = net::unix_accept(&l).map_err(|e| HandoffError::Io("accepting on listen.sock", e))?;
-    let chan = chan.ok_or(HandoffError::Timeout("the running baton to connect to listen.sock"))?;
-    if channel::check_peer(&chan)? != old_pid {
-        t.cleanup();
-        return Err(HandoffError::Unexpected("listen.sock was reached by another process than the one that answered"));
-    }
-    t.chan = Some(chan);
     if let Err(e) = t.receive(timeout_ms) {
         t.abort(&e.to_string());
         return Err(e);
     }
     crate::fault::point(crate::fault::NEW_AFTER_FDS);
     Ok(Start::Takeover(t))
+}
+
+/// HELLO on `reconfig.sock` and the running baton's answer: its PID after GO, `None` when
+/// nobody answers (a cold start), an error for BUSY, REFUSED or anything else.
+fn greet(dir: &str, timeout_ms: u64) -> Result<Option<(OwnedFd, i32)>, HandoffError> {
+    // the directory is this user's alone (`rundir::prepare`), but it may have been chowned to
+    // us with a socket another user bound in it before
+    let me = nix::unistd::geteuid().as_raw();
+    match nix::sys::stat::lstat(rundir::path(dir, rundir::RECONFIG).as_str()) {
+        Ok(st) if st.st_uid != me => return Err(HandoffError::ForeignSocket { uid: st.st_uid }),
+        _ => {}
+    }
+    let conn = match net::unix_connect(&rundir::path(dir, rundir::RECONFIG)) {
+        Ok(c) => c,
+        Err(Errno::ENOENT | Errno::ECONNREFUSED) => return Ok(None),
+        Err(e) => return Err(HandoffError::Io("connecting to reconfig.sock", e)),
+    };
+    // uid only: on this side SO_PEERCRED names the socket's creator, not the current owner
+    channel::check_peer(&conn)?;
+    channel::send(&conn, &Msg::Hello { pid: std::process::id(), baton_version: text(VERSION) }, &[])?;
+    match channel::recv_wait(&conn, timeout_ms, "the running baton's answer")?.0 {
+        Msg::Go { pid } => Ok(Some((conn, pid as i32))),
+        Msg::Busy => Err(HandoffError::Busy),
+        Msg::Refused { reason } => Err(HandoffError::Refused(reason)),
+        _ => Err(HandoffError::Unexpected("expected GO")),
+    }
+}
+
+/// The running baton's connection to `listen.sock`, checked to come from the process that
+/// said GO.
+fn accept_old(l: &OwnedFd, old_pid: i32, timeout_ms: u64) -> Result<OwnedFd, HandoffError> {
+    let late = HandoffError::Timeout("the running baton to connect to listen.sock");
+    if !net::wait_readable(l, timeout_ms).map_err(|e| HandoffError::Io("waiting on listen.sock", e))? {
+        return Err(late);
+    }
+    let chan = net::unix_accept(l).map_err(|e| HandoffError::Io("accepting on listen.sock", e))?.ok_or(late)?;
+    if channel::check_peer(&chan)? != old_pid {
+        return Err(HandoffError::Unexpected("listen.sock was reached by another process than the one that answered"));
+    }
+    Ok(chan)
 }
 
 impl Takeover {

@@ -165,6 +165,36 @@ fn receive_batch(
     timeout_ms: u64,
     r: &mut Received,
 ) -> Result<(), HandoffError> {
+    let adopted = adopt_batch(server, splice, conns, fds, r);
+    let mut take = || -> Result<(), HandoffError> {
+        if !splice {
+            receive_data(chan, server, buf, conns, &adopted, timeout_ms)?;
+        }
+        crate::fault::point(crate::fault::NEW_MID_TRANSFER);
+        let mask = adopted.iter().enumerate().filter(|(_, a)| a.is_some()).fold(0u64, |m, (k, _)| m | 1 << k);
+        channel::send_wait(chan, &Msg::Taken { batch, mask }, &[], timeout_ms)?;
+        match channel::recv_wait(chan, timeout_ms, "the old process's COMMIT")?.0 {
+            Msg::Commit { batch: b } if b == batch => Ok(()),
+            _ => Err(HandoffError::Unexpected("expected COMMIT for this batch")),
+        }
+    };
+    let result = take();
+    for idx in adopted.iter().flatten() {
+        server.settle_adopted(*idx, result.is_ok());
+        r.moved += result.is_ok() as u32;
+    }
+    result
+}
+
+/// Adopts what it can of a batch into free slots (`None`: declined, it stays with the old
+/// process; counted in `r`).
+fn adopt_batch(
+    server: &mut Server,
+    splice: bool,
+    conns: &[ConnState],
+    fds: Vec<OwnedFd>,
+    r: &mut Received,
+) -> heapless::Vec<Option<usize>, MAX_CONNS_PER_BATCH> {
     let per = fds_per_conn(splice);
     let mut fds = fds.into_iter();
     let mut adopted: heapless::Vec<Option<usize>, MAX_CONNS_PER_BATCH> = heapless::Vec::new();
@@ -185,24 +215,7 @@ fn receive_batch(
         };
         let _ = adopted.push(slot);
     }
-    let mut take = || -> Result<(), HandoffError> {
-        if !splice {
-            receive_data(chan, server, buf, conns, &adopted, timeout_ms)?;
-        }
-        crate::fault::point(crate::fault::NEW_MID_TRANSFER);
-        let mask = adopted.iter().enumerate().filter(|(_, a)| a.is_some()).fold(0u64, |m, (k, _)| m | 1 << k);
-        channel::send_wait(chan, &Msg::Taken { batch, mask }, &[], timeout_ms)?;
-        match channel::recv_wait(chan, timeout_ms, "the old process's COMMIT")?.0 {
-            Msg::Commit { batch: b } if b == batch => Ok(()),
-            _ => Err(HandoffError::Unexpected("expected COMMIT for this batch")),
-        }
-    };
-    let result = take();
-    for idx in adopted.iter().flatten() {
-        server.settle_adopted(*idx, result.is_ok());
-        r.moved += result.is_ok() as u32;
-    }
-    result
+    adopted
 }
 
 /// Reads the batch's DATA records into the adopted connections' buffers (declined ones'
