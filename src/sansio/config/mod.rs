@@ -11,6 +11,7 @@ pub mod json;
 pub mod model;
 pub mod parse;
 pub mod render;
+pub mod schema;
 pub mod value;
 
 pub use json::{describe_unknown, UnknownKey, UnknownKeys};
