@@ -10,6 +10,7 @@
 pub mod json;
 pub mod model;
 pub mod parse;
+mod raw;
 pub mod render;
 pub mod schema;
 pub mod value;
