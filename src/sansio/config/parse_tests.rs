@@ -100,6 +100,20 @@ fn mosn_lb_names_and_weight_clamping() {
     assert_eq!(parse(text.as_bytes()).unwrap().listeners[0].addr.to_string(), "0.0.0.0:7001");
 }
 
+/// The spellings MOSN's own marshalling writes (Go field names: `Cluster`, `Routes`) load, and
+/// are not reported as unknown keys.
+#[test]
+fn mosn_marshalled_key_spellings_load() {
+    let top = with("").replace("\"config\":{\"cluster\":\"c\"}", "\"config\":{\"Cluster\":\"c\"}");
+    let routed = with("").replace("\"config\":{\"cluster\":\"c\"}", "\"config\":{\"Routes\":[{\"Cluster\":\"c\"}]}");
+    for text in [top, routed] {
+        assert!(text.contains("Cluster"), "{text}");
+        let (c, unknown) = parse_noting(text.as_bytes()).unwrap();
+        assert_eq!(c.clusters[c.listeners[0].cluster].name.as_str(), "c");
+        assert!(unknown.paths.is_empty(), "{:?}", unknown.paths);
+    }
+}
+
 #[test]
 fn settings_and_graceful_timeout() {
     let c = parse(with("").as_bytes()).unwrap();

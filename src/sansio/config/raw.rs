@@ -66,12 +66,16 @@ pub(super) struct RawFilter {
 
 #[derive(Deserialize)]
 pub(super) struct RawTcpProxy {
+    /// MOSN's own marshalling writes `Cluster` (the Go field name; Go's JSON reading ignores case).
+    #[serde(alias = "Cluster")]
     pub(super) cluster: Option<Raw>,
+    #[serde(alias = "Routes")]
     pub(super) routes: Option<Vec<RawRoute, MAX_FILTERS>>,
 }
 
 #[derive(Deserialize)]
 pub(super) struct RawRoute {
+    #[serde(alias = "Cluster")]
     pub(super) cluster: Option<Raw>,
 }
 
