@@ -103,15 +103,16 @@ impl Admin {
         self.conns.iter().any(|c| c.fd.is_some())
     }
 
-    /// Handles one admin event; `snap` is what the routes show, as of now.
-    pub fn on_event(&mut self, tok: Token, poller: &Poller, snap: &Snapshot<'_>) {
+    /// Handles one admin event at `now` (monotonic ms). `snap` builds what the routes show; it
+    /// walks every connection slot, so it is called only for a complete request.
+    pub fn on_event<'a>(&mut self, tok: Token, poller: &Poller, now: u64, snap: &dyn Fn() -> Snapshot<'a>) {
         match tok.kind {
-            Kind::AdminListener => self.accept(poller, snap),
+            Kind::AdminListener => self.accept(poller, now, snap),
             _ => self.serve(tok, snap),
         }
     }
 
-    fn accept(&mut self, poller: &Poller, snap: &Snapshot<'_>) {
+    fn accept<'a>(&mut self, poller: &Poller, now: u64, snap: &dyn Fn() -> Snapshot<'a>) {
         loop {
             let Some(l) = self.listener.as_ref() else {
                 return;
@@ -129,7 +130,7 @@ impl Admin {
             c.out_start = 0;
             c.out_end = 0;
             c.lingering = false;
-            c.deadline = snap.now_ms + ADMIN_TIMEOUT_MS;
+            c.deadline = now + ADMIN_TIMEOUT_MS;
             let tok = Token { kind: Kind::Admin, index: i as u32, gen: c.gen, side: 0 };
             let _ = poller.add(&fd, tok);
             c.fd = Some(fd);
@@ -153,7 +154,7 @@ impl Admin {
         Some(i)
     }
 
-    fn serve(&mut self, tok: Token, snap: &Snapshot<'_>) {
+    fn serve<'a>(&mut self, tok: Token, snap: &dyn Fn() -> Snapshot<'a>) {
         let Some(c) = self.conns.get_mut(tok.index as usize) else {
             return;
         };
@@ -166,7 +167,7 @@ impl Admin {
         if c.out_end == 0 {
             match read_request(fd, c) {
                 Ok(Parsed::Incomplete) => return,
-                Ok(Parsed::Get(route)) => respond(c, route, snap),
+                Ok(Parsed::Get(route)) => respond(c, route, &snap()),
                 Ok(Parsed::Error(status)) => respond_error(c, status),
                 Err(()) => {
                     c.fd = None;

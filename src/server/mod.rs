@@ -389,7 +389,7 @@ impl Server {
             _ => "draining",
         };
         let mut a = core::mem::take(&mut self.admin);
-        a.on_event(tok, &self.poller, &self.snapshot(state));
+        a.on_event(tok, &self.poller, self.now, &|| self.snapshot(state));
         self.admin = a;
     }
 }
