@@ -88,12 +88,12 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
 
 /// Paths for sockets and PID files must be absolute: the process may be re-executed elsewhere.
 fn absolute(p: String, flag: &str) -> Result<String, String> {
-    if crate::sansio::config::value::is_plain_abs_path(&p) && p.len() <= crate::sansio::config::PATH_LEN {
-        Ok(p)
-    } else if !p.starts_with('/') {
+    if !p.starts_with('/') {
         Err(format!("{flag} {p}: give an absolute path"))
     } else if !crate::sansio::config::value::is_plain_abs_path(&p) {
         Err(format!("{flag} {p}: give a plain absolute path (no trailing slash, no empty, . or .. component)"))
+    } else if p.len() <= crate::sansio::config::PATH_LEN {
+        Ok(p)
     } else {
         Err(format!("{flag}: the path is longer than {} bytes", crate::sansio::config::PATH_LEN))
     }

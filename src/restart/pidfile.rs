@@ -12,6 +12,8 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::Mode;
 
+use crate::sansio::limits::TMP_ATTEMPTS;
+
 /// The directory (opened) and the file name of `path`.
 fn split(path: &str) -> Result<(OwnedFd, &str), Errno> {
     let (dir, name) = path.rsplit_once('/').ok_or(Errno::EINVAL)?;
@@ -22,8 +24,6 @@ fn split(path: &str) -> Result<(OwnedFd, &str), Errno> {
     let fd = nix::fcntl::open(dir, OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_RDONLY, Mode::empty())?;
     Ok((fd, name))
 }
-
-use crate::sansio::limits::TMP_ATTEMPTS;
 
 /// Writes the PID file. Its directory must be changeable only by root or this user
 /// (`rundir::check_file_dir`), else the error names it.
@@ -70,20 +70,31 @@ fn write_in_place(path: &str, pid: u32) -> Result<(), Errno> {
 /// The PID a file names, if it is a readable, well-formed regular file (not a link).
 pub fn read(path: &str) -> Option<u32> {
     let (dfd, name) = split(path).ok()?;
+    read_at(&dfd, name)
+}
+
+fn read_at(dfd: &OwnedFd, name: &str) -> Option<u32> {
     let fd =
-        openat(&dfd, name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK, Mode::empty())
+        openat(dfd, name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK, Mode::empty())
             .ok()?;
     let mut b = [0u8; 16];
     let n = nix::unistd::read(&fd, &mut b).ok()?;
-    core::str::from_utf8(&b[..n]).ok()?.trim().parse().ok()
+    parse_pid(&b[..n])
 }
 
-/// Removes the file only if it still names `pid`.
+/// A PID written as decimal text (the PID file's and the lock file's contents).
+pub fn parse_pid(text: &[u8]) -> Option<u32> {
+    core::str::from_utf8(text).ok()?.trim().parse().ok()
+}
+
+/// Removes the file only if it still names `pid` (read and removed through one descriptor of
+/// its directory).
 pub fn remove_if_mine(path: &str, pid: u32) {
-    if read(path) == Some(pid) {
-        if let Ok((dfd, name)) = split(path) {
-            let _ = nix::unistd::unlinkat(&dfd, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
-        }
+    let Ok((dfd, name)) = split(path) else {
+        return;
+    };
+    if read_at(&dfd, name) == Some(pid) {
+        let _ = nix::unistd::unlinkat(&dfd, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
     }
 }
 

@@ -15,6 +15,8 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
 
+use crate::sansio::config::value::is_plain_abs_path;
+use crate::sansio::limits::MAX_ANCESTORS;
 use crate::sys;
 use crate::sys::net;
 
@@ -154,11 +156,7 @@ fn only_ours(uid: u32, mode: u32, me: u32) -> bool {
 /// included, owned by root or this user in a directory only they can change. A link another
 /// user owns could be pointed elsewhere between two lookups.
 pub fn check_path(path: &str) -> Result<(), DirError> {
-    let normal = path.starts_with('/')
-        && path.len() > 1
-        && !path.ends_with('/')
-        && path[1..].split('/').all(|c| !c.is_empty() && c != "." && c != "..");
-    if !normal {
+    if !is_plain_abs_path(path) {
         return Err(DirError::NotNormal(path.into()));
     }
     let me = nix::unistd::geteuid().as_raw();
@@ -217,7 +215,7 @@ fn check_real_ancestors(dir: &str, fd: &OwnedFd) -> Result<(), DirError> {
     let mut cur =
         openat(fd, "..", flags, Mode::empty()).map_err(|e| DirError::Io("cannot open the parent of", dir.into(), e))?;
     let mut below = fstat(fd).map_err(|e| DirError::Io("cannot inspect", dir.into(), e))?;
-    for _ in 0..MAX_DEPTH {
+    for _ in 0..MAX_ANCESTORS {
         let md = fstat(&cur).map_err(|e| DirError::Io("cannot inspect an ancestor of", dir.into(), e))?;
         if (md.st_dev, md.st_ino) == (below.st_dev, below.st_ino) {
             return Ok(()); // `..` of `/` is `/`
@@ -237,10 +235,6 @@ fn check_real_ancestors(dir: &str, fd: &OwnedFd) -> Result<(), DirError> {
     }
     Ok(())
 }
-
-/// Deepest directory tree walked when checking a runtime directory's ancestors (PATH_LEN
-/// bytes cannot name more).
-const MAX_DEPTH: usize = 64;
 
 /// Opens an existing directory without following a link in its last component.
 fn open_dir(dir: &str) -> Result<OwnedFd, DirError> {
@@ -285,9 +279,10 @@ fn open_file(dir: &str, dfd: &OwnedFd, name: &str) -> Result<OwnedFd, DirError> 
     Ok(fd)
 }
 
-/// Takes the directory's lock for a cold start and records our PID in the lock file.
+/// Takes the directory's lock for a cold start and records our PID in the lock file. The
+/// caller has checked the directory with `prepare` (at start, or just before a repair).
 pub fn lock(dir: &str) -> Result<OwnedFd, DirError> {
-    let dfd = prepare(dir)?;
+    let dfd = open_dir(dir)?;
     let fd = open_file(dir, &dfd, LOCK)?;
     match sys::try_lock(fd.as_raw_fd()) {
         Ok(true) => {}
@@ -310,7 +305,7 @@ pub fn note_owner(lock: &OwnedFd) {
 fn read_pid(fd: &OwnedFd) -> Option<u32> {
     let mut b = [0u8; 16];
     let n = nix::sys::uio::pread(fd, &mut b, 0).ok()?;
-    core::str::from_utf8(&b[..n]).ok()?.trim().parse().ok()
+    super::pidfile::parse_pid(&b[..n])
 }
 
 /// Whether the lock file is still the one behind `lock` (same inode, not a link) and

@@ -220,6 +220,10 @@ pub const EXEC_CONFIRM_MS: u64 = 5_000;
 /// Page size assumed by the `pipe-pages` fault (test builds): pipes are sized in pages.
 pub const FAULT_PAGE_BYTES: usize = 4096;
 
+/// Deepest directory tree walked when checking a runtime directory's real ancestors (`PATH_LEN`
+/// bytes cannot name more levels, whatever links led there).
+pub const MAX_ANCESTORS: usize = 64;
+
 /// First read of a config file: most are under 4 KiB; it grows to `MAX_CONFIG_BYTES` at most.
 pub const CONFIG_READ_START: usize = 4096;
 
