@@ -13,10 +13,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn open_fds(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
 /// Sets the soft descriptor limit of `pid` (the hard limit stays, so it can be raised again
 /// without privileges).
 fn set_nofile(pid: i32, n: usize) {

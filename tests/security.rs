@@ -18,6 +18,14 @@ fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// Whether a test that plays another user can run (CI runs as root); says so when it cannot.
+fn can_play_another_user() -> bool {
+    is_root() || {
+        eprintln!("skipped: needs root to play the other user (CI runs as root)");
+        false
+    }
+}
+
 /// Starts baton on `cfg` with `run` as its runtime directory and waits for it to exit:
 /// (exit code, stderr). `None` if it was still running after 10 s (then it is killed).
 fn start_expecting_exit(cfg: &Cfg, dir: &TempDir, run: &str) -> Option<(i32, String)> {
@@ -54,8 +62,7 @@ fn assert_untouched(p: &str) {
 /// refuse the directory, naming it, its owner and mode, and the fix, and write nothing.
 #[test]
 fn another_users_runtime_directory_is_refused_and_its_planted_link_never_followed() {
-    if !is_root() {
-        eprintln!("skipped: needs root to play the other user (CI runs as root)");
+    if !can_play_another_user() {
         return;
     }
     let dir = TempDir::new("rundir-other");
@@ -153,8 +160,7 @@ fn stop_child_term(c: &mut std::process::Child) {
 /// between two lookups (the review's attack: root's files elsewhere removed or replaced).
 #[test]
 fn a_link_another_user_owns_in_the_path_is_refused() {
-    if !is_root() {
-        eprintln!("skipped: needs root to play the other user (CI runs as root)");
+    if !can_play_another_user() {
         return;
     }
     let dir = TempDir::new("foreign-link");
@@ -184,8 +190,7 @@ fn a_link_another_user_owns_in_the_path_is_refused() {
 /// to root (chown): baton names the planted socket instead of talking to it.
 #[test]
 fn a_reconfig_socket_planted_by_another_user_is_named_not_used() {
-    if !is_root() {
-        eprintln!("skipped: needs root to play the other user (CI runs as root)");
+    if !can_play_another_user() {
         return;
     }
     let dir = TempDir::new("squat");
@@ -366,10 +371,6 @@ mod handoff_peers {
     use baton::restart::channel;
     use baton::sansio::codec::{self, text, Msg, MAX_FRAME, PROTO_VERSION};
     use std::os::fd::AsRawFd;
-
-    fn open_fds(pid: i32) -> usize {
-        std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-    }
 
     fn reconfig(b: &Baton) -> String {
         format!("{}/reconfig.sock", b.run_dir())
