@@ -21,13 +21,4 @@ for i in $(seq "$ROUNDS"); do
     rate=$(taskset -c 0 wrk -t1 -c50 -d"${SECS}s" "${hdr[@]}" "http://127.0.0.1:${pp#*:}/100b" | awk '/Requests\/sec/ {print $2}')
     echo "${pp%%:*} $rate"
   done
-done | python3 -c '
-import sys, statistics as S
-r = {}
-for line in sys.stdin:
-    k, v = line.split(); r.setdefault(k, []).append(float(v))
-d = S.median(r["direct"])
-for k, v in r.items():
-    print(f"{k:8} median {S.median(v):8.0f} req/s ({S.median(v) / d:.2f} x direct)  runs: " + " ".join(f"{x:.0f}" for x in v))
-a, b = S.median(r["A"]), S.median(r["B"])
-print(f"B / A: {b / a:.3f}")'
+done | python3 "$B/ab_summary.py"
