@@ -71,6 +71,7 @@ fn no_connection_is_lost_through_20_hot_restarts_under_load() {
             clusters: base.clusters.clone(),
             admin: base.admin,
             baton: base.baton.clone(),
+            edits: base.edits.clone(),
         };
         if i % 4 == 1 || i % 4 == 2 {
             cfg.listeners.push(("extra".into(), extra_port, "back".into()));

@@ -8,7 +8,8 @@
 /// handoff manifest in one `SCM_RIGHTS` message with room to spare.
 pub const MAX_LISTENERS: usize = 16;
 
-/// Clusters per config: at most one per listener is reachable, so the same bound.
+/// Clusters per config: one per listener, or a few behind one listener's routes; a gateway's
+/// handful of services fits, and a slot keeps its cluster index in a `u8`.
 pub const MAX_CLUSTERS: usize = MAX_LISTENERS;
 
 /// Hosts per cluster. The load balancer keeps its per-attempt exclusion set in a `u64`.
@@ -70,10 +71,25 @@ pub const MAX_SERVERS: usize = 1;
 /// Filter chains per listener: baton proxies one chain, as MOSN's tcp_proxy samples have.
 pub const MAX_CHAINS: usize = 1;
 
-/// Filters per chain and routes per `tcp_proxy`. Two lets MOSN's `proxy` + `tcp_proxy`
-/// fallback chain be read far enough to refuse it by name. These bounds keep the raw
-/// (pre-validation) config, which serde builds on the stack, near 64 KiB.
-pub const MAX_FILTERS: usize = 2;
+/// Filters per chain. baton proxies with the first `tcp_proxy` (as MOSN's first tcp_proxy takes
+/// the whole stream); four read MOSN's chains far enough to name any other filter and refuse it.
+/// With `MAX_ROUTES` and `MAX_CIDRS` this bounds the raw (pre-validation) config, which serde
+/// builds on the parse thread's stack (`PARSE_STACK`).
+pub const MAX_FILTERS: usize = 4;
+
+/// Routes per `tcp_proxy` (source/destination matching, `sansio::route`). MOSN's samples have
+/// one; a gateway splits its clients into a few groups. Each costs about 900 bytes per listener
+/// in the raw config on the parse stack (`PARSE_STACK`).
+pub const MAX_ROUTES: usize = 4;
+
+/// Address ranges per route matcher (`SourceAddrs`, `DestinationAddrs`).
+pub const MAX_CIDRS: usize = 4;
+
+/// Ports and port ranges per route matcher (`"80,443,8000-8999"`).
+pub const MAX_PORT_RANGES: usize = 8;
+
+/// Longest address text in a route matcher: an IPv6 address with an IPv4 tail is 45 bytes.
+pub const CIDR_ADDR_LEN: usize = 48;
 
 /// Longest name, address, type or duration string in the raw config.
 pub const RAW_STR_LEN: usize = 64;
@@ -169,9 +185,12 @@ pub const PIPE_DEFAULT_BYTES: usize = 64 * 1024;
 
 // ----- Start-up stacks (config_file.rs) -----
 
-/// Stack for `load`'s parsing thread: serde-json-core builds the raw config (about 64 KiB) and
-/// moves it through a few frames; 4 MiB leaves a wide margin.
-pub const PARSE_STACK: usize = 4 << 20;
+/// Stack for `load`'s parsing thread: serde-json-core builds the raw config (about 124 KiB,
+/// mostly `MAX_LISTENERS` x `MAX_ROUTES` routes) by value and moves it through many frames; the
+/// largest config overflows 2 MiB and parses in 4 MiB with the dev profile, so 8 MiB leaves a
+/// margin. Only the pages touched become resident, and only while the thread lives;
+/// `config::parse::tests::largest_config_parses_on_parse_stack` checks it.
+pub const PARSE_STACK: usize = 8 << 20;
 
 // ----- Files (restart/pidfile.rs) -----
 
@@ -232,6 +251,7 @@ pub const CONFIG_READ_START: usize = 4096;
 const _: () = assert!(MAX_HOSTS <= 64, "the LB exclusion set (tried hosts) is a u64 bitmask");
 const _: () = assert!(MAX_HOSTS < u8::MAX as usize, "a slot's host index is a u8 and u8::MAX means no host");
 const _: () = assert!(MAX_LISTENERS <= u8::MAX as usize, "a slot's listener index is a u8");
+const _: () = assert!(MAX_CLUSTERS <= u8::MAX as usize, "a slot's cluster index is a u8");
 const _: () = assert!(PATH_LEN + "/reconfig.sock".len() < 108, "sun_path is 108 bytes");
 const _: () = assert!(PATH_LEN <= PATH_STR_LEN, "a valid path fits the raw config's string");
 const _: () = assert!(NAME_LEN <= RAW_STR_LEN, "a valid name fits the raw config's string");

@@ -9,6 +9,7 @@
 //!   budget) over an abstract `Transport`, and its portable state for a transfer.
 //! - `lb`: host choice (round robin, random, least connections) and passive health.
 //! - `http`: the admin endpoint's request parser and response framing.
+//! - `route`: tcp_proxy routes by source and destination address and port, as MOSN matches them.
 //! - `stats`: counters and their JSON and Prometheus renderings.
 //! - `portable`: a connection's state as it moves between processes.
 //! - `codec`: the hot-restart and connection-transfer wire format.
@@ -20,4 +21,5 @@ pub mod http;
 pub mod lb;
 pub mod limits;
 pub mod portable;
+pub mod route;
 pub mod stats;

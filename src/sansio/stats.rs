@@ -50,6 +50,10 @@ pub struct TransferCounters {
 pub struct ListenerCounters {
     pub accepted: u64,
     pub active: u32,
+    /// Clients closed because no route matched them (a listener with routes only).
+    pub no_route: u64,
+    /// Clients closed because their cluster was at its `circuit_breakers` ceiling.
+    pub overflow: u64,
 }
 
 /// Everything `/stats` and `/metrics` show, borrowed from the server for one rendering.
@@ -102,12 +106,15 @@ pub fn write_json(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
         let sep = if i == 0 { "" } else { "," };
         write!(
             w,
-            "{sep}{{\"name\":\"{}\",\"address\":\"{}\",\"cluster\":\"{}\",\"active\":{},\"total\":{}}}",
+            "{sep}{{\"name\":\"{}\",\"address\":\"{}\",\"cluster\":\"{}\",\"routes\":{},\"active\":{},\"total\":{},\"no_route\":{},\"overflow\":{}}}",
             Esc(&l.name),
             l.addr,
-            Esc(&s.cfg.clusters[l.cluster].name),
+            Esc(l.cluster.map_or("", |c| &s.cfg.clusters[c].name)),
+            l.routes.len(),
             c.active,
-            c.accepted
+            c.accepted,
+            c.no_route,
+            c.overflow
         )?;
     }
     w.write_str("],\"clusters\":[")?;

@@ -77,13 +77,51 @@ impl Server {
         }
     }
 
+    /// The cluster a new client of listener `li` goes to: the listener's, or the first route
+    /// that matches its addresses; `None` (counted) when no route matches or the cluster is at
+    /// its `circuit_breakers` ceiling.
+    fn cluster_for(&mut self, li: usize, client: &OwnedFd) -> Option<usize> {
+        let l = &self.cfg.listeners[li];
+        let ci = match l.cluster {
+            Some(ci) => Some(ci),
+            None => match (net::peer_addr(client), net::local_addr(client)) {
+                (Some(peer), Some(local)) => route::pick(&l.routes, &peer, &local),
+                _ => None,
+            },
+        };
+        let c = &mut self.listener_counters[li];
+        let Some(ci) = ci else {
+            c.no_route += 1;
+            log::debug!("listener \"{}\": no route matches a client, closing it", l.name);
+            return None;
+        };
+        let max = self.cfg.clusters[ci].max_connections;
+        if max != 0 && self.cluster_active[ci] >= max {
+            c.overflow += 1;
+            log::debug!(
+                "cluster \"{}\": at its circuit_breakers max_connections ({max}), closing a client",
+                self.cfg.clusters[ci].name
+            );
+            return None;
+        }
+        Some(ci)
+    }
+
     pub(super) fn open(&mut self, li: usize, idx: usize, client: OwnedFd) {
+        self.totals.accepted += 1;
+        self.listener_counters[li].accepted += 1;
+        let Some(ci) = self.cluster_for(li, &client) else {
+            self.totals.refused += 1;
+            return net::reset(client);
+        };
+        self.cluster_active[ci] += 1;
         self.free.pop();
         let s = &mut self.slots[idx];
         s.gen = s.gen.wrapping_add(1);
         s.used = true;
         s.conn = Conn::new();
         s.listener = li as u8;
+        s.cluster = ci as u8;
         s.tried = 0;
         s.attempts = 0;
         let tok = conn_token(idx, s.gen, Side::Client);
@@ -94,10 +132,7 @@ impl Server {
             s.pipes = self.spare_pipes.take();
         }
         self.active += 1;
-        self.totals.accepted += 1;
-        let c = &mut self.listener_counters[li];
-        c.accepted += 1;
-        c.active += 1;
+        self.listener_counters[li].active += 1;
         log::debug!("conn {idx}: accepted on listener {li}");
         if self.cfg.settings.splice && self.slots[idx].pipes.is_none() {
             self.totals.refused += 1;

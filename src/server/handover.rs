@@ -19,9 +19,9 @@ impl Detached<'_> {
         let srv = self.server;
         let s = &srv.slots[self.idxs[k] as usize];
         let l = &srv.cfg.listeners[s.listener as usize];
-        let c = &srv.cfg.clusters[l.cluster];
+        let c = &srv.cfg.clusters[s.cluster as usize];
         let idle_left_ms = if s.conn.touched {
-            srv.cfg.settings.idle_timeout_ms
+            srv.cfg.idle_timeout_ms(s.listener as usize)
         } else if s.deadline == u64::MAX {
             u64::MAX
         } else {
@@ -110,7 +110,7 @@ impl Server {
     /// sockets, without touching them: it runs only after `commit`. `fds` are checked with the
     /// kernel against what the state says.
     pub fn adopt(&mut self, st: &ConnState, fds: Vec<OwnedFd>) -> Result<usize, Decline> {
-        let (li, host) = self.place(st)?;
+        let (li, ci, host) = self.place(st)?;
         let (socks, pipes) = self.check_fds(st, li, fds)?;
         let idx = self.free.pop().ok_or("no free connection slot (max_connections)")? as usize;
         let now = self.now;
@@ -119,6 +119,7 @@ impl Server {
         s.used = true;
         s.conn = Conn::import(st.flows);
         s.listener = li as u8;
+        s.cluster = ci as u8;
         s.host = host;
         s.attempts = 0;
         s.tried = 0;
@@ -132,26 +133,28 @@ impl Server {
         Ok(idx)
     }
 
-    /// Where an offered connection belongs in this config: its listener's index and its host's
-    /// (`NO_HOST` when the host has left the cluster; the connection still goes on).
-    fn place(&self, st: &ConnState) -> Result<(usize, u8), Decline> {
+    /// Where an offered connection belongs in this config: its listener's index, its cluster's
+    /// (one the listener still sends to, by its `cluster` or a route) and its host's (`NO_HOST`
+    /// when the host has left the cluster; the connection still goes on).
+    fn place(&self, st: &ConnState) -> Result<(usize, usize, u8), Decline> {
         let li = self
             .cfg
             .listeners
             .iter()
             .position(|l| l.addr == st.listener)
             .ok_or("its listener is not in the new config")?;
-        let c = &self.cfg.clusters[self.cfg.listeners[li].cluster];
-        if c.name.as_str() != st.cluster.as_str() {
-            return Err("its listener now routes to another cluster (or its cluster is gone)");
-        }
+        let ci = self.cfg.listeners[li]
+            .clusters()
+            .find(|&ci| self.cfg.clusters[ci].name.as_str() == st.cluster.as_str())
+            .ok_or("its listener no longer sends to its cluster (or the cluster is gone)")?;
+        let c = &self.cfg.clusters[ci];
         // in splice mode too: the bytes stay in the pipe, but the flow's window, which counts
         // them, is at most buffer_size
         if st.flows.iter().any(|f| f.pending as usize > self.buf_size) {
             return Err("it holds more buffered bytes than this process's buffer_size");
         }
         let host = c.hosts.iter().position(|h| h.addr == st.host).map_or(NO_HOST, |h| h as u8);
-        Ok((li, host))
+        Ok((li, ci, host))
     }
 
     /// Checks an offered connection's descriptors with the kernel against what its state says:
@@ -215,6 +218,7 @@ impl Server {
             self.hosts[ci][s.host as usize].active += 1;
         }
         self.listener_counters[s.listener as usize].active += 1;
+        self.cluster_active[ci] += 1;
         self.active += 1;
         self.transfer.received += 1;
         self.transfer.received_bytes += s.conn.flows.iter().map(|f| f.pending() as u64).sum::<u64>();

@@ -15,6 +15,7 @@ use crate::sansio::config::{Config, MAX_HOSTS, MAX_LISTENERS};
 use crate::sansio::conn::{Conn, Outcome, Phase, Side};
 use crate::sansio::lb::{self, HealthChange, HostState};
 use crate::sansio::portable::{fds_per_conn, ConnState, MAX_FDS_PER_CONN};
+use crate::sansio::route;
 use crate::sansio::stats::{ListenerCounters, Snapshot, Totals, TransferCounters};
 use crate::sys::net::{self, FdTransport, SpliceTransport};
 use crate::sys::poller::{Event, Poller};
@@ -98,6 +99,8 @@ struct Slot {
     /// Has an entry in `requeue` (see there).
     queued: bool,
     listener: u8,
+    /// Index into `Config::clusters`: the listener's cluster or the one its routes chose.
+    cluster: u8,
     host: u8,
     attempts: u8,
     /// Hosts tried for this client (bit per host index).
@@ -128,6 +131,8 @@ pub struct Server {
     /// Splice mode: the pipes for the next accepted connection, made before it is accepted.
     spare_pipes: Option<[net::Pipe; 2]>,
     hosts: heapless::Vec<heapless::Vec<HostState, MAX_HOSTS>, MAX_LISTENERS>,
+    /// Connections per cluster (connecting or open), for the `circuit_breakers` ceiling.
+    cluster_active: heapless::Vec<u32, MAX_LISTENERS>,
     totals: Totals,
     /// Connections moved in and out by hot restarts, kept, and drained (this process only).
     transfer: TransferCounters,
@@ -171,6 +176,7 @@ impl Server {
             spare_pipes: None,
             requeue: Vec::with_capacity(n),
             bufs,
+            cluster_active: cfg.clusters.iter().map(|_| 0).collect(),
             hosts,
             totals: Totals::default(),
             transfer: TransferCounters::default(),

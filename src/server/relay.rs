@@ -138,6 +138,7 @@ impl Server {
         s.conn = Conn::new();
         let c = &mut self.listener_counters[s.listener as usize];
         c.active = c.active.saturating_sub(1);
+        self.cluster_active[ci] = self.cluster_active[ci].saturating_sub(1);
         self.active -= 1;
         self.free.push(idx as u32);
         self.resume |= self.paused;
@@ -164,7 +165,7 @@ impl Server {
                 }
             } else if s.conn.touched {
                 s.conn.touched = false;
-                s.deadline = idle_deadline(now, self.cfg.settings.idle_timeout_ms);
+                s.deadline = idle_deadline(now, self.cfg.idle_timeout_ms(s.listener as usize));
             } else if s.deadline <= now {
                 self.totals.idle_timeouts += 1;
                 log::debug!("conn {idx}: idle timeout");

@@ -5,11 +5,12 @@ use super::*;
 impl Server {
     pub(super) fn connect_next(&mut self, idx: usize) {
         let li = self.slots[idx].listener as usize;
-        let ci = self.cfg.listeners[li].cluster;
+        let ci = self.cluster_of(idx);
+        let attempts = self.cfg.connect_attempts(li);
         loop {
             let s = &mut self.slots[idx];
             let cluster = &self.cfg.clusters[ci];
-            let picked = if s.attempts < self.cfg.settings.connect_attempts {
+            let picked = if s.attempts < attempts {
                 lb::pick(cluster.lb, &cluster.hosts, &mut self.hosts[ci], s.tried, self.now, &mut self.rng)
             } else {
                 None
@@ -32,7 +33,7 @@ impl Server {
                     let _ = self.poller.add(&fd, conn_token(idx, s.gen, Side::Upstream));
                     s.out[1] = true;
                     s.fds[1] = Some(fd);
-                    s.deadline = self.now + self.cfg.settings.connect_timeout_ms;
+                    s.deadline = self.now + self.cfg.connect_timeout_ms(ci);
                     return;
                 }
                 // out of descriptors or memory here: not the host's fault; the client is
@@ -69,7 +70,7 @@ impl Server {
         let s = &mut self.slots[idx];
         let h = s.host as usize;
         s.conn.on_connected();
-        s.deadline = idle_deadline(self.now, self.cfg.settings.idle_timeout_ms);
+        s.deadline = idle_deadline(self.now, self.cfg.idle_timeout_ms(s.listener as usize));
         let hs = &mut self.hosts[ci][h];
         hs.active += 1;
         hs.total += 1;
@@ -80,6 +81,6 @@ impl Server {
     }
 
     pub(super) fn cluster_of(&self, idx: usize) -> usize {
-        self.cfg.listeners[self.slots[idx].listener as usize].cluster
+        self.slots[idx].cluster as usize
     }
 }

@@ -9,6 +9,8 @@ pub struct Cfg {
     pub clusters: Vec<(String, String, Vec<u16>)>,
     pub admin: Option<u16>,
     pub baton: Vec<(String, String)>,
+    /// Text replacements applied to the JSON, in order (for MOSN keys `Cfg` has no field for).
+    pub edits: Vec<(String, String)>,
 }
 
 impl Cfg {
@@ -19,7 +21,13 @@ impl Cfg {
             clusters: vec![("back".into(), "LB_ROUNDROBIN".into(), hosts.to_vec())],
             admin: Some(free_port()),
             baton: vec![],
+            edits: vec![],
         }
+    }
+    /// Replaces `from` (which must occur) with `to` in the rendered JSON.
+    pub fn edit(mut self, from: &str, to: &str) -> Cfg {
+        self.edits.push((from.into(), to.into()));
+        self
     }
     /// Sets a `"baton"` setting; `value` is raw JSON.
     pub fn set(mut self, key: &str, value: &str) -> Cfg {
@@ -47,11 +55,16 @@ impl Cfg {
             format!(r#","admin":{{"address":{{"socket_address":{{"address":"127.0.0.1","port_value":{p}}}}}}}"#)
         });
         let baton: Vec<String> = self.baton.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
-        format!(
+        let mut text = format!(
             r#"{{"servers":[{{"default_log_level":"INFO","listeners":[{}]}}],"cluster_manager":{{"clusters":[{}]}}{admin},"baton":{{{}}}}}"#,
             ls.join(","),
             cs.join(","),
             baton.join(",")
-        )
+        );
+        for (from, to) in &self.edits {
+            assert!(text.contains(from.as_str()), "edit {from:?} not found in {text}");
+            text = text.replace(from.as_str(), to);
+        }
+        text
     }
 }

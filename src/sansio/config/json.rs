@@ -36,6 +36,10 @@ pub enum Kind {
     UInt,
     /// Any value; its contents are not checked (e.g. `tls_context`, checked semantically).
     Any,
+    /// A duration as MOSN's `DurationConfig` reads it: a Go duration string of at most
+    /// `RAW_STR_LEN` bytes, or the bare number `0` (Go's `time.ParseDuration` of the unquoted
+    /// text; any other number is an error there).
+    Dur,
 }
 
 impl Kind {
@@ -47,6 +51,7 @@ impl Kind {
             Kind::Bool => "true or false",
             Kind::UInt => "a non-negative integer",
             Kind::Any => "a value",
+            Kind::Dur => "a duration string such as \"30s\" (a bare number only as 0, as MOSN reads it)",
         }
     }
 }
@@ -197,7 +202,12 @@ impl<'a> Walker<'a> {
         if let Some(w) = want {
             let null = self.peek() == Some(b'n');
             // null is an absent optional; serde rejects it where a value is required.
-            let fits = w == Kind::Any || same_kind(w, found) || null;
+            let fits = match w {
+                Kind::Any => true,
+                // serde reads the number through `RawDur`, which relies on this check
+                Kind::Dur => null || found == Kind::Str(0) || self.bare_zero(),
+                _ => same_kind(w, found) || null,
+            };
             if !fits {
                 let (line, col) = self.position();
                 let what = found_name(self.peek().unwrap_or(b' '), self.b, self.i);
@@ -275,11 +285,21 @@ impl<'a> Walker<'a> {
         Ok(kind)
     }
 
+    /// Whether the value here is the number `0` and nothing more (`0.0`, `00`, `0e1` are not).
+    fn bare_zero(&self) -> bool {
+        self.peek() == Some(b'0') && !matches!(self.b.get(self.i + 1), Some(b'0'..=b'9' | b'.' | b'e' | b'E'))
+    }
+
     fn checked_string(&mut self, want: Option<Kind>) -> Result<(), JsonError> {
         let at = self.i;
         let s = self.string()?;
-        match want {
-            Some(Kind::Str(max)) if s.len() > max => {
+        let max = match want {
+            Some(Kind::Str(max)) => Some(max),
+            Some(Kind::Dur) => Some(RAW_STR_LEN),
+            _ => None,
+        };
+        match max {
+            Some(max) if s.len() > max => {
                 self.i = at;
                 Err(JsonError { what: too_long(max), ..self.err("") })
             }
@@ -420,7 +440,10 @@ fn too_many(max: usize, name: &'static str) -> &'static str {
         (_, "MAX_HOSTS") => "more entries than MAX_HOSTS (32) allows",
         (_, "MAX_SERVERS") => "more entries than MAX_SERVERS (1) allows",
         (_, "MAX_CHAINS") => "more entries than MAX_CHAINS (1) allows",
-        _ => "more entries than MAX_FILTERS (2) allows",
+        (_, "MAX_THRESHOLDS") => "more entries than MAX_THRESHOLDS (4) allows",
+        (_, "MAX_ROUTES") => "more entries than MAX_ROUTES (4) allows",
+        (_, "MAX_CIDRS") => "more entries than MAX_CIDRS (4) allows",
+        _ => "more entries than MAX_FILTERS (4) allows",
     }
 }
 

@@ -6,6 +6,8 @@
 use core::net::SocketAddr;
 use heapless::{String, Vec};
 
+pub use crate::sansio::route::{Route, MAX_ROUTES};
+
 pub use crate::sansio::limits::MAX_BUFFER;
 pub use crate::sansio::limits::MAX_CLUSTERS;
 pub use crate::sansio::limits::MAX_CONFIG_BYTES;
@@ -114,6 +116,11 @@ pub struct Cluster {
     pub name: Name,
     pub lb: LbPolicy,
     pub hosts: Vec<Host, MAX_HOSTS>,
+    /// MOSN's cluster `connect_timeout`; `None`: `baton.connect_timeout`.
+    pub connect_timeout_ms: Option<u64>,
+    /// MOSN's `circuit_breakers[0].max_connections`: upstream connections open at once to this
+    /// cluster; a client beyond it is closed. 0: no ceiling but `max_connections`.
+    pub max_connections: u32,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -121,8 +128,22 @@ pub struct Listener {
     /// MOSN allows unnamed listeners; they get `listener-N` here.
     pub name: Name,
     pub addr: SocketAddr,
-    /// Index into `Config::clusters`.
-    pub cluster: usize,
+    /// The tcp_proxy `cluster` (an index into `Config::clusters`); when it is `None`, `routes`
+    /// choose per connection (`sansio::route`, MOSN's rules).
+    pub cluster: Option<usize>,
+    pub routes: Vec<Route, MAX_ROUTES>,
+    /// `connection_idle_timeout`, else the tcp_proxy `idle_timeout`; `None`:
+    /// `baton.idle_timeout`. 0 disables.
+    pub idle_timeout_ms: Option<u64>,
+    /// The tcp_proxy `max_connect_attempts`; `None`: `baton.connect_attempts`.
+    pub connect_attempts: Option<u8>,
+}
+
+impl Listener {
+    /// Every cluster this listener can send a connection to (its `cluster`, or its routes').
+    pub fn clusters(&self) -> impl Iterator<Item = usize> + '_ {
+        self.cluster.into_iter().chain(self.routes.iter().map(|r| r.cluster))
+    }
 }
 
 /// baton's own settings (the `"baton"` object). Durations are in milliseconds.
@@ -196,5 +217,24 @@ pub struct Config {
 impl Config {
     pub fn listener_by_addr(&self, addr: &SocketAddr) -> Option<usize> {
         self.listeners.iter().position(|l| &l.addr == addr)
+    }
+
+    /// The idle timeout of a listener's connections (ms, 0 = none).
+    pub fn idle_timeout_ms(&self, listener: usize) -> u64 {
+        self.listeners[listener].idle_timeout_ms.unwrap_or(self.settings.idle_timeout_ms)
+    }
+
+    /// Hosts tried per client of a listener.
+    pub fn connect_attempts(&self, listener: usize) -> u8 {
+        self.listeners[listener].connect_attempts.unwrap_or(self.settings.connect_attempts)
+    }
+
+    /// The connect timeout towards a cluster's hosts (ms).
+    pub fn connect_timeout_ms(&self, cluster: usize) -> u64 {
+        self.clusters[cluster].connect_timeout_ms.unwrap_or(self.settings.connect_timeout_ms)
+    }
+
+    pub fn cluster_by_name(&self, name: &str) -> Option<usize> {
+        self.clusters.iter().position(|c| c.name.as_str() == name)
     }
 }

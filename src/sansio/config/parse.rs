@@ -8,8 +8,9 @@ use heapless::Vec;
 use super::json::{self, JsonError, PathText, PATH_STR_LEN};
 use super::model::*;
 use super::raw::*;
-use super::value::{parse_addr, parse_duration_ms, parse_ip_port};
+use super::value::{parse_addr, parse_duration_ms, parse_ip_port, MAX_DURATION_MS};
 use crate::sansio::limits::{MAX_BACKLOG, MAX_DRAINING, MAX_FAIL_THRESHOLD, MAX_WEIGHT};
+use crate::sansio::route::{parse_ports, Cidr, MAX_CIDRS};
 
 /// What is wrong with one field.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,10 +31,25 @@ pub enum Problem {
     NotSupported(&'static str),
     BindPortFalse,
     BindPortAbsent,
-    OutOfRange { min: u64, max: u64, found: u64 },
-    TooLong { max: usize },
-    TooMany { limit: &'static str, max: usize },
+    OutOfRange {
+        min: u64,
+        max: u64,
+        found: u64,
+    },
+    TooLong {
+        max: usize,
+    },
+    TooMany {
+        limit: &'static str,
+        max: usize,
+    },
     RelativePath,
+    /// A route key MOSN never reads (its snake_case spelling); the Go field name to use.
+    UnreadRouteKey(&'static str),
+    /// A route that can never match: one of its four matchers is missing or empty.
+    RouteNeverMatches,
+    BadCidr,
+    BadPorts(Raw),
 }
 
 const PLAIN_PATH: &str = "give a plain absolute path (no trailing slash, no empty, . or .. component)";
@@ -88,6 +104,10 @@ impl fmt::Display for Problem {
             Self::TooLong { max } => write!(f, "is longer than {max} bytes"),
             Self::TooMany { limit, max } => write!(f, "more than {limit} = {max} in total"),
             Self::RelativePath => f.write_str("must be an absolute path"),
+            Self::UnreadRouteKey(go) => write!(f, "MOSN does not read this key (its route keys are the Go field names), so in MOSN this route would match nothing; write \"{go}\""),
+            Self::RouteNeverMatches => f.write_str("can never match: MOSN matches a route only when SourceAddrs, DestinationAddrs, SourcePort and DestinationPort are all given and match, so every connection would be closed; give all four, or set the tcp_proxy \"cluster\" to send every connection to one cluster"),
+            Self::BadCidr => f.write_str("is not an address range; write {\"address\": \"10.0.0.0\", \"length\": 8} (length at most 32 for IPv4, 128 for IPv6)"),
+            Self::BadPorts(s) => write!(f, "\"{s}\" is not a port list; write ports and ranges separated by commas, e.g. \"80,443,8000-8999\" (at most 8 entries)"),
         }
     }
 }
@@ -147,7 +167,8 @@ fn build(raw: &RawConfig) -> Result<Config, ConfigError> {
     if cfg.listeners.is_empty() {
         return Err(field(format_args!("servers"), Problem::NoListeners));
     }
-    if let Some(g) = graceful {
+    // MOSN: a zero graceful_timeout keeps its default (30 s, baton's drain_timeout default too)
+    if let Some(g) = graceful.filter(|&g| g != 0) {
         cfg.settings.drain_timeout_ms = g;
     }
     if let Some(b) = &raw.baton {
@@ -182,12 +203,53 @@ fn build_listener(cfg: &Config, l: &RawListener, si: usize, li: usize) -> Result
     }
     let text = l.address.as_ref().ok_or_else(|| at(".address", Problem::Missing))?;
     let addr = parse_addr(text).ok_or_else(|| at(".address", Problem::BadAddress(text.clone())))?;
-    let cluster_name = tcp_proxy_cluster(l, &at)?;
-    let cluster = cfg
-        .clusters
-        .iter()
-        .position(|c| c.name.as_str() == cluster_name.as_str())
-        .ok_or_else(|| at(" tcp_proxy cluster", Problem::UnknownCluster(cluster_name.clone())))?;
+    let (fi, proxy) = first_tcp_proxy(l, &at)?;
+    let here = |f: fmt::Arguments<'_>| path_fmt(format_args!(".filter_chains[0].filters[{fi}].config{f}"));
+    let cluster_of = |name: &Raw, f: &str| {
+        cfg.clusters
+            .iter()
+            .position(|c| c.name.as_str() == name.as_str())
+            .ok_or_else(|| at(&here(format_args!("{f}")), Problem::UnknownCluster(name.clone())))
+    };
+    let mut listener = Listener {
+        name: name.clone(),
+        addr,
+        cluster: None,
+        routes: Vec::new(),
+        idle_timeout_ms: None,
+        connect_attempts: None,
+    };
+    match proxy.cluster.as_ref().filter(|c| !c.is_empty()) {
+        // MOSN: a cluster given means its routes are never consulted
+        Some(c) => listener.cluster = Some(cluster_of(c, ".cluster")?),
+        None => {
+            let routes = proxy.routes.as_deref().unwrap_or(&[]);
+            if routes.is_empty() {
+                return Err(at(&here(format_args!(".cluster")), Problem::Missing));
+            }
+            for (ri, r) in routes.iter().enumerate() {
+                let rat = |f: &str, p: Problem| at(&here(format_args!(".routes[{ri}]{f}")), p);
+                let name =
+                    r.cluster.as_ref().filter(|c| !c.is_empty()).ok_or_else(|| rat(".cluster", Problem::Missing))?;
+                let route = build_route(r, cluster_of(name, &path_fmt(format_args!(".routes[{ri}].cluster")))?, &rat)?;
+                listener.routes.push(route).ok();
+            }
+        }
+    }
+    listener.idle_timeout_ms = match (&l.connection_idle_timeout, proxy.idle_timeout) {
+        (Some(d), _) => Some(duration(
+            d,
+            format_args!("listener \"{name}\" (servers[{si}].listeners[{li}].connection_idle_timeout)"),
+        )?),
+        // Go's time.Duration: nanoseconds, rounded up to whole milliseconds; 0 is unset
+        (None, Some(ns)) if ns > 0 => Some(
+            range(ns.div_ceil(1_000_000), 1, MAX_DURATION_MS)
+                .map_err(|p| at(&here(format_args!(".idle_timeout")), p))?,
+        ),
+        _ => None,
+    };
+    // 0 is Go's unset; more attempts than a cluster can have hosts would try none twice
+    listener.connect_attempts = proxy.max_connect_attempts.filter(|&n| n > 0).map(|n| n.min(MAX_HOSTS as u64) as u8);
     if let Some(other) = cfg.listeners.iter().find(|o| o.addr == addr) {
         let mut p = PathText::new();
         let _ = write!(p, "listener \"{}\"", other.name);
@@ -198,12 +260,57 @@ fn build_listener(cfg: &Config, l: &RawListener, si: usize, li: usize) -> Result
         let _ = write!(p, "the listener at {}", other.addr);
         return Err(at(".name", Problem::DuplicateName(p)));
     }
-    Ok(Listener { name, addr, cluster })
+    Ok(listener)
 }
 
-/// The cluster named by the listener's single `tcp_proxy` filter; any other filter or TLS is refused.
-fn tcp_proxy_cluster(l: &RawListener, at: &dyn Fn(&str, Problem) -> ConfigError) -> Result<Raw, ConfigError> {
-    let mut found: Option<Raw> = None;
+/// One route: the keys MOSN never reads are refused, every matcher is checked, and a route that
+/// could never match is refused (it would close every connection it was meant for).
+fn build_route(r: &RawRoute, cluster: usize, at: &dyn Fn(&str, Problem) -> ConfigError) -> Result<Route, ConfigError> {
+    let unread = [
+        (r.snake_sources.is_some(), ".source_addrs", "SourceAddrs"),
+        (r.snake_destinations.is_some(), ".destination_addrs", "DestinationAddrs"),
+        (r.snake_source_port.is_some(), ".source_port", "SourcePort"),
+        (r.snake_destination_port.is_some(), ".destination_port", "DestinationPort"),
+    ];
+    if let Some((_, key, go)) = unread.iter().find(|u| u.0) {
+        return Err(at(key, Problem::UnreadRouteKey(go)));
+    }
+    let cidrs = |list: &Option<heapless::Vec<RawCidr, MAX_CIDRS>>, key: &str| {
+        let mut out = heapless::Vec::new();
+        for (i, c) in list.as_deref().unwrap_or(&[]).iter().enumerate() {
+            let cidr = c
+                .address
+                .as_ref()
+                .and_then(|a| a.parse().ok())
+                .and_then(|ip| Cidr::new(ip, c.length.unwrap_or(u64::MAX)))
+                .ok_or_else(|| at(&path_fmt(format_args!(".{key}[{i}]")), Problem::BadCidr))?;
+            out.push(cidr).ok();
+        }
+        Ok::<_, ConfigError>(out)
+    };
+    let ports = |p: &Option<Raw>, key: &str| match p {
+        None => Ok(heapless::Vec::new()),
+        Some(t) => parse_ports(t).ok_or_else(|| at(&path_fmt(format_args!(".{key}")), Problem::BadPorts(t.clone()))),
+    };
+    let route = Route {
+        cluster,
+        sources: cidrs(&r.sources, "SourceAddrs")?,
+        destinations: cidrs(&r.destinations, "DestinationAddrs")?,
+        source_ports: ports(&r.source_port, "SourcePort")?,
+        destination_ports: ports(&r.destination_port, "DestinationPort")?,
+    };
+    if !route.can_match() {
+        return Err(at("", Problem::RouteNeverMatches));
+    }
+    Ok(route)
+}
+
+/// The listener's first `tcp_proxy` filter and its index; any other filter or TLS is refused.
+fn first_tcp_proxy<'a>(
+    l: &'a RawListener,
+    at: &dyn Fn(&str, Problem) -> ConfigError,
+) -> Result<(usize, &'a RawTcpProxy), ConfigError> {
+    let mut found = None;
     for (ci, chain) in l.filter_chains.as_deref().unwrap_or(&[]).iter().enumerate() {
         if RawTls::on(&chain.tls_context) {
             return Err(at(&path_fmt(format_args!(".filter_chains[{ci}].tls_context")), Problem::TlsNotSupported));
@@ -214,17 +321,19 @@ fn tcp_proxy_cluster(l: &RawListener, at: &dyn Fn(&str, Problem) -> ConfigError)
                 Problem::NotSupported(NO_TLS_SET),
             ));
         }
-        for (fi, f) in chain.filters.as_deref().unwrap_or(&[]).iter().enumerate() {
+        let Some(filters) = chain.filters.as_ref() else { continue };
+        if let Some((fi, kind)) = &filters.other {
             let here = path_fmt(format_args!(".filter_chains[{ci}].filters[{fi}]"));
-            let kind = f.kind.as_deref().unwrap_or("");
-            if kind != "tcp_proxy" {
-                return Err(at(&here, Problem::UnsupportedFilter(f.kind.clone().unwrap_or_default())));
-            }
-            let c = f.config.as_ref();
-            let route = c.and_then(|c| c.routes.as_ref()).and_then(|r| r.first()).and_then(|r| r.cluster.clone());
-            let name = c.and_then(|c| c.cluster.clone()).or(route);
-            let name = name.ok_or_else(|| at(&path_fmt(format_args!("{here}.config.cluster")), Problem::Missing))?;
-            found.get_or_insert(name);
+            return Err(at(&here, Problem::UnsupportedFilter(kind.clone())));
+        }
+        if let Some((fi, config)) = &filters.proxy {
+            let Some(c) = config.as_ref() else {
+                return Err(at(
+                    &path_fmt(format_args!(".filter_chains[{ci}].filters[{fi}].config.cluster")),
+                    Problem::Missing,
+                ));
+            };
+            found.get_or_insert((*fi, c));
         }
     }
     found.ok_or_else(|| at(".filter_chains", Problem::NoTcpProxy))
@@ -236,6 +345,8 @@ const NETWORK_ONLY_TCP: &str = "only \"tcp\" is supported (baton is a TCP proxy)
 const NO_ORIGINAL_DST: &str = "use_original_dst (transparent proxying) is not supported; remove it or set it to false";
 const NO_LISTENER_FILTERS: &str =
     "listener filters (original_dst and the like) are not supported; remove them or leave the list empty";
+const NO_ZERO_CONNECT_TIMEOUT: &str =
+    "0 (in MOSN: no timeout but the kernel's, about two minutes) is not supported; give a duration such as \"3s\", or remove it for baton.connect_timeout";
 const ONLY_SIMPLE: &str =
     "only \"SIMPLE\" clusters (a fixed host list) are supported; list the hosts and set \"type\": \"SIMPLE\"";
 
@@ -272,7 +383,20 @@ fn build_clusters(raw: &RawConfig) -> Result<Vec<Cluster, MAX_CLUSTERS>, ConfigE
         }
         let mut n = Name::new();
         n.push_str(name).map_err(|_| at(".name", Problem::TooLong { max: NAME_LEN }))?;
-        out.push(Cluster { name: n, lb, hosts }).ok();
+        let connect_timeout_ms = match &c.connect_timeout {
+            None => None,
+            Some(d) => {
+                match duration(d, format_args!("cluster \"{name}\" (cluster_manager.clusters[{ci}].connect_timeout)"))?
+                {
+                    0 => return Err(at(".connect_timeout", Problem::NotSupported(NO_ZERO_CONNECT_TIMEOUT))),
+                    ms => Some(ms),
+                }
+            }
+        };
+        // MOSN builds its limits from the first thresholds entry; 0 is Go's unset
+        let first = c.circuit_breakers.as_deref().and_then(|t| t.first());
+        let max_connections = first.and_then(|t| t.max_connections).unwrap_or(0).min(u32::MAX as u64) as u32;
+        out.push(Cluster { name: n, lb, hosts, connect_timeout_ms, max_connections }).ok();
     }
     Ok(out)
 }
@@ -317,15 +441,18 @@ fn range(v: u64, min: u64, max: u64) -> Result<u64, Problem> {
     }
 }
 
-fn duration(s: &Raw, path: fmt::Arguments<'_>) -> Result<u64, ConfigError> {
-    parse_duration_ms(s).ok_or_else(|| field(path, Problem::BadDuration(s.clone())))
+fn duration(d: &RawDur, path: fmt::Arguments<'_>) -> Result<u64, ConfigError> {
+    match d {
+        RawDur::Zero => Ok(0),
+        RawDur::Text(s) => parse_duration_ms(s).ok_or_else(|| field(path, Problem::BadDuration(s.clone()))),
+    }
 }
 
 fn apply_settings(st: &mut Settings, b: &RawBaton) -> Result<(), ConfigError> {
     let num = |v: Option<u64>, name: &str, min: u64, max: u64, dflt: u64| -> Result<u64, ConfigError> {
         v.map_or(Ok(dflt), |v| range(v, min, max)).map_err(|p| field(format_args!("baton.{name}"), p))
     };
-    let dur = |v: &Option<Raw>, name: &str, dflt: u64| -> Result<u64, ConfigError> {
+    let dur = |v: &Option<RawDur>, name: &str, dflt: u64| -> Result<u64, ConfigError> {
         v.as_ref().map_or(Ok(dflt), |s| duration(s, format_args!("baton.{name}")))
     };
     if let Some(d) = &b.runtime_dir {

@@ -2,6 +2,7 @@
 
 use super::*;
 extern crate std;
+use crate::sansio::limits::MAX_FILTERS;
 use std::string::ToString;
 
 const SAMPLE: &str = include_str!("../../../tests/data/tcpproxy-sample-0.8.1.json");
@@ -100,17 +101,141 @@ fn mosn_lb_names_and_weight_clamping() {
     assert_eq!(parse(text.as_bytes()).unwrap().listeners[0].addr.to_string(), "0.0.0.0:7001");
 }
 
-/// The spellings MOSN's own marshalling writes (Go field names: `Cluster`, `Routes`) load, and
-/// are not reported as unknown keys.
+/// A route as MOSN's marshalling writes it (Go field names, `IpNet` included).
+const MARSHALLED_ROUTE: &str = r#"{"Cluster":"c","SourceAddrs":[{"Address":"127.0.0.2","Length":32,"IpNet":{"IP":"127.0.0.2","Mask":"/////w=="}}],"DestinationAddrs":[{"Address":"127.0.0.0","Length":8,"IpNet":null}],"SourcePort":"1-65535","DestinationPort":"1-65535"}"#;
+
+fn with_config(config: &str) -> std::string::String {
+    with("").replace("\"config\":{\"cluster\":\"c\"}", &std::format!("\"config\":{config}"))
+}
+
+/// The spellings MOSN's own marshalling writes (Go field names: `Cluster`, `Routes`,
+/// `SourceAddrs`...) load, and are not reported as unknown keys.
 #[test]
 fn mosn_marshalled_key_spellings_load() {
-    let top = with("").replace("\"config\":{\"cluster\":\"c\"}", "\"config\":{\"Cluster\":\"c\"}");
-    let routed = with("").replace("\"config\":{\"cluster\":\"c\"}", "\"config\":{\"Routes\":[{\"Cluster\":\"c\"}]}");
+    let top = with_config("{\"Cluster\":\"c\"}");
+    let routed = with_config(&std::format!("{{\"Routes\":[{MARSHALLED_ROUTE}]}}"));
     for text in [top, routed] {
-        assert!(text.contains("Cluster"), "{text}");
         let (c, unknown) = parse_noting(text.as_bytes()).unwrap();
-        assert_eq!(c.clusters[c.listeners[0].cluster].name.as_str(), "c");
+        let l = &c.listeners[0];
+        assert_eq!(l.clusters().map(|i| c.clusters[i].name.as_str()).collect::<std::vec::Vec<_>>(), ["c"]);
         assert!(unknown.paths.is_empty(), "{:?}", unknown.paths);
+    }
+}
+
+/// MOSN's route rules: `cluster` wins and routes are then never read (the 0.8.1 sample's routes
+/// have no matchers and do not matter); without it, routes with all four matchers, in order.
+#[test]
+fn routes_as_mosn_reads_them() {
+    let two = r#"{"cluster":"c2","SourceAddrs":[{"address":"127.0.0.2","length":32}],"DestinationAddrs":[{"address":"0.0.0.0","length":0}],"SourcePort":"1-65535","DestinationPort":"1"},
+                 {"cluster":"c","SourceAddrs":[{"address":"127.0.0.0","length":8},{"address":"::1","length":128}],"DestinationAddrs":[{"address":"127.0.0.0","length":8}],"SourcePort":"1-65535","DestinationPort":"1,2,3-9"}"#;
+    let text = with_config(&std::format!("{{\"routes\":[{two}]}}"))
+        .replace("\"clusters\":[", "\"clusters\":[{\"name\":\"c2\",\"hosts\":[{\"address\":\"127.0.0.1:3\"}]},");
+    let c = parse(text.as_bytes()).unwrap();
+    let l = &c.listeners[0];
+    assert_eq!(l.cluster, None);
+    assert_eq!(l.routes.len(), 2);
+    assert_eq!((l.routes[0].cluster, l.routes[1].cluster), (0, 1));
+    assert_eq!(l.routes[1].sources.len(), 2);
+    assert_eq!(l.routes[1].destination_ports.len(), 3);
+    let at =
+        |peer: &str| crate::sansio::route::pick(&l.routes, &peer.parse().unwrap(), &"127.0.0.1:1".parse().unwrap());
+    assert_eq!(at("127.0.0.2:5000"), Some(0));
+    assert_eq!(at("127.0.0.1:5000"), Some(1));
+    assert_eq!(at("10.0.0.1:5000"), None);
+    // rendered back as MOSN marshals routes, and read back the same
+    let mut s = std::string::String::new();
+    crate::sansio::config::render::write_json(&mut s, &c).unwrap();
+    assert_eq!(parse(s.as_bytes()).unwrap(), c, "{s}");
+
+    let sample = parse(SAMPLE.as_bytes()).unwrap();
+    assert!(sample.listeners[0].cluster.is_some() && sample.listeners[0].routes.is_empty());
+    let both = with_config(r#"{"cluster":"c","routes":[{"cluster":"nope"}]}"#);
+    assert_eq!(parse(both.as_bytes()).unwrap().listeners[0].cluster, Some(0), "routes are not read beside cluster");
+}
+
+#[test]
+fn routes_that_mosn_would_never_match_are_refused() {
+    let full = r#""SourceAddrs":[{"address":"127.0.0.1","length":32}],"DestinationAddrs":[{"address":"127.0.0.1","length":32}],"SourcePort":"1-65535","DestinationPort":"1-65535""#;
+    let route = |body: &str| with_config(&std::format!("{{\"routes\":[{{\"cluster\":\"c\",{body}}}]}}"));
+    let cases: &[(std::string::String, &str)] = &[
+        (with_config("{\"routes\":[{\"cluster\":\"c\"}]}"), "routes[0]): can never match"),
+        (route(&full.replace(",\"SourcePort\":\"1-65535\"", "")), "routes[0]): can never match"),
+        (route(&full.replace("SourceAddrs", "source_addrs")), "routes[0].source_addrs): MOSN does not read this key"),
+        (route(&full.replace("DestinationPort", "destination_port")), "write \"DestinationPort\""),
+        (
+            route(&full.replace("\"length\":32}", "\"length\":33}")),
+            "routes[0].SourceAddrs[0]): is not an address range",
+        ),
+        (route(&full.replace("127.0.0.1", "localhost")), "SourceAddrs[0]): is not an address range"),
+        (route(&full.replace("\"1-65535\"", "\"80-70000\"")), "routes[0].SourcePort): \"80-70000\" is not a port list"),
+        (
+            route(full).replace("\"cluster\":\"c\",\"Source", "\"cluster\":\"x\",\"Source"),
+            "routes[0].cluster): cluster \"x\" is not defined",
+        ),
+        (with_config("{}"), "config.cluster): is required"),
+    ];
+    for (text, want) in cases {
+        let e = err(text);
+        assert!(e.contains(want), "want {want:?} in {e:?}");
+    }
+    assert!(parse(route(full).as_bytes()).is_ok());
+    // more than two routes and filters load (MAX_ROUTES, MAX_FILTERS)
+    let eight = std::iter::repeat_n(std::format!("{{\"cluster\":\"c\",{full}}}"), MAX_ROUTES)
+        .collect::<std::vec::Vec<_>>()
+        .join(",");
+    let c = parse(with_config(&std::format!("{{\"routes\":[{eight}]}}")).as_bytes()).unwrap();
+    assert_eq!(c.listeners[0].routes.len(), MAX_ROUTES);
+    let filters = with("").replace(
+        "[{\"type\":\"tcp_proxy\",\"config\":{\"cluster\":\"c\"}}]",
+        "[{\"type\":\"tcp_proxy\",\"config\":{\"cluster\":\"c\"}},{\"type\":\"tcp_proxy\",\"config\":{\"cluster\":\"c\"}},{\"type\":\"tcp_proxy\",\"config\":{\"cluster\":\"c\"}}]",
+    );
+    assert_eq!(parse(filters.as_bytes()).unwrap().listeners[0].cluster, Some(0));
+}
+
+/// MOSN's per-cluster and per-listener options, honoured.
+#[test]
+fn per_cluster_and_per_listener_options() {
+    let text = with("")
+        .replace("\"bind_port\":true", "\"bind_port\":true,\"connection_idle_timeout\":\"90s\"")
+        .replace(
+        "\"name\":\"c\"",
+        "\"name\":\"c\",\"connect_timeout\":\"1.5s\",\"circuit_breakers\":[{\"max_connections\":7,\"max_requests\":9}]",
+    );
+    let c = parse(text.as_bytes()).unwrap();
+    assert_eq!(c.idle_timeout_ms(0), 90_000);
+    assert_eq!(c.connect_timeout_ms(0), 1_500);
+    assert_eq!(c.clusters[0].max_connections, 7);
+    let mut s = std::string::String::new();
+    crate::sansio::config::render::write_json(&mut s, &c).unwrap();
+    assert_eq!(parse(s.as_bytes()).unwrap(), c, "{s}");
+    // tcp_proxy idle_timeout is Go's time.Duration: nanoseconds; 0 is unset, as in MOSN
+    let ns = with_config("{\"cluster\":\"c\",\"idle_timeout\":2500000000,\"max_connect_attempts\":2}");
+    let c = parse(ns.as_bytes()).unwrap();
+    assert_eq!((c.idle_timeout_ms(0), c.connect_attempts(0)), (2_500, 2));
+    let zero = with_config("{\"cluster\":\"c\",\"idle_timeout\":0,\"max_connect_attempts\":0}");
+    let c = parse(zero.as_bytes()).unwrap();
+    assert_eq!((c.idle_timeout_ms(0), c.connect_attempts(0)), (600_000, 3), "defaults");
+    let many = with_config("{\"cluster\":\"c\",\"max_connect_attempts\":1000}");
+    assert_eq!(parse(many.as_bytes()).unwrap().connect_attempts(0), MAX_HOSTS as u8, "clamped");
+    let c = parse(with("").as_bytes()).unwrap();
+    assert_eq!((c.connect_timeout_ms(0), c.clusters[0].max_connections), (3_000, 0));
+    let zero_ct = with("").replace("\"name\":\"c\"", "\"name\":\"c\",\"connect_timeout\":\"0s\"");
+    assert!(err(&zero_ct).contains("connect_timeout): 0 (in MOSN: no timeout"), "{}", err(&zero_ct));
+}
+
+/// Durations as MOSN's DurationConfig reads them: strings, or the bare number 0.
+#[test]
+fn durations_as_strings_or_zero() {
+    let c = parse(with(r#","baton":{"idle_timeout":0,"drain_timeout":"1m30s"}"#).as_bytes()).unwrap();
+    assert_eq!((c.settings.idle_timeout_ms, c.settings.drain_timeout_ms), (0, 90_000));
+    for bad in ["30", "0.0", "1e3", "-0", "00", "true"] {
+        let e = err(&with(&std::format!(",\"baton\":{{\"idle_timeout\":{bad}}}")));
+        assert!(e.contains("`baton.idle_timeout` must be a duration string such as \"30s\""), "{bad}: {e}");
+    }
+    // MOSN: a zero graceful_timeout keeps the 30 s default
+    for zero in ["0", "\"0s\""] {
+        let g = with("").replace("{\"listeners\"", &std::format!("{{\"graceful_timeout\":{zero},\"listeners\""));
+        assert_eq!(parse(g.as_bytes()).unwrap().settings.drain_timeout_ms, 30_000, "{zero}");
     }
 }
 
@@ -193,4 +318,39 @@ fn rendered_config_parses_back_identically() {
     let mut s = std::string::String::new();
     crate::sansio::config::render::write_json(&mut s, &c).unwrap();
     assert_eq!(parse(s.as_bytes()).unwrap(), c, "{s}");
+}
+/// A config with every listener, filter, range and host a config can have parses on a thread
+/// with `PARSE_STACK` of stack, in whatever build this test runs (debug: the deepest). The raw
+/// config's size is fixed by its capacities, not by the text; only the routes are fewer than
+/// `MAX_ROUTES`, to stay within `MAX_CONFIG_BYTES`.
+#[test]
+fn largest_config_parses_on_parse_stack() {
+    let cidrs = |a: &str| {
+        std::iter::repeat_n(std::format!("{{\"address\":\"{a}\",\"length\":9}}"), MAX_CIDRS)
+            .collect::<std::vec::Vec<_>>()
+            .join(",")
+    };
+    let route = std::format!(
+        "{{\"cluster\":\"c\",\"SourceAddrs\":[{}],\"DestinationAddrs\":[{}],\"SourcePort\":\"1,2,3,4,5,6,7,8-65535\",\"DestinationPort\":\"1-65535\"}}",
+        cidrs("::1"),
+        cidrs("::")
+    );
+    let routes = std::iter::repeat_n(route, 1).collect::<std::vec::Vec<_>>().join(",");
+    let filter = std::format!("{{\"type\":\"tcp_proxy\",\"config\":{{\"routes\":[{routes}]}}}}");
+    let filters = std::iter::repeat_n(filter, MAX_FILTERS).collect::<std::vec::Vec<_>>().join(",");
+    let listeners = (0..MAX_LISTENERS)
+        .map(|i| std::format!("{{\"name\":\"l{i}\",\"address\":\"[::1]:{}\",\"bind_port\":true,\"filter_chains\":[{{\"filters\":[{filters}]}}]}}", i + 1))
+        .collect::<std::vec::Vec<_>>()
+        .join(",");
+    let hosts = (0..MAX_HOSTS)
+        .map(|i| std::format!("{{\"address\":\"[::1]:{}\"}}", i + 100))
+        .collect::<std::vec::Vec<_>>()
+        .join(",");
+    let text = std::format!("{{\"servers\":[{{\"listeners\":[{listeners}]}}],\"cluster_manager\":{{\"clusters\":[{{\"name\":\"c\",\"hosts\":[{hosts}]}}]}}}}");
+    assert!(text.len() <= MAX_CONFIG_BYTES, "{} bytes", text.len());
+    let t = std::thread::Builder::new().stack_size(crate::sansio::limits::PARSE_STACK).spawn(move || {
+        let c = parse(text.as_bytes()).unwrap();
+        (c.listeners.len(), c.listeners[0].routes.len(), c.listeners[0].routes[0].sources.len())
+    });
+    assert_eq!(t.unwrap().join().unwrap(), (MAX_LISTENERS, 1, MAX_CIDRS));
 }

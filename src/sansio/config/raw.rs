@@ -5,12 +5,16 @@ use heapless::{String, Vec};
 use serde::de::{Deserializer, IgnoredAny, Visitor};
 use serde::Deserialize;
 
-use super::json::{MAX_CHAINS, MAX_FILTERS, MAX_SERVERS, PATH_STR_LEN, RAW_STR_LEN};
+use super::json::{MAX_CHAINS, MAX_SERVERS, PATH_STR_LEN, RAW_STR_LEN};
 use super::model::{MAX_CLUSTERS, MAX_HOSTS, MAX_LISTENERS};
+use crate::sansio::limits::{CIDR_ADDR_LEN, MAX_CIDRS, MAX_ROUTES};
 use core::fmt;
 
 pub(super) type Raw = String<RAW_STR_LEN>;
 pub(super) type RawPath = String<PATH_STR_LEN>;
+
+/// `circuit_breakers` entries read: MOSN builds its limits from the first one.
+pub(super) const MAX_THRESHOLDS: usize = 4;
 
 #[derive(Deserialize)]
 pub(super) struct RawConfig {
@@ -23,7 +27,7 @@ pub(super) struct RawConfig {
 #[derive(Deserialize)]
 pub(super) struct RawServer {
     pub(super) default_log_level: Option<Raw>,
-    pub(super) graceful_timeout: Option<Raw>,
+    pub(super) graceful_timeout: Option<RawDur>,
     pub(super) listeners: Option<Vec<RawListener, MAX_LISTENERS>>,
 }
 
@@ -35,6 +39,7 @@ pub(super) struct RawListener {
     pub(super) network: Option<Raw>,
     pub(super) use_original_dst: Option<bool>,
     pub(super) listener_filters: Option<NonEmpty>,
+    pub(super) connection_idle_timeout: Option<RawDur>,
     pub(super) filter_chains: Option<Vec<RawChain, MAX_CHAINS>>,
 }
 
@@ -42,7 +47,7 @@ pub(super) struct RawListener {
 pub(super) struct RawChain {
     pub(super) tls_context: Option<RawTls>,
     pub(super) tls_context_set: Option<NonEmpty>,
-    pub(super) filters: Option<Vec<RawFilter, MAX_FILTERS>>,
+    pub(super) filters: Option<RawFilters>,
 }
 
 /// MOSN's TLS config: only `status: true` turns TLS on; `{}` and `status: false` are plaintext.
@@ -70,13 +75,44 @@ pub(super) struct RawTcpProxy {
     #[serde(alias = "Cluster")]
     pub(super) cluster: Option<Raw>,
     #[serde(alias = "Routes")]
-    pub(super) routes: Option<Vec<RawRoute, MAX_FILTERS>>,
+    pub(super) routes: Option<Vec<RawRoute, MAX_ROUTES>>,
+    /// Go's `*time.Duration`: a number of nanoseconds (0 = unset).
+    pub(super) idle_timeout: Option<u64>,
+    pub(super) max_connect_attempts: Option<u64>,
 }
 
+/// A route as MOSN reads it: its Go type (`StreamRoute`) has no JSON tags, so the keys are the
+/// Go field names (`SourceAddrs`, ...), which MOSN's marshalling writes. The snake_case
+/// spellings some MOSN samples show are never read by MOSN; they are kept to refuse them.
 #[derive(Deserialize)]
 pub(super) struct RawRoute {
     #[serde(alias = "Cluster")]
     pub(super) cluster: Option<Raw>,
+    #[serde(rename = "SourceAddrs")]
+    pub(super) sources: Option<Vec<RawCidr, MAX_CIDRS>>,
+    #[serde(rename = "DestinationAddrs")]
+    pub(super) destinations: Option<Vec<RawCidr, MAX_CIDRS>>,
+    #[serde(rename = "SourcePort")]
+    pub(super) source_port: Option<Raw>,
+    #[serde(rename = "DestinationPort")]
+    pub(super) destination_port: Option<Raw>,
+    #[serde(rename = "source_addrs")]
+    pub(super) snake_sources: Option<IgnoredAny>,
+    #[serde(rename = "destination_addrs")]
+    pub(super) snake_destinations: Option<IgnoredAny>,
+    #[serde(rename = "source_port")]
+    pub(super) snake_source_port: Option<IgnoredAny>,
+    #[serde(rename = "destination_port")]
+    pub(super) snake_destination_port: Option<IgnoredAny>,
+}
+
+/// MOSN's `CidrRange` (`IpNet`, which its marshalling also writes, is derived and skipped).
+#[derive(Deserialize)]
+pub(super) struct RawCidr {
+    #[serde(alias = "Address")]
+    pub(super) address: Option<String<CIDR_ADDR_LEN>>,
+    #[serde(alias = "Length")]
+    pub(super) length: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -94,6 +130,15 @@ pub(super) struct RawCluster {
     pub(super) lb_type: Option<Raw>,
     pub(super) tls_context: Option<RawTls>,
     pub(super) hosts: Option<Vec<RawHost, MAX_HOSTS>>,
+    pub(super) connect_timeout: Option<RawDur>,
+    pub(super) circuit_breakers: Option<Vec<RawThresholds, MAX_THRESHOLDS>>,
+}
+
+/// One entry of MOSN's `circuit_breakers` (a list of thresholds; MOSN uses the first). Only the
+/// connection ceiling applies to an L4 proxy; the request ones are HTTP's.
+#[derive(Deserialize)]
+pub(super) struct RawThresholds {
+    pub(super) max_connections: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -125,16 +170,86 @@ pub(super) struct RawBaton {
     pub(super) max_connections: Option<u64>,
     pub(super) buffer_size: Option<u64>,
     pub(super) backlog: Option<u64>,
-    pub(super) connect_timeout: Option<Raw>,
-    pub(super) idle_timeout: Option<Raw>,
-    pub(super) drain_timeout: Option<Raw>,
-    pub(super) handoff_timeout: Option<Raw>,
+    pub(super) connect_timeout: Option<RawDur>,
+    pub(super) idle_timeout: Option<RawDur>,
+    pub(super) drain_timeout: Option<RawDur>,
+    pub(super) handoff_timeout: Option<RawDur>,
     pub(super) connect_attempts: Option<u64>,
     pub(super) fail_threshold: Option<u64>,
-    pub(super) down_time: Option<Raw>,
+    pub(super) down_time: Option<RawDur>,
     pub(super) max_draining: Option<u64>,
     pub(super) transfer_connections: Option<bool>,
     pub(super) splice: Option<bool>,
+}
+
+/// A duration as MOSN's `DurationConfig` takes it: a string, or the bare number `0`. The JSON
+/// pre-pass (`Kind::Dur`) has already refused any other number; serde-json-core cannot read "a
+/// string or a number" (no `deserialize_any`), but its `deserialize_ignored_any` hands a string to
+/// `visit_str` and skips a number with `visit_unit`, which is all this needs.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum RawDur {
+    Text(Raw),
+    Zero,
+}
+
+impl<'de> Deserialize<'de> for RawDur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawDur;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RawDur, E> {
+                Raw::try_from(s).map(RawDur::Text).map_err(|_| E::custom("duration too long"))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<RawDur, E> {
+                Ok(RawDur::Zero)
+            }
+        }
+        d.deserialize_ignored_any(V)
+    }
+}
+
+/// A chain's filters, read one at a time and kept only as far as `parse` needs them: the first
+/// filter that is not a `tcp_proxy` (refused by name), else the first `tcp_proxy` (the one
+/// that takes the stream, as in MOSN). Keeping every filter at full capacity would multiply the
+/// raw config (it is built on the stack) by `MAX_FILTERS`; the JSON pre-pass bounds the count.
+#[derive(Default)]
+pub(super) struct RawFilters {
+    /// Index and `type` of the first filter that is not a `tcp_proxy`.
+    pub(super) other: Option<(usize, Raw)>,
+    /// Index and config of the first `tcp_proxy`.
+    pub(super) proxy: Option<(usize, Option<RawTcpProxy>)>,
+}
+
+impl<'de> Deserialize<'de> for RawFilters {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawFilters;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of filters")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<RawFilters, A::Error> {
+                let mut out = RawFilters::default();
+                let mut i = 0;
+                while let Some(f) = s.next_element::<RawFilter>()? {
+                    match f.kind {
+                        Some(k) if k == "tcp_proxy" => {
+                            out.proxy.get_or_insert((i, f.config));
+                        }
+                        k => {
+                            out.other.get_or_insert((i, k.unwrap_or_default()));
+                        }
+                    }
+                    i += 1;
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(V)
+    }
 }
 
 /// Whether an array has any element (`listener_filters: []` is "none").

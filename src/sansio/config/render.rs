@@ -4,28 +4,38 @@
 use core::fmt::{self, Write};
 
 use super::model::Config;
+use crate::sansio::route::{Cidr, PortRange, Route};
 
 /// Writes `cfg` as MOSN-shaped JSON plus the complete `"baton"` object.
 pub fn write_json(w: &mut dyn Write, cfg: &Config) -> fmt::Result {
     write!(w, "{{\"servers\":[{{\"default_log_level\":\"{}\",\"listeners\":[", cfg.log_level.as_mosn_str())?;
     for (i, l) in cfg.listeners.iter().enumerate() {
         let sep = if i == 0 { "" } else { "," };
-        let cluster = &cfg.clusters[l.cluster].name;
-        write!(
-            w,
-            "{sep}{{\"name\":\"{}\",\"address\":\"{}\",\"bind_port\":true,\"filter_chains\":[{{\"filters\":[{{\"type\":\"tcp_proxy\",\"config\":{{\"cluster\":\"{}\"}}}}]}}]}}",
-            Esc(&l.name), l.addr, Esc(cluster)
-        )?;
+        write!(w, "{sep}{{\"name\":\"{}\",\"address\":\"{}\",\"bind_port\":true,", Esc(&l.name), l.addr)?;
+        if let Some(ms) = l.idle_timeout_ms {
+            write!(w, "\"connection_idle_timeout\":\"{ms}ms\",")?;
+        }
+        w.write_str("\"filter_chains\":[{\"filters\":[{\"type\":\"tcp_proxy\",\"config\":{")?;
+        if let Some(n) = l.connect_attempts {
+            write!(w, "\"max_connect_attempts\":{n},")?;
+        }
+        match l.cluster {
+            Some(c) => write!(w, "\"cluster\":\"{}\"", Esc(&cfg.clusters[c].name))?,
+            None => write_routes(w, cfg, &l.routes)?,
+        }
+        w.write_str("}}]}]}")?;
     }
     w.write_str("]}],\"cluster_manager\":{\"clusters\":[")?;
     for (i, c) in cfg.clusters.iter().enumerate() {
         let sep = if i == 0 { "" } else { "," };
-        write!(
-            w,
-            "{sep}{{\"name\":\"{}\",\"type\":\"SIMPLE\",\"lb_type\":\"{}\",\"hosts\":[",
-            Esc(&c.name),
-            c.lb.as_str()
-        )?;
+        write!(w, "{sep}{{\"name\":\"{}\",\"type\":\"SIMPLE\",\"lb_type\":\"{}\",", Esc(&c.name), c.lb.as_str())?;
+        if let Some(ms) = c.connect_timeout_ms {
+            write!(w, "\"connect_timeout\":\"{ms}ms\",")?;
+        }
+        if c.max_connections != 0 {
+            write!(w, "\"circuit_breakers\":[{{\"max_connections\":{}}}],", c.max_connections)?;
+        }
+        w.write_str("\"hosts\":[")?;
         for (j, h) in c.hosts.iter().enumerate() {
             let sep = if j == 0 { "" } else { "," };
             write!(w, "{sep}{{\"address\":\"{}\",\"weight\":{}}}", h.addr, h.weight)?;
@@ -55,6 +65,44 @@ pub fn write_json(w: &mut dyn Write, cfg: &Config) -> fmt::Result {
         s.max_connections, s.buffer_size, s.backlog, s.connect_timeout_ms, s.idle_timeout_ms, s.drain_timeout_ms,
         s.handoff_timeout_ms, s.connect_attempts, s.fail_threshold, s.down_time_ms, s.max_draining, s.transfer_connections, s.splice
     )
+}
+
+/// A tcp_proxy's routes, in MOSN's marshalled spelling (the Go field names).
+fn write_routes(w: &mut dyn Write, cfg: &Config, routes: &[Route]) -> fmt::Result {
+    w.write_str("\"routes\":[")?;
+    for (i, r) in routes.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        write!(w, "{sep}{{\"cluster\":\"{}\",\"SourceAddrs\":", Esc(&cfg.clusters[r.cluster].name))?;
+        write_cidrs(w, &r.sources)?;
+        w.write_str(",\"DestinationAddrs\":")?;
+        write_cidrs(w, &r.destinations)?;
+        w.write_str(",\"SourcePort\":\"")?;
+        write_ports(w, &r.source_ports)?;
+        w.write_str("\",\"DestinationPort\":\"")?;
+        write_ports(w, &r.destination_ports)?;
+        w.write_str("\"}")?;
+    }
+    w.write_str("]")
+}
+
+fn write_cidrs(w: &mut dyn Write, list: &[Cidr]) -> fmt::Result {
+    w.write_str("[")?;
+    for (i, c) in list.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        write!(w, "{sep}{{\"address\":\"{}\",\"length\":{}}}", c.addr, c.len)?;
+    }
+    w.write_str("]")
+}
+
+fn write_ports(w: &mut dyn Write, list: &[PortRange]) -> fmt::Result {
+    for (i, p) in list.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        match p.min == p.max {
+            true => write!(w, "{sep}{}", p.min)?,
+            false => write!(w, "{sep}{}-{}", p.min, p.max)?,
+        }
+    }
+    Ok(())
 }
 
 /// A string escaped for a JSON string literal.
