@@ -1,7 +1,7 @@
 //! MOSN's tcp_proxy routes and per-cluster / per-listener options, with the real binary:
 //! clients routed by source address, a client no route matches, the circuit breaker's
 //! connection ceiling, a cluster's own connect_timeout, a listener's connection_idle_timeout and
-//! the tcp_proxy's max_connect_attempts.
+//! the tcp_proxy's max_connect_attempts, and IPv6 listeners, routes and hosts.
 mod common;
 use common::*;
 use std::io::{Read, Write};
@@ -165,4 +165,30 @@ fn max_connect_attempts_bounds_the_failover() {
     let ok = (0..4).filter(|&i| roundtrip(&mut connect_from([127, 0, 0, 1], port), i)).count();
     assert_eq!(ok, 2, "round robin alternates; the dead host's clients are not failed over");
     assert!(eventually(Duration::from_secs(2), || json_num(&baton.stats(), "\"connections\"", "refused") == 2));
+}
+
+/// IPv6 end to end: a `[::1]` listener routed by an IPv6 prefix to an IPv6 host.
+#[test]
+fn ipv6_listener_route_and_host() {
+    let Ok(l) = std::net::TcpListener::bind("[::1]:0") else {
+        eprintln!("no IPv6 loopback here; skipped");
+        return;
+    };
+    let be = Backend::on(l, Mode::Echo);
+    let port = free_port();
+    let route = r#""config":{"routes":[{"cluster":"back","SourceAddrs":[{"address":"::1","length":128}],"DestinationAddrs":[{"address":"::","length":0}],"SourcePort":"1-65535","DestinationPort":"1-65535"}]}"#;
+    let cfg = Cfg::simple(port, &[be.port])
+        .edit(&format!(r#""address":"127.0.0.1:{port}""#), &format!(r#""address":"[::1]:{port}""#))
+        .edit(&format!(r#""address":"127.0.0.1:{}""#, be.port), &format!(r#""address":"[::1]:{}""#, be.port))
+        .edit(r#""config":{"cluster":"back"}"#, route);
+    let baton = Baton::start(&cfg);
+    for id in 0..4 {
+        let mut s = TcpStream::connect(("::1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert!(roundtrip(&mut s, id), "over IPv6");
+    }
+    assert_eq!(be.accepted.load(Ordering::Relaxed), 4);
+    let stats = baton.stats();
+    assert!(stats.contains(&format!("\"address\":\"[::1]:{port}\"")), "{stats}");
+    assert_eq!(json_num(&stats, "\"name\":\"front\"", "no_route"), 0, "{stats}");
 }

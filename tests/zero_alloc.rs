@@ -1,5 +1,6 @@
 //! Proof that proxying allocates nothing after start-up: a counting global allocator counts the
-//! allocations made on the proxy's thread while 1,000 connections carry checked data.
+//! allocations made on the proxy's thread while 1,000 connections, routed by their addresses,
+//! carry checked data.
 mod common;
 use common::*;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -63,11 +64,16 @@ fn traffic(port: u16, from: u64, n: u64) {
 fn no_allocation_on_the_data_path_after_warm_up() {
     let be = Backend::start(Mode::Echo);
     // two hosts, one dead: failover and health marking are on the measured path too
-    let mut cfg =
-        Cfg::simple(free_port(), &[be.port, free_port()]).set("buffer_size", "8192").set("max_connections", "64");
+    // and a routed listener: the route is chosen per connection from its addresses
+    let route = r#""config":{"routes":[{"cluster":"back","SourceAddrs":[{"address":"127.0.0.0","length":8}],"DestinationAddrs":[{"address":"127.0.0.1","length":32}],"SourcePort":"1-65535","DestinationPort":"1-65535"}]}"#;
+    let mut cfg = Cfg::simple(free_port(), &[be.port, free_port()])
+        .set("buffer_size", "8192")
+        .set("max_connections", "64")
+        .edit(r#""config":{"cluster":"back"}"#, route);
     cfg.admin = None;
     let port = cfg.listeners[0].1;
     let config = baton::sansio::config::parse(cfg.json().as_bytes()).unwrap();
+    assert!(config.listeners[0].cluster.is_none() && config.listeners[0].routes.len() == 1);
     let stop = Arc::new(AtomicBool::new(false));
     let st = stop.clone();
     let proxy = std::thread::spawn(move || {
