@@ -69,11 +69,18 @@ fn no_allocation_on_the_data_path_after_warm_up() {
     let mut cfg = Cfg::simple(free_port(), &[be.port, free_port()])
         .set("buffer_size", "8192")
         .set("max_connections", "64")
-        .edit(r#""config":{"cluster":"back"}"#, route);
+        .edit(r#""config":{"cluster":"back"}"#, route)
+        // active health checks run on the measured path too (never marking a host down here, so
+        // that clients still meet the dead host and fail over)
+        .edit(
+            r#""Name":"back","#,
+            r#""Name":"back","health_check":{"service_name":"back","interval":"100ms","unhealthy_threshold":255},"#,
+        );
     cfg.admin = None;
     let port = cfg.listeners[0].1;
     let config = baton::sansio::config::parse(cfg.json().as_bytes()).unwrap();
     assert!(config.listeners[0].cluster.is_none() && config.listeners[0].routes.len() == 1);
+    assert!(config.clusters[0].health.is_some());
     let stop = Arc::new(AtomicBool::new(false));
     let st = stop.clone();
     let proxy = std::thread::spawn(move || {

@@ -1,4 +1,9 @@
-//! Load balancing and passive health per cluster (sans-io).
+//! Load balancing, and passive and active health per cluster (sans-io).
+//!
+//! Passive: failed connects mark a host down for `down_time` (`on_failure`, `on_success`).
+//! Active (a cluster's `health_check`): connect checks mark it down after `unhealthy_threshold`
+//! failures in a row and up after `healthy_threshold` successes, as MOSN's session checker does
+//! (`on_check`). A host is down when either says so.
 //!
 //! `pick` chooses a host among those not yet tried for this client (a `u64` bitmask) and not
 //! marked down; when every untried host is down it still picks one (failing open: a cluster that
@@ -16,14 +21,53 @@ pub struct HostState {
     pub consecutive: u8,
     /// Monotonic ms until which the host is skipped; 0 when up.
     pub down_until: u64,
+    /// Marked down by active health checks (until `healthy_threshold` checks pass).
+    pub check_down: bool,
+    /// Active checks in a row that passed / failed (the other count is reset).
+    pub checks_passed: u8,
+    pub checks_failed: u8,
     /// Smooth weighted round-robin's current weight.
     current: i64,
 }
 
 impl HostState {
     pub fn is_down(&self, now: u64) -> bool {
-        self.down_until > now
+        self.check_down || self.down_until > now
     }
+
+    /// Why the host is down: `"active"` (health checks), `"passive"` (failed connects), or
+    /// `""` when it is up.
+    pub fn down_reason(&self, now: u64) -> &'static str {
+        if self.check_down {
+            "active"
+        } else if self.down_until > now {
+            "passive"
+        } else {
+            ""
+        }
+    }
+}
+
+/// An active health check of the host passed (`ok`) or failed; MOSN's thresholds: a host is
+/// marked down at the `unhealthy`-th failure in a row and up at the `healthy`-th success in a
+/// row.
+pub fn on_check(h: &mut HostState, ok: bool, healthy: u8, unhealthy: u8) -> HealthChange {
+    if ok {
+        h.checks_failed = 0;
+        h.checks_passed = h.checks_passed.saturating_add(1);
+        if h.check_down && h.checks_passed >= healthy {
+            h.check_down = false;
+            return HealthChange::MarkedUp;
+        }
+    } else {
+        h.checks_passed = 0;
+        h.checks_failed = h.checks_failed.saturating_add(1);
+        if !h.check_down && h.checks_failed >= unhealthy {
+            h.check_down = true;
+            return HealthChange::MarkedDown;
+        }
+    }
+    HealthChange::None
 }
 
 /// What a health update changed, for the one log line it deserves.
@@ -202,5 +246,27 @@ mod tests {
         assert!(!st[0].is_down(1100));
         assert_eq!(on_success(&mut st[0]), HealthChange::MarkedUp);
         assert_eq!(on_success(&mut st[0]), HealthChange::None);
+    }
+
+    #[test]
+    fn active_checks_follow_the_thresholds_and_keep_the_host_down() {
+        let h = hosts(&[1, 1]);
+        let mut st = [HostState::default(); 2];
+        assert_eq!(on_check(&mut st[0], false, 2, 2), HealthChange::None);
+        assert_eq!(on_check(&mut st[0], true, 2, 2), HealthChange::None, "a pass resets the failures");
+        assert_eq!(on_check(&mut st[0], false, 2, 2), HealthChange::None);
+        assert_eq!(on_check(&mut st[0], false, 2, 2), HealthChange::MarkedDown);
+        assert_eq!((st[0].is_down(u64::MAX), st[0].down_reason(0)), (true, "active"));
+        for _ in 0..10 {
+            assert_eq!(pick(LbPolicy::RoundRobin, &h, &mut st, 0, 0, &mut 1), Some(1));
+        }
+        // a passive success does not clear an active mark; two passing checks do
+        on_success(&mut st[0]);
+        assert!(st[0].is_down(0));
+        assert_eq!(on_check(&mut st[0], true, 2, 2), HealthChange::None);
+        assert_eq!(on_check(&mut st[0], true, 2, 2), HealthChange::MarkedUp);
+        assert_eq!(st[0].down_reason(0), "");
+        on_failure(&mut st[1], 0, 1, 1000);
+        assert_eq!(st[1].down_reason(10), "passive");
     }
 }

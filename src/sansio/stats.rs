@@ -125,10 +125,11 @@ pub fn write_json(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
             let sep = if j == 0 { "" } else { "," };
             write!(
                 w,
-                "{sep}{{\"address\":\"{}\",\"weight\":{},\"healthy\":{},\"active\":{},\"total\":{},\"failures\":{}}}",
+                "{sep}{{\"address\":\"{}\",\"weight\":{},\"healthy\":{},\"down_reason\":\"{}\",\"active\":{},\"total\":{},\"failures\":{}}}",
                 h.addr,
                 h.weight,
                 !st.is_down(s.now_ms),
+                st.down_reason(s.now_ms),
                 st.active,
                 st.total,
                 st.failures
@@ -164,8 +165,9 @@ pub fn write_prometheus(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
         writeln!(w, "baton_listener_connections_active{{listener=\"{}\"}} {}", Esc(&l.name), c.active)?;
     }
     type HostMetric = (&'static str, &'static str, fn(&HostState, u64) -> u64);
-    let per_host: [HostMetric; 2] = [
+    let per_host: [HostMetric; 3] = [
         ("baton_host_healthy", "1 when the host is not marked down.", |st, now| !st.is_down(now) as u64),
+        ("baton_host_check_down", "1 when active health checks mark the host down.", |st, _| st.check_down as u64),
         ("baton_host_connections_active", "Open connections per host.", |st, _| st.active as u64),
     ];
     for (name, help, value) in per_host {

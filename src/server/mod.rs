@@ -26,6 +26,7 @@ pub use token::{Kind, Token};
 mod accept;
 pub mod admin;
 mod handover;
+mod health;
 mod relay;
 pub mod token;
 mod upstream;
@@ -131,6 +132,8 @@ pub struct Server {
     /// Splice mode: the pipes for the next accepted connection, made before it is accepted.
     spare_pipes: Option<[net::Pipe; 2]>,
     hosts: heapless::Vec<heapless::Vec<HostState, MAX_HOSTS>, MAX_LISTENERS>,
+    /// Active health checks, a probe per host (`health`).
+    probes: health::Probes,
     /// Connections per cluster (connecting or open), for the `circuit_breakers` ceiling.
     cluster_active: heapless::Vec<u32, MAX_LISTENERS>,
     totals: Totals,
@@ -156,7 +159,12 @@ impl Server {
         let st = &cfg.settings;
         // two sockets per connection, plus two pipes (four descriptors) in splice mode
         let per_conn = fds_per_conn(st.splice) as u64;
-        raise_fd_limit(per_conn * st.max_connections as u64 + FD_OVERHEAD + admin::MAX_ADMIN_CONNS as u64)?;
+        raise_fd_limit(
+            per_conn * st.max_connections as u64
+                + FD_OVERHEAD
+                + admin::MAX_ADMIN_CONNS as u64
+                + health::checked_hosts(&cfg),
+        )?;
         let bufs = buffer_arena(st)?;
         let poller = Poller::new().map_err(StartError::Poller)?;
         let n = st.max_connections as usize;
@@ -177,6 +185,7 @@ impl Server {
             requeue: Vec::with_capacity(n),
             bufs,
             cluster_active: cfg.clusters.iter().map(|_| 0).collect(),
+            probes: health::probes(&cfg),
             hosts,
             totals: Totals::default(),
             transfer: TransferCounters::default(),
@@ -244,6 +253,7 @@ impl Server {
             Kind::Listener => self.accept_from(tok.index as usize),
             Kind::Conn => self.conn_event(tok, ev),
             Kind::AdminListener | Kind::Admin => self.admin_event(tok),
+            Kind::Health => self.probe_event(tok.index),
             _ => return Some(ev),
         }
         None

@@ -18,6 +18,8 @@ pub enum Kind {
     Handoff = 8,
     /// A draining predecessor's pidfd (readable when it exits).
     Predecessor = 9,
+    /// An active health check's connect (index: cluster x `MAX_HOSTS` + host).
+    Health = 10,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +50,7 @@ impl Token {
             7 => Kind::ReconfigPeer,
             8 => Kind::Handoff,
             9 => Kind::Predecessor,
+            10 => Kind::Health,
             _ => return None,
         };
         Some(Token { kind, index: v as u32, gen: (v >> 32) as u16, side: (v >> 48) as u8 })

@@ -121,6 +121,24 @@ pub struct Cluster {
     /// MOSN's `circuit_breakers[0].max_connections`: upstream connections open at once to this
     /// cluster; a client beyond it is closed. 0: no ceiling but `max_connections`.
     pub max_connections: u32,
+    /// Active TCP connect checks (MOSN's `health_check`, which runs only with a `service_name`).
+    pub health: Option<HealthCheck>,
+}
+
+/// Active health checking of a cluster's hosts: a TCP connect every `interval_ms`, failed when
+/// refused or not complete within `timeout_ms`. Defaults and thresholds as MOSN's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub healthy_threshold: u8,
+    pub unhealthy_threshold: u8,
+}
+
+impl HealthCheck {
+    /// MOSN's defaults (`pkg/upstream/healthcheck`): every 15 s, 1 s timeout, thresholds 1.
+    pub const DEFAULT_INTERVAL_MS: u64 = 15_000;
+    pub const DEFAULT_TIMEOUT_MS: u64 = 1_000;
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -347,6 +347,8 @@ const NO_LISTENER_FILTERS: &str =
     "listener filters (original_dst and the like) are not supported; remove them or leave the list empty";
 const NO_ZERO_CONNECT_TIMEOUT: &str =
     "0 (in MOSN: no timeout but the kernel's, about two minutes) is not supported; give a duration such as \"3s\", or remove it for baton.connect_timeout";
+const NO_HTTP_CHECKS: &str =
+    "HTTP health checks are not supported; remove \"protocol\" for TCP connect checks (MOSN's default)";
 const ONLY_SIMPLE: &str =
     "only \"SIMPLE\" clusters (a fixed host list) are supported; list the hosts and set \"type\": \"SIMPLE\"";
 
@@ -396,9 +398,42 @@ fn build_clusters(raw: &RawConfig) -> Result<Vec<Cluster, MAX_CLUSTERS>, ConfigE
         // MOSN builds its limits from the first thresholds entry; 0 is Go's unset
         let first = c.circuit_breakers.as_deref().and_then(|t| t.first());
         let max_connections = first.and_then(|t| t.max_connections).unwrap_or(0).min(u32::MAX as u64) as u32;
-        out.push(Cluster { name: n, lb, hosts, connect_timeout_ms, max_connections }).ok();
+        let health = match &c.health_check {
+            Some(h) => {
+                build_health(h, &at, format_args!("cluster \"{name}\" (cluster_manager.clusters[{ci}].health_check"))?
+            }
+            None => None,
+        };
+        out.push(Cluster { name: n, lb, hosts, connect_timeout_ms, max_connections, health }).ok();
     }
     Ok(out)
+}
+
+/// MOSN's `health_check`: it runs only with a `service_name` (MOSN creates no checker
+/// otherwise); HTTP checks are refused, any other protocol is a TCP connect (MOSN's default
+/// session); zeros are MOSN's defaults.
+fn build_health(
+    h: &RawHealthCheck,
+    at: &dyn Fn(&str, Problem) -> ConfigError,
+    path: fmt::Arguments<'_>,
+) -> Result<Option<HealthCheck>, ConfigError> {
+    if h.service_name.as_ref().is_none_or(|s| s.is_empty()) {
+        return Ok(None);
+    }
+    if h.protocol.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("http1") || p.eq_ignore_ascii_case("http2")) {
+        return Err(at(".health_check.protocol", Problem::NotSupported(NO_HTTP_CHECKS)));
+    }
+    let dur = |d: &Option<RawDur>, key: &str, dflt: u64| match d {
+        None => Ok(dflt),
+        Some(d) => duration(d, format_args!("{path}.{key})")).map(|ms| if ms == 0 { dflt } else { ms }),
+    };
+    let threshold = |v: Option<u64>| v.filter(|&v| v > 0).unwrap_or(1).min(u8::MAX as u64) as u8;
+    Ok(Some(HealthCheck {
+        interval_ms: dur(&h.interval, "interval", HealthCheck::DEFAULT_INTERVAL_MS)?,
+        timeout_ms: dur(&h.timeout, "timeout", HealthCheck::DEFAULT_TIMEOUT_MS)?,
+        healthy_threshold: threshold(h.healthy_threshold),
+        unhealthy_threshold: threshold(h.unhealthy_threshold),
+    }))
 }
 
 fn build_host(h: &RawHost, at: &dyn Fn(Problem) -> ConfigError) -> Result<Host, ConfigError> {

@@ -354,3 +354,30 @@ fn largest_config_parses_on_parse_stack() {
     });
     assert_eq!(t.unwrap().join().unwrap(), (MAX_LISTENERS, 1, MAX_CIDRS));
 }
+
+/// MOSN's `health_check`: only with a `service_name`; zeros are MOSN's defaults; HTTP refused.
+#[test]
+fn health_check_as_mosn_reads_it() {
+    let hc = |body: &str| with("").replace("\"name\":\"c\"", &std::format!("\"name\":\"c\",\"health_check\":{body}"));
+    let c = parse(hc(r#"{"interval":"1s"}"#).as_bytes()).unwrap();
+    assert_eq!(c.clusters[0].health, None, "no service_name: MOSN runs no checker");
+    let c = parse(
+        hc(r#"{"service_name":"s","timeout":0,"interval":"0s","healthy_threshold":0,"unhealthy_threshold":300}"#)
+            .as_bytes(),
+    )
+    .unwrap();
+    let want = HealthCheck { interval_ms: 15_000, timeout_ms: 1_000, healthy_threshold: 1, unhealthy_threshold: 255 };
+    assert_eq!(c.clusters[0].health, Some(want));
+    let (c, unknown) = parse_noting(
+        hc(r#"{"service_name":"s","protocol":"tcp","interval":"2s","interval_jitter":"1s","check_config":{"a":1}}"#)
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(c.clusters[0].health.map(|h| h.interval_ms), Some(2_000));
+    assert_eq!(unknown.paths.len(), 2, "jitter and check_config are listed as ignored: {:?}", unknown.paths);
+    let mut s = std::string::String::new();
+    crate::sansio::config::render::write_json(&mut s, &c).unwrap();
+    assert_eq!(parse(s.as_bytes()).unwrap(), c, "{s}");
+    let e = err(&hc(r#"{"service_name":"s","protocol":"Http1"}"#));
+    assert!(e.contains("health_check.protocol): HTTP health checks are not supported"), "{e}");
+}

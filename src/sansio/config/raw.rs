@@ -132,6 +132,18 @@ pub(super) struct RawCluster {
     pub(super) hosts: Option<Vec<RawHost, MAX_HOSTS>>,
     pub(super) connect_timeout: Option<RawDur>,
     pub(super) circuit_breakers: Option<Vec<RawThresholds, MAX_THRESHOLDS>>,
+    pub(super) health_check: Option<RawHealthCheck>,
+}
+
+/// MOSN's `health_check` (`HealthCheckConfig`); the fields baton uses.
+#[derive(Deserialize)]
+pub(super) struct RawHealthCheck {
+    pub(super) protocol: Option<Raw>,
+    pub(super) service_name: Option<Raw>,
+    pub(super) timeout: Option<RawDur>,
+    pub(super) interval: Option<RawDur>,
+    pub(super) healthy_threshold: Option<u64>,
+    pub(super) unhealthy_threshold: Option<u64>,
 }
 
 /// One entry of MOSN's `circuit_breakers` (a list of thresholds; MOSN uses the first). Only the

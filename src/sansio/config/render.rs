@@ -32,6 +32,13 @@ pub fn write_json(w: &mut dyn Write, cfg: &Config) -> fmt::Result {
         if let Some(ms) = c.connect_timeout_ms {
             write!(w, "\"connect_timeout\":\"{ms}ms\",")?;
         }
+        if let Some(h) = &c.health {
+            write!(
+                w,
+                "\"health_check\":{{\"service_name\":\"{}\",\"interval\":\"{}ms\",\"timeout\":\"{}ms\",\"healthy_threshold\":{},\"unhealthy_threshold\":{}}},",
+                Esc(&c.name), h.interval_ms, h.timeout_ms, h.healthy_threshold, h.unhealthy_threshold
+            )?;
+        }
         if c.max_connections != 0 {
             write!(w, "\"circuit_breakers\":[{{\"max_connections\":{}}}],", c.max_connections)?;
         }

@@ -1,0 +1,75 @@
+//! Active health checks (MOSN's cluster `health_check`): a host that stops accepting is marked
+//! down by the checks alone, before any client is sent to it, and up again when it recovers;
+//! `/stats` and `/metrics` say why.
+mod common;
+use common::*;
+use std::net::TcpListener;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+fn host_down_reason(stats: &str, port: u16) -> String {
+    let at = stats.find(&format!("\"address\":\"127.0.0.1:{port}\"")).expect("host in /stats");
+    let rest = &stats[at..];
+    let v = rest.split("\"down_reason\":\"").nth(1).unwrap();
+    v[..v.find('"').unwrap()].to_string()
+}
+
+#[test]
+fn a_host_that_stops_accepting_is_marked_down_before_any_client_reaches_it() {
+    let steady = Backend::start(Mode::Echo);
+    let flaky_port = free_port();
+    let flaky = Backend::on(TcpListener::bind(("127.0.0.1", flaky_port)).unwrap(), Mode::Echo);
+    let port = free_port();
+    let check = r#""health_check":{"service_name":"back","protocol":"tcp","interval":"200ms","timeout":"500ms","healthy_threshold":2,"unhealthy_threshold":2},"#;
+    let cfg = Cfg::simple(port, &[steady.port, flaky_port])
+        .set("fail_threshold", "100")
+        .edit(r#""Name":"back","#, &format!(r#""Name":"back",{check}"#));
+    let b = Baton::start(&cfg);
+    assert!(eventually(Duration::from_secs(5), || flaky.accepted.load(Ordering::Relaxed) >= 2), "checks connect");
+    assert_eq!(host_down_reason(&b.stats(), flaky_port), "");
+
+    drop(flaky); // stops accepting: the port refuses connects
+    assert!(
+        eventually(Duration::from_secs(5), || host_down_reason(&b.stats(), flaky_port) == "active"),
+        "marked down by the checks: {}",
+        b.stats()
+    );
+    let metrics = http_get(b.admin.unwrap(), "/metrics").unwrap().1;
+    assert!(
+        metrics.contains(&format!("baton_host_check_down{{cluster=\"back\",host=\"127.0.0.1:{flaky_port}\"}} 1")),
+        "{metrics}"
+    );
+    let before = steady.accepted.load(Ordering::Relaxed);
+    for id in 0..10 {
+        let data = payload(id, 2000);
+        assert_eq!(echo_roundtrip(port, &data).unwrap(), data);
+    }
+    assert_eq!(steady.accepted.load(Ordering::Relaxed) - before, 10, "every client went to the healthy host");
+    assert_eq!(json_num(&b.stats(), "\"connections\"", "upstream_failures"), 0, "no client was tried on the down host");
+
+    // recovers: two passing checks in a row mark it up, and it gets clients again
+    let back = Backend::on(TcpListener::bind(("127.0.0.1", flaky_port)).unwrap(), Mode::Echo);
+    assert!(
+        eventually(Duration::from_secs(5), || host_down_reason(&b.stats(), flaky_port).is_empty()),
+        "marked up again: {}",
+        b.stats()
+    );
+    let checks = back.accepted.load(Ordering::Relaxed);
+    for id in 0..10 {
+        let data = payload(id, 2000);
+        assert_eq!(echo_roundtrip(port, &data).unwrap(), data);
+    }
+    assert!(back.accepted.load(Ordering::Relaxed) >= checks + 4, "round robin sends to it again");
+}
+
+/// MOSN runs no checker without a `service_name`: neither does baton.
+#[test]
+fn no_service_name_no_checks() {
+    let be = Backend::start(Mode::Echo);
+    let port = free_port();
+    let cfg = Cfg::simple(port, &[be.port])
+        .edit(r#""Name":"back","#, r#""Name":"back","health_check":{"interval":"100ms","timeout":"100ms"},"#);
+    let _b = Baton::start(&cfg);
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(be.accepted.load(Ordering::Relaxed), 0, "no check connected");
+}
