@@ -46,6 +46,9 @@ pub fn take(cfg: &Config) -> Inherited {
         } else if cfg.admin == Some(addr) {
             log::info!("socket activation: admin socket {addr} taken from the supervisor");
             inh.admin = Some((addr, fd));
+        } else if cfg.metrics == Some(addr) {
+            log::info!("socket activation: metrics socket {addr} taken from the supervisor");
+            inh.metrics = Some((addr, fd));
         } else {
             log::warn!("socket activation: descriptor {fd_num} ({addr}) matches no listener in the config; closed");
         }

@@ -76,7 +76,7 @@ fn start() -> Result<(Box<Runtime>, Incoming), i32> {
     let activated = baton::activation::take(&cfg);
     let started = match takeover::begin(&dir, cfg.settings.handoff_timeout_ms) {
         Ok(Start::Cold) => cold_start(cfg, &dir, exec, activated, &signals).map(|(s, r)| (s, r, None)),
-        Ok(Start::Takeover(t)) => take_over(cfg, &dir, t, exec, &signals, t0),
+        Ok(Start::Takeover(t)) => take_over(cfg, &dir, *t, exec, &signals, t0),
         Err(HandoffError::Busy) => {
             eprintln!("baton: {}", HandoffError::Busy);
             return Err(3);

@@ -272,6 +272,9 @@ impl Restart {
         if let Some((addr, fd)) = server.admin_listener() {
             items.push((entry(FdKind::Admin, "admin", Some(addr), 0), fd.as_raw_fd()));
         }
+        if let Some((addr, fd)) = server.metrics_listener() {
+            items.push((entry(FdKind::Metrics, "metrics", Some(addr), 0), fd.as_raw_fd()));
+        }
         if let Some(fd) = &self.reconfig {
             items.push((entry(FdKind::Reconfig, rundir::RECONFIG, None, 0), fd.as_raw_fd()));
         }

@@ -19,7 +19,8 @@ use crate::sys::net;
 pub enum Start {
     /// Nobody answers on `reconfig.sock`: start from scratch.
     Cold,
-    Takeover(Takeover),
+    /// Boxed: the takeover state is large and lives only through start-up.
+    Takeover(Box<Takeover>),
 }
 
 pub struct Takeover {
@@ -69,7 +70,7 @@ pub fn begin(dir: &str, timeout_ms: u64) -> Result<Start, HandoffError> {
         return Err(e);
     }
     crate::fault::point(crate::fault::NEW_AFTER_FDS);
-    Ok(Start::Takeover(t))
+    Ok(Start::Takeover(Box::new(t)))
 }
 
 /// HELLO on `reconfig.sock` and the running baton's answer: its PID after GO, `None` when
@@ -167,13 +168,13 @@ impl Takeover {
     ) -> Result<(), HandoffError> {
         let bad = |what| HandoffError::Verify { name: name.clone(), what };
         match kind {
-            FdKind::Listener | FdKind::Admin => {
+            FdKind::Listener | FdKind::Admin | FdKind::Metrics => {
                 let addr = addr.ok_or(bad("no address announced"))?;
                 net::verify_tcp_listener(&fd, &addr).map_err(bad)?;
-                if kind == FdKind::Admin {
-                    self.inherited.admin = Some((addr, fd));
-                } else {
-                    self.inherited.listeners.push((addr, fd));
+                match kind {
+                    FdKind::Admin => self.inherited.admin = Some((addr, fd)),
+                    FdKind::Metrics => self.inherited.metrics = Some((addr, fd)),
+                    _ => self.inherited.listeners.push((addr, fd)),
                 }
             }
             FdKind::Reconfig => {

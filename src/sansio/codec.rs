@@ -89,6 +89,10 @@ pub enum FdKind {
     Lock = 4,
     /// A pidfd of a process still draining (oldest first; the sender's own comes last).
     Pidfd = 5,
+    /// The metrics listener (MOSN's prometheus sink; TCP, listening). Added without a version
+    /// bump: a sender only has one when its config has a sink, and an older successor that does
+    /// not know the kind refuses the manifest, so the old process keeps serving.
+    Metrics = 6,
 }
 
 impl FdKind {
@@ -99,6 +103,7 @@ impl FdKind {
             3 => Self::Reconfig,
             4 => Self::Lock,
             5 => Self::Pidfd,
+            6 => Self::Metrics,
             _ => return None,
         })
     }

@@ -1,5 +1,6 @@
 //! The admin endpoint (MOSN's "service listener"): a few HTTP/1.x GETs, one response per
-//! connection. Kept off the proxy's budget: a fixed number of connections with fixed buffers,
+//! connection. The metrics listener (MOSN's prometheus sink) is a second instance that serves
+//! `/metrics` only (`Role::Metrics`). Kept off the proxy's budget: a fixed number of connections with fixed buffers,
 //! a deadline per connection, and nothing it does can block the event loop.
 
 use core::fmt::Write;
@@ -10,7 +11,7 @@ use nix::errno::Errno;
 use nix::sys::socket::{self as so, MsgFlags};
 
 use super::token::{Kind, Token};
-use crate::sansio::config::{render, Config};
+use crate::sansio::config::render;
 use crate::sansio::http::{self, Parsed, Route, SliceWriter, HEAD_ROOM, MAX_REQUEST};
 use crate::sansio::stats::{self, Snapshot};
 use crate::sys::net;
@@ -35,10 +36,37 @@ struct AdminConn {
     deadline: u64,
 }
 
+/// What an instance serves, and the token kinds of its listener and connections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Role {
+    /// Every admin route.
+    #[default]
+    Admin,
+    /// `/metrics` only (MOSN's prometheus sink); the rest is 404.
+    Metrics,
+}
+
+impl Role {
+    fn kinds(self) -> (Kind, Kind) {
+        match self {
+            Role::Admin => (Kind::AdminListener, Kind::Admin),
+            Role::Metrics => (Kind::MetricsListener, Kind::Metrics),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Metrics => "metrics",
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Admin {
     pub addr: Option<SocketAddr>,
     pub listener: Option<OwnedFd>,
+    role: Role,
     conns: Vec<AdminConn>,
 }
 
@@ -46,32 +74,40 @@ impl Admin {
     /// Binds the admin listener, or adopts `inherited` (the predecessor's) when it is on the
     /// same address. Errors: the address and why it could not be bound or registered.
     pub fn new(
-        cfg: &Config,
+        addr: Option<SocketAddr>,
+        role: Role,
         poller: &Poller,
         inherited: Option<(SocketAddr, OwnedFd)>,
     ) -> Result<Admin, (SocketAddr, Errno)> {
-        let Some(addr) = cfg.admin else {
-            return Ok(Admin::default());
+        let Some(addr) = addr else {
+            return Ok(Admin { role, ..Admin::default() });
         };
+        let name = role.name();
         let fd = match inherited {
             Some((a, fd)) if a == addr => {
-                log::info!("admin on {addr}: adopted from the previous process");
+                log::info!("{name} on {addr}: adopted from the previous process");
                 fd
             }
             other => {
                 if let Some((a, _)) = other {
-                    log::info!("admin on {a}: not in the new config, closed");
+                    log::info!("{name} on {a}: not in the new config, closed");
                 }
                 let fd = net::listen(&addr, ADMIN_BACKLOG).map_err(|errno| (addr, errno))?;
-                log::info!("admin on {addr}: bound");
+                log::info!("{name} on {addr}: bound");
                 fd
             }
         };
-        poller.add_read(&fd, Token::new(Kind::AdminListener, 0)).map_err(|errno| (addr, errno))?;
+        poller.add_read(&fd, Token::new(role.kinds().0, 0)).map_err(|errno| (addr, errno))?;
         if !addr.ip().is_loopback() {
             log::warn!(
-                "admin on {addr}: not a loopback address, and the admin API has no authentication: anyone who \
-                 can reach it reads the config, hosts and counters; bind it to 127.0.0.1 or firewall the port"
+                "{name} on {addr}: not a loopback address, and it has no authentication: anyone who can reach it \
+                 reads {}; firewall the port{}",
+                if role == Role::Admin { "the config, hosts and counters" } else { "the counters and host addresses" },
+                if role == Role::Admin {
+                    " or bind it to 127.0.0.1"
+                } else {
+                    " (MOSN's prometheus sink binds every address)"
+                }
             );
         }
         let conns = (0..MAX_ADMIN_CONNS)
@@ -87,7 +123,7 @@ impl Admin {
                 deadline: 0,
             })
             .collect();
-        Ok(Admin { addr: Some(addr), listener: Some(fd), conns })
+        Ok(Admin { addr: Some(addr), listener: Some(fd), role, conns })
     }
 
     /// Stops taking admin requests (hot restart): closes this process's copy of the listener.
@@ -106,9 +142,10 @@ impl Admin {
     /// Handles one admin event at `now` (monotonic ms). `snap` builds what the routes show; it
     /// walks every connection slot, so it is called only for a complete request.
     pub fn on_event<'a>(&mut self, tok: Token, poller: &Poller, now: u64, snap: &dyn Fn() -> Snapshot<'a>) {
-        match tok.kind {
-            Kind::AdminListener => self.accept(poller, now, snap),
-            _ => self.serve(tok, snap),
+        if tok.kind == self.role.kinds().0 {
+            self.accept(poller, now, snap)
+        } else {
+            self.serve(tok, snap)
         }
     }
 
@@ -131,7 +168,7 @@ impl Admin {
             c.out_end = 0;
             c.lingering = false;
             c.deadline = now + ADMIN_TIMEOUT_MS;
-            let tok = Token { kind: Kind::Admin, index: i as u32, gen: c.gen, side: 0 };
+            let tok = Token { kind: self.role.kinds().1, index: i as u32, gen: c.gen, side: 0 };
             let _ = poller.add(&fd, tok);
             c.fd = Some(fd);
             // a request usually arrives with the connection: answer it now, before a flood of
@@ -167,6 +204,9 @@ impl Admin {
         if c.out_end == 0 {
             match read_request(fd, c) {
                 Ok(Parsed::Incomplete) => return,
+                Ok(Parsed::Get(route)) if self.role == Role::Metrics && route != Route::Metrics => {
+                    respond_error(c, 404)
+                }
                 Ok(Parsed::Get(route)) => respond(c, route, &snap()),
                 Ok(Parsed::Error(status)) => respond_error(c, status),
                 Err(()) => {
@@ -196,7 +236,7 @@ impl Admin {
     /// Closes connections past their deadline.
     pub fn tick(&mut self, now: u64) {
         for c in self.conns.iter_mut().filter(|c| c.fd.is_some() && c.deadline <= now) {
-            log::debug!("admin: request timed out");
+            log::debug!("{}: request timed out", self.role.name());
             c.fd = None;
         }
     }

@@ -51,6 +51,7 @@ const NO_HOST: u8 = u8::MAX;
 pub enum StartError {
     Bind { listener: crate::sansio::config::Name, addr: SocketAddr, errno: Errno },
     AdminBind { addr: SocketAddr, errno: Errno },
+    MetricsBind { addr: SocketAddr, errno: Errno },
     FdLimit { need: u64, hard: u64 },
     Memory { bytes: u64 },
     Poller(Errno),
@@ -63,6 +64,7 @@ impl core::fmt::Display for StartError {
             Self::Bind { listener, addr, errno: Errno::EACCES } => write!(f, "listener \"{listener}\": binding {addr} needs privileges (ports below 1024 need root or CAP_NET_BIND_SERVICE)"),
             Self::Bind { listener, addr, errno } => write!(f, "listener \"{listener}\": cannot listen on {addr}: {}", errno.desc()),
             Self::AdminBind { addr, errno } => write!(f, "admin: cannot listen on {addr}: {}; change admin.address", errno.desc()),
+            Self::MetricsBind { addr, errno } => write!(f, "metrics: cannot listen on {addr}: {}; change the prometheus sink's port (metrics.sinks[].config.port)", errno.desc()),
             Self::FdLimit { need, hard } => write!(f, "max_connections needs {need} file descriptors but the hard limit (ulimit -Hn) is {hard}; lower baton.max_connections or raise the limit"),
             Self::Memory { bytes } => write!(f, "cannot reserve {} MiB of buffers; lower baton.max_connections or baton.buffer_size", bytes >> 20),
             Self::Poller(e) => write!(f, "cannot create the event loop: {}", e.desc()),
@@ -75,6 +77,7 @@ impl core::fmt::Display for StartError {
 pub struct Inherited {
     pub listeners: Vec<(SocketAddr, OwnedFd)>,
     pub admin: Option<(SocketAddr, OwnedFd)>,
+    pub metrics: Option<(SocketAddr, OwnedFd)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +120,7 @@ pub struct Server {
     listeners: heapless::Vec<Option<OwnedFd>, MAX_LISTENERS>,
     listener_counters: heapless::Vec<ListenerCounters, MAX_LISTENERS>,
     admin: admin::Admin,
+    metrics: admin::Admin,
     slots: Vec<Slot>,
     free: Vec<u32>,
     bufs: Box<[u8]>,
@@ -162,7 +166,7 @@ impl Server {
         raise_fd_limit(
             per_conn * st.max_connections as u64
                 + FD_OVERHEAD
-                + admin::MAX_ADMIN_CONNS as u64
+                + admin::MAX_ADMIN_CONNS as u64 * (1 + cfg.metrics.is_some() as u64)
                 + health::checked_hosts(&cfg),
         )?;
         let bufs = buffer_arena(st)?;
@@ -171,12 +175,15 @@ impl Server {
         let mut slots = Vec::with_capacity(n);
         slots.resize_with(n, Slot::default);
         let hosts = cfg.clusters.iter().map(|c| c.hosts.iter().map(|_| HostState::default()).collect()).collect();
-        let admin = admin::Admin::new(&cfg, &poller, inherited.admin.take())
+        let admin = admin::Admin::new(cfg.admin, admin::Role::Admin, &poller, inherited.admin.take())
             .map_err(|(addr, errno)| StartError::AdminBind { addr, errno })?;
+        let metrics = admin::Admin::new(cfg.metrics, admin::Role::Metrics, &poller, inherited.metrics.take())
+            .map_err(|(addr, errno)| StartError::MetricsBind { addr, errno })?;
         let mut s = Server {
             listeners: heapless::Vec::new(),
             listener_counters: heapless::Vec::new(),
             admin,
+            metrics,
             free: (0..n as u32).rev().collect(),
             slots,
             buf_size: st.buffer_size as usize,
@@ -252,7 +259,7 @@ impl Server {
         match tok.kind {
             Kind::Listener => self.accept_from(tok.index as usize),
             Kind::Conn => self.conn_event(tok, ev),
-            Kind::AdminListener | Kind::Admin => self.admin_event(tok),
+            Kind::AdminListener | Kind::Admin | Kind::MetricsListener | Kind::Metrics => self.admin_event(tok),
             Kind::Health => self.probe_event(tok.index),
             _ => return Some(ev),
         }
@@ -271,7 +278,7 @@ impl Server {
             self.tick();
         }
         if let Mode::Draining { .. } = self.mode {
-            if self.active == 0 && !self.admin.busy() {
+            if self.active == 0 && !self.admin.busy() && !self.metrics.busy() {
                 self.mode = Mode::Stopped;
             }
         }
@@ -298,6 +305,7 @@ impl Server {
             }
         }
         self.admin.shut(&self.poller);
+        self.metrics.shut(&self.poller);
         self.set_mode(Mode::Draining { deadline: self.now + drain_ms });
         log::info!("draining {} connections for at most {} ms", self.active, drain_ms);
     }
@@ -337,6 +345,11 @@ impl Server {
     /// The admin listener's address and socket, for a handoff.
     pub fn admin_listener(&self) -> Option<(SocketAddr, &OwnedFd)> {
         self.admin.addr.zip(self.admin.listener.as_ref())
+    }
+
+    /// The metrics listener's address and socket, for a handoff.
+    pub fn metrics_listener(&self) -> Option<(SocketAddr, &OwnedFd)> {
+        self.metrics.addr.zip(self.metrics.listener.as_ref())
     }
 
     // ----- the few changes the layers above make -----
@@ -404,9 +417,10 @@ impl Server {
             Mode::Serving => "serving",
             _ => "draining",
         };
-        let mut a = core::mem::take(&mut self.admin);
+        let metrics = matches!(tok.kind, Kind::MetricsListener | Kind::Metrics);
+        let mut a = core::mem::take(if metrics { &mut self.metrics } else { &mut self.admin });
         a.on_event(tok, &self.poller, self.now, &|| self.snapshot(state));
-        self.admin = a;
+        *(if metrics { &mut self.metrics } else { &mut self.admin }) = a;
     }
 }
 

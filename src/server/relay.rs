@@ -173,6 +173,7 @@ impl Server {
             }
         }
         self.admin.tick(now);
+        self.metrics.tick(now);
         self.run_checks();
         if let Mode::Draining { deadline } = self.mode {
             if now >= deadline {

@@ -20,6 +20,9 @@ pub enum Kind {
     Predecessor = 9,
     /// An active health check's connect (index: cluster x `MAX_HOSTS` + host).
     Health = 10,
+    /// The metrics listener (MOSN's prometheus sink) and its connections.
+    MetricsListener = 11,
+    Metrics = 12,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +54,8 @@ impl Token {
             8 => Kind::Handoff,
             9 => Kind::Predecessor,
             10 => Kind::Health,
+            11 => Kind::MetricsListener,
+            12 => Kind::Metrics,
             _ => return None,
         };
         Some(Token { kind, index: v as u32, gen: (v >> 32) as u16, side: (v >> 48) as u8 })

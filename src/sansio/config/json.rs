@@ -440,6 +440,7 @@ fn too_many(max: usize, name: &'static str) -> &'static str {
         (_, "MAX_HOSTS") => "more entries than MAX_HOSTS (32) allows",
         (_, "MAX_SERVERS") => "more entries than MAX_SERVERS (1) allows",
         (_, "MAX_CHAINS") => "more entries than MAX_CHAINS (1) allows",
+        (_, "MAX_SINKS") => "more entries than MAX_SINKS (4) allows",
         (_, "MAX_THRESHOLDS") => "more entries than MAX_THRESHOLDS (4) allows",
         (_, "MAX_ROUTES") => "more entries than MAX_ROUTES (4) allows",
         (_, "MAX_CIDRS") => "more entries than MAX_CIDRS (4) allows",

@@ -228,6 +228,9 @@ pub struct Config {
     pub listeners: Vec<Listener, MAX_LISTENERS>,
     pub clusters: Vec<Cluster, MAX_CLUSTERS>,
     pub admin: Option<SocketAddr>,
+    /// MOSN's prometheus sink (`metrics.sinks[]`): a second service listener serving
+    /// `/metrics` on `0.0.0.0:port`, handed over on a hot restart like the admin one.
+    pub metrics: Option<SocketAddr>,
     pub log_level: LogLevel,
     pub settings: Settings,
 }

@@ -140,6 +140,7 @@ fn build(raw: &RawConfig) -> Result<Config, ConfigError> {
         listeners: Vec::new(),
         clusters,
         admin: build_admin(raw)?,
+        metrics: build_metrics(raw)?,
         log_level: LogLevel::Info,
         settings: Settings::default(),
     };
@@ -457,15 +458,73 @@ fn build_admin(raw: &RawConfig) -> Result<Option<SocketAddr>, ConfigError> {
         .ok_or_else(|| field(format_args!("{p}.address"), Problem::BadAddress(ip.clone())))
 }
 
-fn check_admin_clash(cfg: &Config) -> Result<(), ConfigError> {
-    match (cfg.admin, cfg.admin.and_then(|a| cfg.listener_by_addr(&a))) {
-        (Some(_), Some(i)) => {
-            let mut p = PathText::new();
-            let _ = write!(p, "listener \"{}\"", cfg.listeners[i].name);
-            Err(field(format_args!("admin.address"), Problem::DuplicateAddress(p)))
+/// MOSN's prometheus sink: `0.0.0.0:port` (as MOSN binds it), `/metrics` only. MOSN itself
+/// refuses a sink without a port and the push-gateway mode.
+fn build_metrics(raw: &RawConfig) -> Result<Option<SocketAddr>, ConfigError> {
+    let sinks = raw.metrics.as_ref().and_then(|m| m.sinks.as_deref()).unwrap_or(&[]);
+    let mut found = None;
+    for (i, s) in sinks.iter().enumerate() {
+        let at = |f: &str, p: Problem| field(format_args!("metrics.sinks[{i}]{f}"), p);
+        if s.kind.as_deref() != Some("prometheus") {
+            return Err(at(".type", Problem::NotSupported(ONLY_PROMETHEUS)));
         }
-        _ => Ok(()),
+        let c = s.config.as_ref();
+        if c.and_then(|c| c.export_url.as_ref()).is_some_and(|u| !u.is_empty()) {
+            return Err(at(".config.export_url", Problem::NotSupported(NO_PUSH)));
+        }
+        if c.and_then(|c| c.endpoint.as_ref()).is_some_and(|e| !e.is_empty() && e != "/metrics") {
+            return Err(at(".config.endpoint", Problem::NotSupported(ONLY_METRICS_PATH)));
+        }
+        let port = c.and_then(|c| c.port).ok_or_else(|| at(".config.port", Problem::Missing))?;
+        let port = range(port, 1, u16::MAX as u64).map_err(|p| at(".config.port", p))?;
+        if found.is_some() {
+            return Err(at("", Problem::NotSupported(ONE_SINK)));
+        }
+        found = Some(SocketAddr::from(([0, 0, 0, 0], port as u16)));
     }
+    Ok(found)
+}
+
+const ONLY_PROMETHEUS: &str = "only the \"prometheus\" sink is supported";
+const NO_PUSH: &str = "the push-gateway mode is not supported (MOSN refuses it too); remove export_url and give a port";
+const ONLY_METRICS_PATH: &str =
+    "baton serves the prometheus sink at /metrics only; remove endpoint or set it to \"/metrics\"";
+const ONE_SINK: &str = "only one prometheus sink is supported";
+
+/// Whether two listening addresses would collide in `bind` (same port, and the same IP or
+/// either one every address).
+fn collide(a: &SocketAddr, b: &SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.is_ipv4() == b.is_ipv4()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+fn check_admin_clash(cfg: &Config) -> Result<(), ConfigError> {
+    let listener_at = |a: &SocketAddr| cfg.listeners.iter().find(|l| collide(&l.addr, a));
+    let used_by = |what: fmt::Arguments<'_>| path_fmt(what);
+    if let Some(a) = cfg.admin {
+        if let Some(l) = listener_at(&a) {
+            return Err(field(
+                format_args!("admin.address"),
+                Problem::DuplicateAddress(used_by(format_args!("listener \"{}\"", l.name))),
+            ));
+        }
+    }
+    if let Some(m) = cfg.metrics {
+        if let Some(l) = listener_at(&m) {
+            return Err(field(
+                format_args!("metrics.sinks"),
+                Problem::DuplicateAddress(used_by(format_args!("listener \"{}\"", l.name))),
+            ));
+        }
+        if cfg.admin.is_some_and(|a| collide(&a, &m)) {
+            return Err(field(
+                format_args!("metrics.sinks"),
+                Problem::DuplicateAddress(used_by(format_args!("the admin API"))),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn range(v: u64, min: u64, max: u64) -> Result<u64, Problem> {

@@ -16,12 +16,37 @@ pub(super) type RawPath = String<PATH_STR_LEN>;
 /// `circuit_breakers` entries read: MOSN builds its limits from the first one.
 pub(super) const MAX_THRESHOLDS: usize = 4;
 
+/// `metrics.sinks` entries read: MOSN has one prometheus sink per process.
+pub(super) const MAX_SINKS: usize = 4;
+
 #[derive(Deserialize)]
 pub(super) struct RawConfig {
     pub(super) servers: Option<Vec<RawServer, MAX_SERVERS>>,
     pub(super) cluster_manager: Option<RawClusterManager>,
     pub(super) admin: Option<RawAdmin>,
+    pub(super) metrics: Option<RawMetrics>,
     pub(super) baton: Option<RawBaton>,
+}
+
+/// MOSN's `metrics` section: its sinks (a prometheus sink serves its own port).
+#[derive(Deserialize)]
+pub(super) struct RawMetrics {
+    pub(super) sinks: Option<Vec<RawSink, MAX_SINKS>>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct RawSink {
+    #[serde(rename = "type")]
+    pub(super) kind: Option<Raw>,
+    pub(super) config: Option<RawPromConfig>,
+}
+
+/// MOSN's prometheus sink config (`pkg/metrics/sink/prometheus`), the fields baton uses.
+#[derive(Deserialize)]
+pub(super) struct RawPromConfig {
+    pub(super) port: Option<u64>,
+    pub(super) endpoint: Option<Raw>,
+    pub(super) export_url: Option<Raw>,
 }
 
 #[derive(Deserialize)]

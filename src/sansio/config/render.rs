@@ -58,6 +58,9 @@ pub fn write_json(w: &mut dyn Write, cfg: &Config) -> fmt::Result {
             a.port()
         )?;
     }
+    if let Some(m) = cfg.metrics {
+        write!(w, ",\"metrics\":{{\"sinks\":[{{\"type\":\"prometheus\",\"config\":{{\"port\":{}}}}}]}}", m.port())?;
+    }
     let s = &cfg.settings;
     w.write_str(",\"baton\":{")?;
     if let Some(d) = &s.runtime_dir {

@@ -4,7 +4,7 @@
 
 use super::json::{Kind, PathText, MAX_CHAINS, MAX_FILTERS, MAX_SERVERS, PATH_STR_LEN, RAW_STR_LEN};
 use super::model::{MAX_CLUSTERS, MAX_HOSTS, MAX_LISTENERS};
-use super::raw::MAX_THRESHOLDS;
+use super::raw::{MAX_SINKS, MAX_THRESHOLDS};
 use crate::sansio::limits::{CIDR_ADDR_LEN, MAX_CIDRS, MAX_ROUTES};
 
 /// Known keys by path pattern (`[]` stands for any array index) and their kinds.
@@ -136,6 +136,14 @@ pub(super) const SCHEMA: &[(&str, Kind)] = &[
     ("admin.address.socket_address", Kind::Obj),
     ("admin.address.socket_address.address", Kind::Str(RAW_STR_LEN)),
     ("admin.address.socket_address.port_value", Kind::UInt),
+    ("metrics", Kind::Obj),
+    ("metrics.sinks", Kind::Arr(MAX_SINKS, "MAX_SINKS")),
+    ("metrics.sinks[]", Kind::Obj),
+    ("metrics.sinks[].type", Kind::Str(RAW_STR_LEN)),
+    ("metrics.sinks[].config", Kind::Obj),
+    ("metrics.sinks[].config.port", Kind::UInt),
+    ("metrics.sinks[].config.endpoint", Kind::Str(RAW_STR_LEN)),
+    ("metrics.sinks[].config.export_url", Kind::Str(RAW_STR_LEN)),
     ("baton", Kind::Obj),
     ("baton.runtime_dir", Kind::Str(PATH_STR_LEN)),
     ("baton.pid_file", Kind::Str(PATH_STR_LEN)),
@@ -159,7 +167,16 @@ pub(super) const SCHEMA: &[(&str, Kind)] = &[
 const IGNORED_MOSN: &[&str] = &[
     "pprof",
     "tracing",
-    "metrics",
+    "metrics.stats_matcher",
+    "metrics.shm_zone",
+    "metrics.shm_size",
+    "metrics.flush_mosn",
+    "metrics.lazy_flush",
+    "metrics.sample",
+    "metrics.ewma",
+    "metrics.sinks[].config.disable_collect_process",
+    "metrics.sinks[].config.disable_collect_go",
+    "metrics.sinks[].config.percentiles",
     "plugin",
     "third_part_codec",
     "extends",
