@@ -497,3 +497,40 @@ fn a_connection_whose_host_left_the_cluster_moves_again_at_the_next_restart() {
     stop_child(first);
     stop_child(second);
 }
+
+/// IPv6: connections on a `[::1]` listener to a `[::1]` host move to the new process on a
+/// SIGHUP restart and go on carrying checked bytes.
+#[test]
+fn ipv6_connections_move_too() {
+    let Ok(l) = TcpListener::bind("[::1]:0") else {
+        eprintln!("no IPv6 loopback here; skipped");
+        return;
+    };
+    let be = Backend::on(l, Mode::Echo);
+    let port = free_port();
+    let cfg = base_cfg(port, be.port)
+        .edit(&format!(r#""address":"127.0.0.1:{port}""#), &format!(r#""address":"[::1]:{port}""#))
+        .edit(&format!(r#""address":"127.0.0.1:{}""#, be.port), &format!(r#""address":"[::1]:{}""#, be.port));
+    let b = Baton::start(&cfg);
+    let mut conns: Vec<TcpStream> = (0..8).map(|_| TcpStream::connect(("::1", port)).unwrap()).collect();
+    let check = |conns: &mut Vec<TcpStream>, round: u64| {
+        for (i, c) in conns.iter_mut().enumerate() {
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let data = payload(round * 100 + i as u64, 4000);
+            c.write_all(&data).unwrap();
+            let mut back = vec![0u8; data.len()];
+            c.read_exact(&mut back).unwrap();
+            assert_eq!(back, data, "connection {i}, round {round}");
+        }
+    };
+    check(&mut conns, 0);
+    let old = b.pid();
+    b.signal(Signal::SIGHUP);
+    assert!(eventually(Duration::from_secs(10), || b.generation() == 1));
+    let st = b.stats();
+    assert_eq!(transfer_num(&st, "received"), 8, "{st}");
+    check(&mut conns, 1);
+    // SIGHUP keeps the PID for the new generation; the old one kept nothing and exits
+    assert!(eventually(Duration::from_secs(10), || pids_with(&b.config).len() == 1), "{:?}", pids_with(&b.config));
+    assert_eq!(b.pid(), old);
+}
