@@ -29,11 +29,11 @@ pub fn take(cfg: &Config) -> Inherited {
     }
     for fd_num in (LISTEN_FDS_START..).take(n.min(MAX_ACTIVATED)) {
         let Some(fd) = sys::adopt_inherited(fd_num) else { continue };
-        let Some(addr) = net::local_addr(&fd) else {
-            log::warn!("socket activation: descriptor {fd_num} is not an IP socket; closed");
+        let Some(addr) = net::local(&fd) else {
+            log::warn!("socket activation: descriptor {fd_num} is not an IP or named unix socket; closed");
             continue;
         };
-        if let Err(why) = net::verify_tcp_listener(&fd, &addr) {
+        if let Err(why) = net::verify_listener(&fd, &addr) {
             log::warn!("socket activation: descriptor {fd_num} ({addr}): {why}; closed");
         } else if let Err(e) = sys::set_nonblocking(&fd) {
             log::warn!(
@@ -43,12 +43,12 @@ pub fn take(cfg: &Config) -> Inherited {
         } else if cfg.listener_by_addr(&addr).is_some() {
             log::info!("socket activation: listener socket {addr} taken from the supervisor");
             inh.listeners.push((addr, fd));
-        } else if cfg.admin == Some(addr) {
+        } else if let Some(ip) = addr.ip().filter(|a| cfg.admin == Some(*a)) {
             log::info!("socket activation: admin socket {addr} taken from the supervisor");
-            inh.admin = Some((addr, fd));
-        } else if cfg.metrics == Some(addr) {
+            inh.admin = Some((ip, fd));
+        } else if let Some(ip) = addr.ip().filter(|a| cfg.metrics == Some(*a)) {
             log::info!("socket activation: metrics socket {addr} taken from the supervisor");
-            inh.metrics = Some((addr, fd));
+            inh.metrics = Some((ip, fd));
         } else {
             log::warn!("socket activation: descriptor {fd_num} ({addr}) matches no listener in the config; closed");
         }

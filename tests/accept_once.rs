@@ -58,8 +58,9 @@ fn every_connection_is_accepted_exactly_once_while_two_processes_hold_the_socket
         .expect("python3");
     assert!(baton::sys::net::wait_readable(&ctl, 5000).unwrap());
     let chan = baton::sys::net::unix_accept(&ctl).unwrap().unwrap();
-    let entries =
-        [Entry { kind: FdKind::Listener, name: Default::default(), addr: Some(addr), pid: 0 }].into_iter().collect();
+    let entries = [Entry { kind: FdKind::Listener, name: Default::default(), addr: Some(addr.into()), pid: 0 }]
+        .into_iter()
+        .collect();
     let head = ManifestHead { baton_version: Default::default(), totals: Default::default(), batch: 0, last: true };
     channel::send(&chan, &Msg::Manifest { head, entries }, &[l.as_raw_fd()]).unwrap();
     assert!(baton::sys::net::wait_readable(&chan, 5000).unwrap(), "helper never got the socket");

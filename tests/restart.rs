@@ -310,7 +310,7 @@ fn a_bad_manifest_is_refused_by_the_new_process_with_a_clear_error() {
     let manifest = |addr: std::net::SocketAddr, n: usize| Msg::Manifest {
         head: ManifestHead { baton_version: Default::default(), totals: Default::default(), batch: 0, last: true },
         entries: (0..n)
-            .map(|_| Entry { kind: FdKind::Listener, name: Default::default(), addr: Some(addr), pid: 0 })
+            .map(|_| Entry { kind: FdKind::Listener, name: Default::default(), addr: Some(addr.into()), pid: 0 })
             .collect(),
     };
     let raw_send = |chan: &std::os::fd::OwnedFd, b: &[u8]| {

@@ -1,6 +1,6 @@
 //! Proof that proxying allocates nothing after start-up: a counting global allocator counts the
 //! allocations made on the proxy's thread while 1,000 connections, routed by their addresses,
-//! carry checked data.
+//! and 400 more on a unix and an IPv6 listener carry checked data, with health checks running.
 mod common;
 use common::*;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -60,6 +60,23 @@ fn traffic(port: u16, from: u64, n: u64) {
     }
 }
 
+/// `n` checked round trips each through the unix listener at `path` and the `[::1]` one.
+fn other_traffic(path: &str, v6_port: u16, from: u64, n: u64) {
+    use std::io::{Read, Write};
+    for id in from..from + n {
+        let data = payload(id, 1 + (id as usize * 7919) % 20_000);
+        let mut back = vec![0u8; data.len()];
+        let mut u = std::os::unix::net::UnixStream::connect(path).unwrap();
+        u.write_all(&data).unwrap();
+        u.read_exact(&mut back).unwrap();
+        assert_eq!(back, data, "unix stream {id}");
+        let mut t = std::net::TcpStream::connect(("::1", v6_port)).unwrap();
+        t.write_all(&data).unwrap();
+        t.read_exact(&mut back).unwrap();
+        assert_eq!(back, data, "IPv6 stream {id}");
+    }
+}
+
 #[test]
 fn no_allocation_on_the_data_path_after_warm_up() {
     let be = Backend::start(Mode::Echo);
@@ -78,6 +95,15 @@ fn no_allocation_on_the_data_path_after_warm_up() {
         );
     cfg.admin = None;
     let port = cfg.listeners[0].1;
+    // a unix listener and an IPv6 one, in front of the same cluster
+    let dir = TempDir::new("zero-alloc");
+    let unix_path = dir.path("in.sock");
+    let v6_port = free_port();
+    cfg.listeners.push(("uds".into(), 1, "back".into()));
+    cfg.listeners.push(("v6".into(), v6_port, "back".into()));
+    let cfg = cfg
+        .edit(r#""address":"127.0.0.1:1","#, &format!(r#""address":"{unix_path}","network":"unix","#))
+        .edit(&format!(r#""address":"127.0.0.1:{v6_port}""#), &format!(r#""address":"[::1]:{v6_port}""#));
     let config = baton::sansio::config::parse(cfg.json().as_bytes()).unwrap();
     assert!(config.listeners[0].cluster.is_none() && config.listeners[0].routes.len() == 1);
     assert!(config.clusters[0].health.is_some());
@@ -93,13 +119,15 @@ fn no_allocation_on_the_data_path_after_warm_up() {
     });
     eventually(std::time::Duration::from_secs(5), || std::net::TcpStream::connect(addr(port)).is_ok());
     traffic(port, 0, 100); // warm-up
+    other_traffic(&unix_path, v6_port, 0, 20); // warm-up
     MEASURING.store(true, Ordering::SeqCst);
     traffic(port, 1_000, 1_000);
+    other_traffic(&unix_path, v6_port, 100, 200);
     std::thread::sleep(std::time::Duration::from_millis(600)); // let timers tick while measured
     MEASURING.store(false, Ordering::SeqCst);
     stop.store(true, Ordering::SeqCst);
     let totals = proxy.join().unwrap();
-    assert!(totals.accepted >= 1_100, "{totals:?}");
+    assert!(totals.accepted >= 1_100 + 2 * 220, "{totals:?}");
     assert!(totals.upstream_failures >= 1, "the failover path was not exercised: {totals:?}");
     assert_eq!(ALLOCS.load(Ordering::SeqCst), 0, "allocations on the proxy thread while proxying");
 }

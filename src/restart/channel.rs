@@ -258,12 +258,7 @@ mod tests {
         for (bi, chunk) in socks.chunks(MAX_FDS_PER_MSG).enumerate() {
             let entries = chunk
                 .iter()
-                .map(|s| Entry {
-                    kind: FdKind::Listener,
-                    name: Text::new(),
-                    addr: crate::sys::net::local_addr(s),
-                    pid: 0,
-                })
+                .map(|s| Entry { kind: FdKind::Listener, name: Text::new(), addr: crate::sys::net::local(s), pid: 0 })
                 .collect();
             let head =
                 ManifestHead { baton_version: Text::new(), totals: Default::default(), batch: bi as u16, last: false };
@@ -272,7 +267,7 @@ mod tests {
             let (m, fds) = recv_wait(&b, 1000, "batch").unwrap();
             let Msg::Manifest { entries, .. } = m else { panic!() };
             for (e, fd) in entries.iter().zip(fds) {
-                verify_tcp_listener(&fd, &e.addr.unwrap()).unwrap();
+                crate::sys::net::verify_listener(&fd, e.addr.as_ref().unwrap()).unwrap();
                 got.push(fd);
             }
         }

@@ -267,13 +267,16 @@ impl Restart {
         let mut items: Vec<(Entry, RawFd)> = Vec::new();
         let entry = |kind, name: &str, addr, pid| Entry { kind, name: text(name), addr, pid };
         for (i, addr, fd) in server.listener_fds() {
-            items.push((entry(FdKind::Listener, &server.cfg().listeners[i].name, Some(addr), 0), fd.as_raw_fd()));
+            items.push((
+                entry(FdKind::Listener, &server.cfg().listeners[i].name, Some(addr.clone()), 0),
+                fd.as_raw_fd(),
+            ));
         }
         if let Some((addr, fd)) = server.admin_listener() {
-            items.push((entry(FdKind::Admin, "admin", Some(addr), 0), fd.as_raw_fd()));
+            items.push((entry(FdKind::Admin, "admin", Some(addr.into()), 0), fd.as_raw_fd()));
         }
         if let Some((addr, fd)) = server.metrics_listener() {
-            items.push((entry(FdKind::Metrics, "metrics", Some(addr), 0), fd.as_raw_fd()));
+            items.push((entry(FdKind::Metrics, "metrics", Some(addr.into()), 0), fd.as_raw_fd()));
         }
         if let Some(fd) = &self.reconfig {
             items.push((entry(FdKind::Reconfig, rundir::RECONFIG, None, 0), fd.as_raw_fd()));

@@ -149,7 +149,7 @@ impl Takeover {
             expect_batch += 1;
             self.totals = head.totals;
             for (e, fd) in entries.iter().zip(fds) {
-                self.adopt(e.kind, &e.name, e.addr, e.pid, fd)?;
+                self.adopt(e.kind, &e.name, e.addr.clone(), e.pid, fd)?;
             }
             if head.last {
                 log::info!("hot restart: received the sockets of pid {} (baton {})", self.from_pid, head.baton_version);
@@ -162,19 +162,23 @@ impl Takeover {
         &mut self,
         kind: FdKind,
         name: &Text,
-        addr: Option<core::net::SocketAddr>,
+        addr: Option<crate::sansio::addr::Addr>,
         pid: u32,
         fd: OwnedFd,
     ) -> Result<(), HandoffError> {
         let bad = |what| HandoffError::Verify { name: name.clone(), what };
         match kind {
-            FdKind::Listener | FdKind::Admin | FdKind::Metrics => {
+            FdKind::Listener => {
                 let addr = addr.ok_or(bad("no address announced"))?;
+                net::verify_listener(&fd, &addr).map_err(bad)?;
+                self.inherited.listeners.push((addr, fd));
+            }
+            FdKind::Admin | FdKind::Metrics => {
+                let addr = addr.and_then(|a| a.ip()).ok_or(bad("no IP address announced"))?;
                 net::verify_tcp_listener(&fd, &addr).map_err(bad)?;
                 match kind {
                     FdKind::Admin => self.inherited.admin = Some((addr, fd)),
-                    FdKind::Metrics => self.inherited.metrics = Some((addr, fd)),
-                    _ => self.inherited.listeners.push((addr, fd)),
+                    _ => self.inherited.metrics = Some((addr, fd)),
                 }
             }
             FdKind::Reconfig => {

@@ -9,6 +9,7 @@ use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use heapless::{String, Vec};
 
+use crate::sansio::addr::Addr;
 use crate::sansio::portable::{fds_per_conn, ConnState, FlowState};
 use crate::sansio::stats::Totals;
 
@@ -114,7 +115,7 @@ impl FdKind {
 pub struct Entry {
     pub kind: FdKind,
     pub name: Text,
-    pub addr: Option<SocketAddr>,
+    pub addr: Option<Addr>,
     /// For `Pidfd`: the process's PID (for logs).
     pub pid: u32,
 }
@@ -253,15 +254,22 @@ impl Out<'_> {
         self.u8(n as u8)?;
         self.put(&s.as_bytes()[..n])
     }
-    fn addr(&mut self, a: Option<SocketAddr>) -> Result<(), CodecError> {
+    /// Family 0 (none), 4 or 6 (16 bytes of IP and a port), or 1: a unix socket path (a length
+    /// byte and the path).
+    fn addr(&mut self, a: Option<&Addr>) -> Result<(), CodecError> {
         let (fam, ip, port) = match a {
             None => (0u8, [0u8; 16], 0u16),
-            Some(SocketAddr::V4(v)) => {
+            Some(Addr::Ip(SocketAddr::V4(v))) => {
                 let mut ip = [0u8; 16];
                 ip[..4].copy_from_slice(&v.ip().octets());
                 (4, ip, v.port())
             }
-            Some(SocketAddr::V6(v)) => (6, v.ip().octets(), v.port()),
+            Some(Addr::Ip(SocketAddr::V6(v))) => (6, v.ip().octets(), v.port()),
+            Some(Addr::Unix(p)) => {
+                self.u8(1)?;
+                self.u8(p.len() as u8)?;
+                return self.put(p.as_bytes());
+            }
         };
         self.u8(fam)?;
         self.put(&ip)?;
@@ -309,14 +317,19 @@ impl<'a> In<'a> {
         t.push_str(s).map_err(|_| CodecError::BadText)?;
         Ok(t)
     }
-    fn addr(&mut self) -> Result<Option<SocketAddr>, CodecError> {
+    fn addr(&mut self) -> Result<Option<Addr>, CodecError> {
         let fam = self.u8()?;
+        if fam == 1 {
+            let len = self.u8()? as usize;
+            let path = core::str::from_utf8(self.take(len)?).map_err(|_| CodecError::BadEntry)?;
+            return Addr::unix(path).map(Some).ok_or(CodecError::BadEntry);
+        }
         let ip: [u8; 16] = self.take(16)?.try_into().map_err(|_| CodecError::Short)?;
         let port = self.u16()?;
         match fam {
             0 => Ok(None),
-            4 => Ok(Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])), port))),
-            6 => Ok(Some(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), port))),
+            4 => Ok(Some(Addr::Ip(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])), port)))),
+            6 => Ok(Some(Addr::Ip(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), port)))),
             _ => Err(CodecError::BadEntry),
         }
     }
@@ -374,9 +387,9 @@ fn encode_with(m: &Msg, data: &[u8], buf: &mut [u8]) -> Result<usize, CodecError
             o.u8(*splice as u8)?;
             o.u8(conns.len() as u8)?;
             for c in conns {
-                o.addr(Some(c.listener))?;
+                o.addr(Some(&c.listener))?;
                 o.text(&c.cluster)?;
-                o.addr(Some(c.host))?;
+                o.addr(Some(&c.host))?;
                 for f in &c.flows {
                     o.u32(f.pending)?;
                     o.u8(f.eof as u8)?;
@@ -416,7 +429,7 @@ fn encode_with(m: &Msg, data: &[u8], buf: &mut [u8]) -> Result<usize, CodecError
             for e in entries {
                 o.u8(e.kind as u8)?;
                 o.text(&e.name)?;
-                o.addr(e.addr)?;
+                o.addr(e.addr.as_ref())?;
                 o.u32(e.pid)?;
             }
         }

@@ -8,10 +8,22 @@ fn text(s: &str) -> Text {
     t
 }
 
+/// A unix socket path of the greatest length (`UNIX_PATH_LEN`), as `Addr`'s text form.
+fn long_unix() -> std::string::String {
+    std::format!("unix:/{}", "p".repeat(crate::sansio::limits::UNIX_PATH_LEN - 1))
+}
+
+extern crate std;
+
 fn manifest(n: usize) -> Msg {
     let mut entries = Vec::new();
+    let unix = long_unix();
     for k in 0..n {
-        let addr = if k % 2 == 0 { "127.0.0.1:2045" } else { "[::1]:80" };
+        let addr = match k % 3 {
+            0 => "127.0.0.1:2045",
+            1 => "[::1]:80",
+            _ => unix.as_str(),
+        };
         entries
             .push(Entry {
                 kind: FdKind::Listener,
@@ -34,9 +46,9 @@ fn conns(n: usize, splice: bool) -> Msg {
             FlowState { pending: 0, eof: true, shut: k % 2 == 0, bytes: 7 },
         ];
         let c = ConnState {
-            listener: "127.0.0.1:2045".parse().unwrap(),
+            listener: if k % 2 == 0 { "127.0.0.1:2045".parse().unwrap() } else { long_unix().parse().unwrap() },
             cluster: text("clusterName"),
-            host: "[::1]:8080".parse().unwrap(),
+            host: if k % 3 == 0 { "[::1]:8080".parse().unwrap() } else { long_unix().parse().unwrap() },
             flows,
             idle_left_ms: if k % 2 == 0 { u64::MAX } else { 1234 },
         };

@@ -191,7 +191,7 @@ mod tests {
         weights
             .iter()
             .enumerate()
-            .map(|(i, &w)| Host { addr: SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16)), weight: w })
+            .map(|(i, &w)| Host { addr: SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16)).into(), weight: w })
             .collect()
     }
 

@@ -18,6 +18,9 @@ pub const MAX_HOSTS: usize = 32;
 /// Listener, cluster and host names (MOSN names are short identifiers).
 pub const NAME_LEN: usize = 64;
 
+/// A unix socket path (listener or host): `sun_path` holds 108 bytes with the terminating NUL.
+pub const UNIX_PATH_LEN: usize = 107;
+
 /// Runtime directory path. `sun_path` holds 108 bytes; this leaves room for `/reconfig.sock`.
 pub const PATH_LEN: usize = 90;
 

@@ -3,6 +3,7 @@
 //! `tests/nostd` proves it (a `no_std` crate that includes this folder, built for
 //! `x86_64-unknown-none` by `tests/run.sh`).
 //!
+//! - `addr`: an IP socket address or a unix socket path.
 //! - `config`: MOSN's config (tcp_proxy subset) and baton's settings: model, parsing with
 //!   field-named errors, rendering back to JSON.
 //! - `conn`: one proxied connection's state machine (two flows, half-close, reset, per-wake-up
@@ -14,6 +15,7 @@
 //! - `portable`: a connection's state as it moves between processes.
 //! - `codec`: the hot-restart and connection-transfer wire format.
 
+pub mod addr;
 pub mod codec;
 pub mod config;
 pub mod conn;

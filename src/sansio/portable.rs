@@ -3,6 +3,8 @@
 //! it, the event loop fills in its addresses, the wire format (`codec`) carries it; none of
 //! them depends on another for it.
 
+use crate::sansio::addr::Addr;
+
 pub use crate::sansio::limits::NAME_TEXT;
 
 /// Descriptors that travel with one connection: client and upstream sockets, and in splice
@@ -36,11 +38,11 @@ pub struct FlowState {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnState {
     /// The listener's configured address (a listener's identity).
-    pub listener: core::net::SocketAddr,
+    pub listener: Addr,
     /// The cluster name (cut to `NAME_TEXT` bytes).
     pub cluster: heapless::String<NAME_TEXT>,
     /// The upstream host's address.
-    pub host: core::net::SocketAddr,
+    pub host: Addr,
     /// `flows[0]`: client to upstream; `flows[1]`: upstream to client.
     pub flows: [FlowState; 2],
     /// Milliseconds left before the idle timeout; `u64::MAX`: none.
@@ -49,13 +51,7 @@ pub struct ConnState {
 
 impl ConnState {
     /// `cluster` is cut at a character boundary to `NAME_TEXT` bytes.
-    pub fn new(
-        listener: core::net::SocketAddr,
-        cluster: &str,
-        host: core::net::SocketAddr,
-        flows: [FlowState; 2],
-        idle_left_ms: u64,
-    ) -> Self {
+    pub fn new(listener: Addr, cluster: &str, host: Addr, flows: [FlowState; 2], idle_left_ms: u64) -> Self {
         let mut name = heapless::String::new();
         for c in cluster.chars() {
             if name.push(c).is_err() {

@@ -3,7 +3,7 @@
 
 use core::fmt::{self, Write};
 
-use crate::sansio::config::{render::Esc, Config, MAX_HOSTS};
+use crate::sansio::config::{render::Esc, render::EscAddr, Config, MAX_HOSTS};
 use crate::sansio::lb::HostState;
 
 /// Cumulative counters; they carry over a hot restart (the successor adds them to its own).
@@ -108,7 +108,7 @@ pub fn write_json(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
             w,
             "{sep}{{\"name\":\"{}\",\"address\":\"{}\",\"cluster\":\"{}\",\"routes\":{},\"active\":{},\"total\":{},\"no_route\":{},\"overflow\":{}}}",
             Esc(&l.name),
-            l.addr,
+            EscAddr(&l.addr),
             Esc(l.cluster.map_or("", |c| &s.cfg.clusters[c].name)),
             l.routes.len(),
             c.active,
@@ -126,7 +126,7 @@ pub fn write_json(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
             write!(
                 w,
                 "{sep}{{\"address\":\"{}\",\"weight\":{},\"healthy\":{},\"down_reason\":\"{}\",\"active\":{},\"total\":{},\"failures\":{}}}",
-                h.addr,
+                EscAddr(&h.addr),
                 h.weight,
                 !st.is_down(s.now_ms),
                 st.down_reason(s.now_ms),
@@ -174,7 +174,13 @@ pub fn write_prometheus(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
         write!(w, "# HELP {name} {help}\n# TYPE {name} gauge\n")?;
         for (c, hs) in s.cfg.clusters.iter().zip(s.hosts) {
             for (h, st) in c.hosts.iter().zip(hs) {
-                writeln!(w, "{name}{{cluster=\"{}\",host=\"{}\"}} {}", Esc(&c.name), h.addr, value(st, s.now_ms))?;
+                writeln!(
+                    w,
+                    "{name}{{cluster=\"{}\",host=\"{}\"}} {}",
+                    Esc(&c.name),
+                    EscAddr(&h.addr),
+                    value(st, s.now_ms)
+                )?;
             }
         }
     }

@@ -31,10 +31,10 @@ impl Detached<'_> {
         // connection goes, and the next successor checks the socket against it
         let host = s.fds[1]
             .as_ref()
-            .and_then(net::peer_addr)
-            .or_else(|| c.hosts.get(s.host as usize).map(|h| h.addr))
-            .unwrap_or(l.addr);
-        ConnState::new(l.addr, &c.name, host, s.conn.export(), idle_left_ms)
+            .and_then(net::peer)
+            .or_else(|| c.hosts.get(s.host as usize).map(|h| h.addr.clone()))
+            .unwrap_or_else(|| l.addr.clone());
+        ConnState::new(l.addr.clone(), &c.name, host, s.conn.export(), idle_left_ms)
     }
 
     /// Connection `k`'s descriptors: client, upstream, and in splice mode both pipes' read and
@@ -175,11 +175,17 @@ impl Server {
         let (Some(client), Some(upstream)) = (fds.next(), fds.next()) else {
             return Err("descriptors missing");
         };
-        let (local, _) = net::verify_tcp_stream(&client)?;
-        if local.port() != l.addr.port() || !(l.addr.ip().is_unspecified() || local.ip() == l.addr.ip()) {
+        let on_listener = match (net::verify_stream(&client)?.0, &l.addr) {
+            (Some(Addr::Ip(local)), Addr::Ip(la)) => {
+                local.port() == la.port() && (la.ip().is_unspecified() || local.ip() == la.ip())
+            }
+            (Some(local @ Addr::Unix(_)), la @ Addr::Unix(_)) => local == *la,
+            _ => false,
+        };
+        if !on_listener {
             return Err("its client socket is not on the listener's address");
         }
-        if net::verify_tcp_stream(&upstream)?.1 != st.host {
+        if net::verify_stream(&upstream)?.1.as_ref() != Some(&st.host) {
             return Err("its upstream socket is not connected to the announced host");
         }
         if !splice {

@@ -41,7 +41,7 @@ impl Server {
                     self.check_done(ci, h, Err(Errno::ETIMEDOUT));
                 } else if p.fd.is_none() && p.next_at <= now {
                     p.next_at = now + hc.interval_ms;
-                    match net::connect(&self.cfg.clusters[ci].hosts[h].addr) {
+                    match net::connect_to(&self.cfg.clusters[ci].hosts[h].addr) {
                         Ok(fd) => {
                             let tok = Token::new(Kind::Health, ci * MAX_HOSTS + h);
                             if self.poller.add(&fd, tok).is_ok() {

@@ -11,6 +11,7 @@ use nix::errno::Errno;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
+use crate::sansio::addr::Addr;
 use crate::sansio::config::{Config, MAX_HOSTS, MAX_LISTENERS};
 use crate::sansio::conn::{Conn, Outcome, Phase, Side};
 use crate::sansio::lb::{self, HealthChange, HostState};
@@ -49,20 +50,42 @@ const NO_HOST: u8 = u8::MAX;
 /// Why the server could not start. Each says what to change.
 #[derive(Debug)]
 pub enum StartError {
-    Bind { listener: crate::sansio::config::Name, addr: SocketAddr, errno: Errno },
-    AdminBind { addr: SocketAddr, errno: Errno },
-    MetricsBind { addr: SocketAddr, errno: Errno },
-    FdLimit { need: u64, hard: u64 },
-    Memory { bytes: u64 },
+    /// The listener's name and address (boxed: a unix path makes them large, and this is an
+    /// error of start-up only).
+    Bind {
+        listener: Box<(crate::sansio::config::Name, Addr)>,
+        errno: Errno,
+    },
+    AdminBind {
+        addr: SocketAddr,
+        errno: Errno,
+    },
+    MetricsBind {
+        addr: SocketAddr,
+        errno: Errno,
+    },
+    FdLimit {
+        need: u64,
+        hard: u64,
+    },
+    Memory {
+        bytes: u64,
+    },
     Poller(Errno),
 }
 
 impl core::fmt::Display for StartError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::Bind { listener, addr, errno: Errno::EADDRINUSE } => write!(f, "listener \"{listener}\": {addr} is already in use by another program; stop it or change the listener's address"),
-            Self::Bind { listener, addr, errno: Errno::EACCES } => write!(f, "listener \"{listener}\": binding {addr} needs privileges (ports below 1024 need root or CAP_NET_BIND_SERVICE)"),
-            Self::Bind { listener, addr, errno } => write!(f, "listener \"{listener}\": cannot listen on {addr}: {}", errno.desc()),
+            Self::Bind { listener, errno } => {
+                let (name, addr) = &**listener;
+                match (errno, addr) {
+                    (Errno::EADDRINUSE, _) => write!(f, "listener \"{name}\": {addr} is already in use by another program; stop it or change the listener's address"),
+                    (Errno::EACCES, Addr::Ip(_)) => write!(f, "listener \"{name}\": binding {addr} needs privileges (ports below 1024 need root or CAP_NET_BIND_SERVICE)"),
+                    (Errno::EACCES, Addr::Unix(_)) => write!(f, "listener \"{name}\": cannot create {addr}: permission denied on its directory"),
+                    (e, _) => write!(f, "listener \"{name}\": cannot listen on {addr}: {}", e.desc()),
+                }
+            }
             Self::AdminBind { addr, errno } => write!(f, "admin: cannot listen on {addr}: {}; change admin.address", errno.desc()),
             Self::MetricsBind { addr, errno } => write!(f, "metrics: cannot listen on {addr}: {}; change the prometheus sink's port (metrics.sinks[].config.port)", errno.desc()),
             Self::FdLimit { need, hard } => write!(f, "max_connections needs {need} file descriptors but the hard limit (ulimit -Hn) is {hard}; lower baton.max_connections or raise the limit"),
@@ -75,7 +98,7 @@ impl core::fmt::Display for StartError {
 /// Listening sockets handed over by a predecessor, by address.
 #[derive(Default)]
 pub struct Inherited {
-    pub listeners: Vec<(SocketAddr, OwnedFd)>,
+    pub listeners: Vec<(Addr, OwnedFd)>,
     pub admin: Option<(SocketAddr, OwnedFd)>,
     pub metrics: Option<(SocketAddr, OwnedFd)>,
 }
@@ -221,9 +244,8 @@ impl Server {
                     inherited.listeners.swap_remove(p).1
                 }
                 None => {
-                    let fd = net::listen(&l.addr, self.cfg.settings.backlog).map_err(|errno| StartError::Bind {
-                        listener: l.name.clone(),
-                        addr: l.addr,
+                    let fd = net::listen_at(&l.addr, self.cfg.settings.backlog).map_err(|errno| StartError::Bind {
+                        listener: Box::new((l.name.clone(), l.addr.clone())),
                         errno,
                     })?;
                     log::info!("listener \"{}\" on {}: bound", l.name, l.addr);
@@ -379,8 +401,8 @@ impl Server {
     }
 
     /// The listening sockets this process owns, for a handoff: (listener index, address, fd).
-    pub fn listener_fds(&self) -> impl Iterator<Item = (usize, SocketAddr, &OwnedFd)> {
-        self.listeners.iter().enumerate().filter_map(|(i, l)| l.as_ref().map(|fd| (i, self.cfg.listeners[i].addr, fd)))
+    pub fn listener_fds(&self) -> impl Iterator<Item = (usize, &Addr, &OwnedFd)> {
+        self.listeners.iter().enumerate().filter_map(|(i, l)| l.as_ref().map(|fd| (i, &self.cfg.listeners[i].addr, fd)))
     }
 
     pub fn uptime_s(&self) -> u64 {

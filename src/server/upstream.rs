@@ -23,7 +23,7 @@ impl Server {
             s.tried |= 1 << h;
             s.attempts += 1;
             s.host = h as u8;
-            match net::connect(&cluster.hosts[h].addr) {
+            match net::connect_to(&cluster.hosts[h].addr) {
                 Ok(fd) => {
                     if self.starved {
                         self.starved = false;

@@ -10,6 +10,7 @@ use nix::sys::socket::{
 use nix::sys::stat::{umask, Mode};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
+use crate::sansio::addr::Addr;
 use crate::sansio::conn::{Io, Side, Transport};
 
 fn family(a: &SocketAddr) -> AddressFamily {
@@ -22,6 +23,43 @@ fn family(a: &SocketAddr) -> AddressFamily {
 
 fn stream_socket(a: &SocketAddr) -> Result<OwnedFd, Errno> {
     so::socket(family(a), SockType::Stream, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC, None)
+}
+
+/// A non-blocking listening socket at `addr`: TCP, or a unix stream socket.
+pub fn listen_at(addr: &Addr, backlog: u32) -> Result<OwnedFd, Errno> {
+    match addr {
+        Addr::Ip(a) => listen(a, backlog),
+        Addr::Unix(p) => listen_unix(p, backlog),
+    }
+}
+
+/// A non-blocking listening unix stream socket at `path`. A socket file already there is taken
+/// over only when it is stale (nothing accepts on it: `connect` is refused), as MOSN removes it
+/// before binding; a live one, or anything that is not a socket (a link included), is
+/// `EADDRINUSE`. The file's mode follows the umask, as in MOSN.
+pub fn listen_unix(path: &str, backlog: u32) -> Result<OwnedFd, Errno> {
+    let fd = so::socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC, None)?;
+    let addr = UnixAddr::new(path)?;
+    match so::bind(fd.as_raw_fd(), &addr) {
+        Err(Errno::EADDRINUSE) if stale_unix_socket(path) => {
+            nix::unistd::unlink(path)?;
+            so::bind(fd.as_raw_fd(), &addr)?;
+        }
+        r => r?,
+    }
+    so::listen(&fd, Backlog::new(backlog.min(i32::MAX as u32) as i32).unwrap_or(Backlog::MAXCONN))?;
+    Ok(fd)
+}
+
+/// Whether `path` is a socket file (not followed if a link) that nothing accepts on.
+fn stale_unix_socket(path: &str) -> bool {
+    let is_socket = nix::sys::stat::lstat(path).is_ok_and(|m| m.st_mode & nix::libc::S_IFMT == nix::libc::S_IFSOCK);
+    let probe = || -> Result<(), Errno> {
+        let fd =
+            so::socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC, None)?;
+        so::connect(fd.as_raw_fd(), &UnixAddr::new(path)?)
+    };
+    is_socket && probe() == Err(Errno::ECONNREFUSED)
 }
 
 /// A non-blocking listening TCP socket bound to `addr`.
@@ -52,6 +90,24 @@ pub fn accept(listener: &impl AsFd) -> Result<Option<OwnedFd>, Errno> {
     }
 }
 
+/// Starts a non-blocking connect to `addr`; completion is reported by writability and
+/// `SO_ERROR`. A unix socket connects at once or fails (`EAGAIN`: its backlog is full).
+pub fn connect_to(addr: &Addr) -> Result<OwnedFd, Errno> {
+    match addr {
+        Addr::Ip(a) => connect(a),
+        Addr::Unix(p) => {
+            let fd = so::socket(
+                AddressFamily::Unix,
+                SockType::Stream,
+                SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+                None,
+            )?;
+            so::connect(fd.as_raw_fd(), &UnixAddr::new(p.as_str())?)?;
+            Ok(fd)
+        }
+    }
+}
+
 /// Starts a non-blocking connect; completion is reported by writability and `SO_ERROR`.
 pub fn connect(addr: &SocketAddr) -> Result<OwnedFd, Errno> {
     let fd = stream_socket(addr)?;
@@ -77,6 +133,59 @@ pub fn reset(fd: OwnedFd) {
     drop(fd);
 }
 
+fn any_addr(ss: &SockaddrStorage) -> Option<Addr> {
+    if let Some(v4) = ss.as_sockaddr_in() {
+        return Some(Addr::Ip(SocketAddr::from((v4.ip(), v4.port()))));
+    }
+    if let Some(v6) = ss.as_sockaddr_in6() {
+        return Some(Addr::Ip(SocketAddr::from((v6.ip(), v6.port()))));
+    }
+    let path = ss.as_unix_addr()?.path()?;
+    Addr::unix(path.to_str()?)
+}
+
+/// The local address of an IP or unix socket (`None` for an unnamed unix socket).
+pub fn local(fd: &impl AsRawFd) -> Option<Addr> {
+    any_addr(&so::getsockname(fd.as_raw_fd()).ok()?)
+}
+
+/// The peer address of a connected IP or unix socket (`None` for an unnamed unix peer).
+pub fn peer(fd: &impl AsRawFd) -> Option<Addr> {
+    any_addr(&so::getpeername(fd.as_raw_fd()).ok()?)
+}
+
+/// Checks with the kernel that `fd` is a listening stream socket at exactly `addr`.
+pub fn verify_listener(fd: &OwnedFd, addr: &Addr) -> Result<(), &'static str> {
+    match addr {
+        Addr::Ip(a) => verify_tcp_listener(fd, a),
+        Addr::Unix(_) => {
+            if so::getsockopt(fd, sockopt::SockType).map_err(|_| "not a socket")? != SockType::Stream {
+                return Err("not a stream socket");
+            }
+            if !so::getsockopt(fd, sockopt::AcceptConn).map_err(|_| "SO_ACCEPTCONN failed")? {
+                return Err("not listening");
+            }
+            match local(fd) {
+                Some(a) if a == *addr => Ok(()),
+                _ => Err("bound to a different path than announced"),
+            }
+        }
+    }
+}
+
+/// Checks with the kernel that `fd` is a connected stream socket (IP or unix), not a
+/// listener; returns its local and peer addresses (`None`: an unnamed unix socket).
+pub fn verify_stream(fd: &OwnedFd) -> Result<(Option<Addr>, Option<Addr>), &'static str> {
+    if so::getsockopt(fd, sockopt::SockType).map_err(|_| "not a socket")? != SockType::Stream {
+        return Err("not a stream socket");
+    }
+    if so::getsockopt(fd, sockopt::AcceptConn).map_err(|_| "SO_ACCEPTCONN failed")? {
+        return Err("a listening socket, not a connection");
+    }
+    so::getpeername::<SockaddrStorage>(fd.as_raw_fd()).map_err(|_| "not connected")?;
+    Ok((local(fd), peer(fd)))
+}
+
 /// The local address of a socket, if it is an IP socket.
 pub fn local_addr(fd: &impl AsRawFd) -> Option<SocketAddr> {
     let ss: SockaddrStorage = so::getsockname(fd.as_raw_fd()).ok()?;
@@ -93,19 +202,6 @@ pub fn peer_addr(fd: &impl AsRawFd) -> Option<SocketAddr> {
         return Some(SocketAddr::from((v4.ip(), v4.port())));
     }
     ss.as_sockaddr_in6().map(|v6| SocketAddr::from((v6.ip(), v6.port())))
-}
-
-/// Checks with the kernel that `fd` is a connected TCP socket; returns (local, peer) addresses.
-pub fn verify_tcp_stream(fd: &OwnedFd) -> Result<(SocketAddr, SocketAddr), &'static str> {
-    if so::getsockopt(fd, sockopt::SockType).map_err(|_| "not a socket")? != SockType::Stream {
-        return Err("not a stream socket");
-    }
-    if so::getsockopt(fd, sockopt::AcceptConn).map_err(|_| "SO_ACCEPTCONN failed")? {
-        return Err("a listening socket, not a connection");
-    }
-    let local = local_addr(fd).ok_or("not an IP socket")?;
-    let peer = peer_addr(fd).ok_or("not connected")?;
-    Ok((local, peer))
 }
 
 /// Checks that `fd` is a pipe (splice mode's buffers travel as pipes).

@@ -24,7 +24,7 @@ impl Cfg {
             edits: vec![],
         }
     }
-    /// Replaces `from` (which must occur) with `to` in the rendered JSON.
+    /// Replaces the first `from` (which must occur) with `to` in the rendered JSON.
     pub fn edit(mut self, from: &str, to: &str) -> Cfg {
         self.edits.push((from.into(), to.into()));
         self
@@ -63,7 +63,7 @@ impl Cfg {
         );
         for (from, to) in &self.edits {
             assert!(text.contains(from.as_str()), "edit {from:?} not found in {text}");
-            text = text.replace(from.as_str(), to);
+            text = text.replacen(from.as_str(), to, 1);
         }
         text
     }

@@ -6,6 +6,7 @@
 use core::net::SocketAddr;
 use heapless::{String, Vec};
 
+pub use crate::sansio::addr::Addr;
 pub use crate::sansio::route::{Route, MAX_ROUTES};
 
 pub use crate::sansio::limits::MAX_BUFFER;
@@ -106,7 +107,7 @@ impl LogLevel {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Host {
-    pub addr: SocketAddr,
+    pub addr: Addr,
     /// Relative share for round-robin and random, divisor for least-connections. 1..=128.
     pub weight: u16,
 }
@@ -145,7 +146,7 @@ impl HealthCheck {
 pub struct Listener {
     /// MOSN allows unnamed listeners; they get `listener-N` here.
     pub name: Name,
-    pub addr: SocketAddr,
+    pub addr: Addr,
     /// The tcp_proxy `cluster` (an index into `Config::clusters`); when it is `None`, `routes`
     /// choose per connection (`sansio::route`, MOSN's rules).
     pub cluster: Option<usize>,
@@ -236,7 +237,7 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn listener_by_addr(&self, addr: &SocketAddr) -> Option<usize> {
+    pub fn listener_by_addr(&self, addr: &Addr) -> Option<usize> {
         self.listeners.iter().position(|l| &l.addr == addr)
     }
 

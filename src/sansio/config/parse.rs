@@ -16,7 +16,10 @@ use crate::sansio::route::{parse_ports, Cidr, MAX_CIDRS};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Problem {
     Missing,
-    BadAddress(Raw),
+    BadAddress(RawPath),
+    BadUnixPath(RawPath),
+    /// A host written as a bare path: MOSN resolves a unix host only after `unix:`.
+    BareUnixHost(RawPath),
     BadDuration(Raw),
     BadLogLevel(Raw),
     BadLbType(Raw),
@@ -85,7 +88,9 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Missing => f.write_str("is required"),
-            Self::BadAddress(s) => write!(f, "\"{s}\" is not an address; write IP:PORT, e.g. \"127.0.0.1:8080\" or \"[::1]:8080\""),
+            Self::BadAddress(s) => write!(f, "\"{s}\" is not an address; write IP:PORT, e.g. \"127.0.0.1:8080\" or \"[::1]:8080\", or unix:/path for a unix socket host"),
+            Self::BadUnixPath(s) => write!(f, "\"{s}\" is not a unix socket path; write an absolute path of at most 107 bytes"),
+            Self::BareUnixHost(s) => write!(f, "\"{s}\" is a path, which MOSN does not resolve as a host (it reads a unix socket host only as \"unix:{s}\"); write \"unix:{s}\""),
             Self::BadDuration(s) => write!(f, "\"{s}\" is not a duration; write e.g. \"30s\", \"500ms\", \"1m\" (at most 168h)"),
             Self::BadLogLevel(s) => write!(f, "\"{s}\" is not a log level; use ERROR, WARN, INFO, DEBUG or TRACE"),
             Self::BadLbType(s) => write!(f, "\"{s}\" is not supported; use LB_ROUNDROBIN, LB_RANDOM or LB_LEAST_CONNECTION"),
@@ -172,6 +177,12 @@ fn build(raw: &RawConfig) -> Result<Config, ConfigError> {
     if let Some(g) = graceful.filter(|&g| g != 0) {
         cfg.settings.drain_timeout_ms = g;
     }
+    if let Some(p) = raw.pid.as_ref().filter(|p| !p.is_empty()) {
+        cfg.settings.pid_file = Some(abs_path(p, "pid").map_err(|e| match e {
+            ConfigError::Field { problem, .. } => field(format_args!("pid"), problem),
+            e => e,
+        })?);
+    }
     if let Some(b) = &raw.baton {
         apply_settings(&mut cfg.settings, b)?;
     }
@@ -193,9 +204,11 @@ fn build_listener(cfg: &Config, l: &RawListener, si: usize, li: usize) -> Result
         Some(false) => return Err(at(".bind_port", Problem::BindPortFalse)),
         None => return Err(at(".bind_port", Problem::BindPortAbsent)),
     }
-    if l.network.as_deref().is_some_and(|n| !n.is_empty() && n != "tcp") {
-        return Err(at(".network", Problem::NotSupported(NETWORK_ONLY_TCP)));
-    }
+    let unix = match l.network.as_deref().unwrap_or("") {
+        "" | "tcp" => false,
+        "unix" => true,
+        _ => return Err(at(".network", Problem::NotSupported(NETWORK_TCP_OR_UNIX))),
+    };
     if l.use_original_dst == Some(true) {
         return Err(at(".use_original_dst", Problem::NotSupported(NO_ORIGINAL_DST)));
     }
@@ -203,7 +216,11 @@ fn build_listener(cfg: &Config, l: &RawListener, si: usize, li: usize) -> Result
         return Err(at(".listener_filters", Problem::NotSupported(NO_LISTENER_FILTERS)));
     }
     let text = l.address.as_ref().ok_or_else(|| at(".address", Problem::Missing))?;
-    let addr = parse_addr(text).ok_or_else(|| at(".address", Problem::BadAddress(text.clone())))?;
+    let addr = if unix {
+        Addr::unix(text).ok_or_else(|| at(".address", Problem::BadUnixPath(text.clone())))?
+    } else {
+        parse_addr(text).map(Addr::Ip).ok_or_else(|| at(".address", Problem::BadAddress(text.clone())))?
+    };
     let (fi, proxy) = first_tcp_proxy(l, &at)?;
     let here = |f: fmt::Arguments<'_>| path_fmt(format_args!(".filter_chains[0].filters[{fi}].config{f}"));
     let cluster_of = |name: &Raw, f: &str| {
@@ -214,7 +231,7 @@ fn build_listener(cfg: &Config, l: &RawListener, si: usize, li: usize) -> Result
     };
     let mut listener = Listener {
         name: name.clone(),
-        addr,
+        addr: addr.clone(),
         cluster: None,
         routes: Vec::new(),
         idle_timeout_ms: None,
@@ -342,7 +359,8 @@ fn first_tcp_proxy<'a>(
 
 const NO_TLS_SET: &str =
     "TLS is not supported, and baton will not guess which of a tls_context_set would apply; remove tls_context_set or leave it empty ([]) and terminate TLS in the service";
-const NETWORK_ONLY_TCP: &str = "only \"tcp\" is supported (baton is a TCP proxy); remove the key or set it to \"tcp\"";
+const NETWORK_TCP_OR_UNIX: &str =
+    "only \"tcp\" and \"unix\" are supported (baton is a stream proxy; UDP is not); remove the key or set it to \"tcp\"";
 const NO_ORIGINAL_DST: &str = "use_original_dst (transparent proxying) is not supported; remove it or set it to false";
 const NO_LISTENER_FILTERS: &str =
     "listener filters (original_dst and the like) are not supported; remove them or leave the list empty";
@@ -439,7 +457,11 @@ fn build_health(
 
 fn build_host(h: &RawHost, at: &dyn Fn(Problem) -> ConfigError) -> Result<Host, ConfigError> {
     let text = h.address.as_ref().ok_or_else(|| at(Problem::Missing))?;
-    let addr = parse_addr(text).ok_or_else(|| at(Problem::BadAddress(text.clone())))?;
+    let addr = match text.strip_prefix("unix:") {
+        Some(path) => Addr::unix(path).ok_or_else(|| at(Problem::BadUnixPath(text.clone())))?,
+        None if text.starts_with('/') => return Err(at(Problem::BareUnixHost(text.clone()))),
+        None => parse_addr(text).map(Addr::Ip).ok_or_else(|| at(Problem::BadAddress(text.clone())))?,
+    };
     // MOSN clamps weights into its range instead of refusing them
     let weight = h.weight.unwrap_or(1).clamp(1, MAX_WEIGHT);
     Ok(Host { addr, weight: weight as u16 })
@@ -453,9 +475,9 @@ fn build_admin(raw: &RawConfig) -> Result<Option<SocketAddr>, ConfigError> {
     let ip = sa.address.as_ref().ok_or_else(|| field(format_args!("{p}.address"), Problem::Missing))?;
     let port = sa.port_value.ok_or_else(|| field(format_args!("{p}.port_value"), Problem::Missing))?;
     let port = range(port, 1, u16::MAX as u64).map_err(|e| field(format_args!("{p}.port_value"), e))?;
-    parse_ip_port(ip, port as u16)
-        .map(Some)
-        .ok_or_else(|| field(format_args!("{p}.address"), Problem::BadAddress(ip.clone())))
+    parse_ip_port(ip, port as u16).map(Some).ok_or_else(|| {
+        field(format_args!("{p}.address"), Problem::BadAddress(RawPath::try_from(ip.as_str()).unwrap_or_default()))
+    })
 }
 
 /// MOSN's prometheus sink: `0.0.0.0:port` (as MOSN binds it), `/metrics` only. MOSN itself
@@ -500,7 +522,7 @@ fn collide(a: &SocketAddr, b: &SocketAddr) -> bool {
 }
 
 fn check_admin_clash(cfg: &Config) -> Result<(), ConfigError> {
-    let listener_at = |a: &SocketAddr| cfg.listeners.iter().find(|l| collide(&l.addr, a));
+    let listener_at = |a: &SocketAddr| cfg.listeners.iter().find(|l| l.addr.ip().is_some_and(|la| collide(&la, a)));
     let used_by = |what: fmt::Arguments<'_>| path_fmt(what);
     if let Some(a) = cfg.admin {
         if let Some(l) = listener_at(&a) {

@@ -54,8 +54,8 @@ fn configs_baton_would_run_differently_are_refused() {
             chain(r#""tls_context_set":[{"status":true}]"#),
             "filter_chains[0].tls_context_set): TLS is not supported, and baton will not guess",
         ),
-        (listener(r#""network":"udp""#), ".network): only \"tcp\""),
-        (listener(r#""network":"unix""#), ".network): only \"tcp\""),
+        (listener(r#""network":"udp""#), ".network): only \"tcp\" and \"unix\""),
+        (listener(r#""network":"unix""#), ".address): \"127.0.0.1:1\" is not a unix socket path"),
         (listener(r#""use_original_dst":true"#), ".use_original_dst): use_original_dst"),
         (listener(r#""listener_filters":[{"type":"original_dst"}]"#), ".listener_filters): listener filters"),
         (cluster(r#""type":"STRICT_DNS""#), "cluster \"c\" (cluster_manager.clusters[0].type): only \"SIMPLE\""),
@@ -380,4 +380,37 @@ fn health_check_as_mosn_reads_it() {
     assert_eq!(parse(s.as_bytes()).unwrap(), c, "{s}");
     let e = err(&hc(r#"{"service_name":"s","protocol":"Http1"}"#));
     assert!(e.contains("health_check.protocol): HTTP health checks are not supported"), "{e}");
+}
+
+/// MOSN's uds-sample shapes: a `"network": "unix"` listener at a path, and `unix:/path` hosts;
+/// a bare path as a host is refused (MOSN does not resolve it).
+#[test]
+fn unix_listeners_and_hosts() {
+    let text = with("")
+        .replace("\"address\":\"127.0.0.1:1\",", "\"address\":\"/run/gw/in.sock\",\"network\":\"unix\",")
+        .replace("\"address\":\"127.0.0.1:2\"", "\"address\":\"unix:/run/svc.sock\"");
+    let c = parse(text.as_bytes()).unwrap();
+    assert_eq!(c.listeners[0].addr, Addr::unix("/run/gw/in.sock").unwrap());
+    assert_eq!(c.clusters[0].hosts[0].addr.to_string(), "unix:/run/svc.sock");
+    let mut s = std::string::String::new();
+    crate::sansio::config::render::write_json(&mut s, &c).unwrap();
+    assert!(s.contains("\"address\":\"/run/gw/in.sock\",\"network\":\"unix\""), "{s}");
+    assert_eq!(parse(s.as_bytes()).unwrap(), c, "{s}");
+    let bare = with("").replace("\"address\":\"127.0.0.1:2\"", "\"address\":\"/run/svc.sock\"");
+    assert!(err(&bare).contains("MOSN does not resolve as a host"), "{}", err(&bare));
+    let rel = text.replace("/run/gw/in.sock", "in.sock");
+    assert!(err(&rel).contains("\"in.sock\" is not a unix socket path"), "{}", err(&rel));
+    let long = text.replace("/run/gw/in.sock", &std::format!("/{}", "x".repeat(110)));
+    assert!(err(&long).contains("is not a unix socket path"), "{}", err(&long));
+}
+
+/// MOSN's top-level `pid` is the PID file, unless `baton.pid_file` says otherwise.
+#[test]
+fn mosn_pid_is_the_pid_file() {
+    let top = |extra: &str| with(extra).replacen("{\"servers\"", "{\"pid\":\"/run/mosn.pid\",\"servers\"", 1);
+    assert_eq!(parse(top("").as_bytes()).unwrap().settings.pid_file.as_deref(), Some("/run/mosn.pid"));
+    let both = top(r#","baton":{"pid_file":"/run/baton.pid"}"#);
+    assert_eq!(parse(both.as_bytes()).unwrap().settings.pid_file.as_deref(), Some("/run/baton.pid"));
+    let rel = with("").replacen("{\"servers\"", "{\"pid\":\"mosn.pid\",\"servers\"", 1);
+    assert!(err(&rel).contains("pid: must be an absolute path"), "{}", err(&rel));
 }

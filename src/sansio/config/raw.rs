@@ -25,6 +25,8 @@ pub(super) struct RawConfig {
     pub(super) cluster_manager: Option<RawClusterManager>,
     pub(super) admin: Option<RawAdmin>,
     pub(super) metrics: Option<RawMetrics>,
+    /// MOSN's PID file path (`baton.pid_file` wins when both are given).
+    pub(super) pid: Option<RawPath>,
     pub(super) baton: Option<RawBaton>,
 }
 
@@ -59,7 +61,7 @@ pub(super) struct RawServer {
 #[derive(Deserialize)]
 pub(super) struct RawListener {
     pub(super) name: Option<Raw>,
-    pub(super) address: Option<Raw>,
+    pub(super) address: Option<RawPath>,
     pub(super) bind_port: Option<bool>,
     pub(super) network: Option<Raw>,
     pub(super) use_original_dst: Option<bool>,
@@ -180,7 +182,7 @@ pub(super) struct RawThresholds {
 
 #[derive(Deserialize)]
 pub(super) struct RawHost {
-    pub(super) address: Option<Raw>,
+    pub(super) address: Option<RawPath>,
     pub(super) weight: Option<u64>,
 }
 

@@ -3,7 +3,7 @@
 
 use core::fmt::{self, Write};
 
-use super::model::Config;
+use super::model::{Addr, Config};
 use crate::sansio::route::{Cidr, PortRange, Route};
 
 /// Writes `cfg` as MOSN-shaped JSON plus the complete `"baton"` object.
@@ -11,7 +11,13 @@ pub fn write_json(w: &mut dyn Write, cfg: &Config) -> fmt::Result {
     write!(w, "{{\"servers\":[{{\"default_log_level\":\"{}\",\"listeners\":[", cfg.log_level.as_mosn_str())?;
     for (i, l) in cfg.listeners.iter().enumerate() {
         let sep = if i == 0 { "" } else { "," };
-        write!(w, "{sep}{{\"name\":\"{}\",\"address\":\"{}\",\"bind_port\":true,", Esc(&l.name), l.addr)?;
+        match &l.addr {
+            Addr::Ip(a) => write!(w, "{sep}{{\"name\":\"{}\",\"address\":\"{a}\",", Esc(&l.name))?,
+            Addr::Unix(p) => {
+                write!(w, "{sep}{{\"name\":\"{}\",\"address\":\"{}\",\"network\":\"unix\",", Esc(&l.name), Esc(p))?
+            }
+        }
+        w.write_str("\"bind_port\":true,")?;
         if let Some(ms) = l.idle_timeout_ms {
             write!(w, "\"connection_idle_timeout\":\"{ms}ms\",")?;
         }
@@ -45,7 +51,7 @@ pub fn write_json(w: &mut dyn Write, cfg: &Config) -> fmt::Result {
         w.write_str("\"hosts\":[")?;
         for (j, h) in c.hosts.iter().enumerate() {
             let sep = if j == 0 { "" } else { "," };
-            write!(w, "{sep}{{\"address\":\"{}\",\"weight\":{}}}", h.addr, h.weight)?;
+            write!(w, "{sep}{{\"address\":\"{}\",\"weight\":{}}}", EscAddr(&h.addr), h.weight)?;
         }
         w.write_str("]}")?;
     }
@@ -113,6 +119,18 @@ fn write_ports(w: &mut dyn Write, list: &[PortRange]) -> fmt::Result {
         }
     }
     Ok(())
+}
+
+/// An address in a JSON string: a unix path may hold any character.
+pub struct EscAddr<'a>(pub &'a Addr);
+
+impl fmt::Display for EscAddr<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Addr::Ip(a) => write!(f, "{a}"),
+            Addr::Unix(p) => write!(f, "unix:{}", Esc(p)),
+        }
+    }
 }
 
 /// A string escaped for a JSON string literal.
