@@ -201,6 +201,10 @@ fn prepare_takeover(
         None => rundir::bind_reconfig(dir).map_err(|e| e.to_string())?,
     };
     server.continue_from(t.totals);
+    let carried = t.health.iter().filter(|h| server.adopt_health(h)).count();
+    if carried > 0 {
+        log::info!("hot restart: {carried} hosts marked down by the previous process stay down");
+    }
     let preds: Vec<(u32, OwnedFd)> = std::mem::take(&mut t.predecessors);
     rundir::note_owner(&lock);
     let restart = new_restart(&server, dir, lock, reconfig, preds, exec)?;

@@ -77,3 +77,31 @@ fn no_service_name_no_checks() {
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(be.accepted.load(Ordering::Relaxed), 0, "no check connected");
 }
+
+/// The marks carry over a hot restart: the new process keeps the host down from its first
+/// moment, long before its own checks (every 3 s, two failures needed) could mark it, and
+/// sends it no client.
+#[test]
+fn a_host_marked_down_stays_down_through_a_hot_restart() {
+    let steady = Backend::start(Mode::Echo);
+    let dead = free_port();
+    let port = free_port();
+    let check = r#""health_check":{"service_name":"back","interval":"3s","timeout":"500ms","unhealthy_threshold":2},"#;
+    let cfg = Cfg::simple(port, &[steady.port, dead])
+        .set("fail_threshold", "100")
+        .edit(r#""Name":"back","#, &format!(r#""Name":"back",{check}"#));
+    let b = Baton::start(&cfg);
+    // two checks: one at start, the next 3 s later
+    assert!(eventually(Duration::from_secs(8), || host_down_reason(&b.stats(), dead) == "active"), "{}", b.stats());
+    b.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(eventually(Duration::from_secs(5), || json_num(&b.stats(), "\"generation\"", "generation") == 1));
+    let t = std::time::Instant::now();
+    assert_eq!(host_down_reason(&b.stats(), dead), "active", "carried over: {}", b.stats());
+    for id in 0..6 {
+        let data = payload(id, 1000);
+        assert_eq!(echo_roundtrip(port, &data).unwrap(), data);
+    }
+    let stats = b.stats();
+    assert!(t.elapsed() < Duration::from_secs(2), "checked within the new process's first check interval");
+    assert_eq!(json_num(&stats, "\"connections\"", "upstream_failures"), 0, "no client tried the dead host: {stats}");
+}

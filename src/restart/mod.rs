@@ -263,6 +263,7 @@ impl Restart {
     }
 
     fn send_manifest(&self, server: &Server, chan: &OwnedFd) -> Result<(), HandoffError> {
+        send_health(server, chan)?;
         let own = sys::pidfd_open(std::process::id() as i32).map_err(|e| HandoffError::Io("pidfd_open", e))?;
         let mut items: Vec<(Entry, RawFd)> = Vec::new();
         let entry = |kind, name: &str, addr, pid| Entry { kind, name: text(name), addr, pid };
@@ -437,6 +438,23 @@ impl Restart {
 }
 
 /// Whether this process moves its connections to a successor that acknowledged with
+/// The hosts marked down, in `Health` records before the manifest (none when every host is up,
+/// so a successor of an older version, which would refuse the record, is only refused when
+/// there is health to carry).
+fn send_health(server: &Server, chan: &OwnedFd) -> Result<(), HandoffError> {
+    let mut hosts = heapless::Vec::new();
+    for h in server.hosts_down() {
+        if hosts.is_full() {
+            channel::send(chan, &Msg::Health { hosts: core::mem::take(&mut hosts) }, &[])?;
+        }
+        let _ = hosts.push(h);
+    }
+    if !hosts.is_empty() {
+        channel::send(chan, &Msg::Health { hosts }, &[])?;
+    }
+    Ok(())
+}
+
 /// `transfer_version` (0: it does not want them) and relay mode `splice`.
 pub fn transfer_decision(transfer_version: u8, splice: bool, own_splice: bool) -> Result<(), &'static str> {
     if transfer_version == 0 {

@@ -11,7 +11,8 @@ use nix::errno::Errno;
 
 use crate::restart::channel::{self, HandoffError};
 use crate::restart::rundir;
-use crate::sansio::codec::{text, FdKind, Msg, Text, TRANSFER_VERSION};
+use crate::sansio::codec::{text, FdKind, HostHealth, Msg, Text, TRANSFER_VERSION};
+use crate::sansio::limits::MAX_HEALTH_HOSTS;
 use crate::sansio::stats::Totals;
 use crate::server::{Inherited, VERSION};
 use crate::sys::net;
@@ -33,6 +34,8 @@ pub struct Takeover {
     pub from_pid: i32,
     /// The old process died before handing over everything; what is missing is bound fresh.
     pub partial: bool,
+    /// Hosts the old process had marked down (`Server::adopt_health`).
+    pub health: Vec<HostHealth>,
     chan: Option<OwnedFd>,
     listen_path: String,
 }
@@ -55,6 +58,7 @@ pub fn begin(dir: &str, timeout_ms: u64) -> Result<Start, HandoffError> {
         totals: Totals::default(),
         from_pid: old_pid,
         partial: false,
+        health: Vec::new(),
         chan: None,
         listen_path,
     };
@@ -140,8 +144,14 @@ impl Takeover {
                 }
                 Err(e) => return Err(e),
             };
-            let Msg::Manifest { head, entries } = m else {
-                return Err(HandoffError::Unexpected("expected a manifest batch"));
+            let (head, entries) = match m {
+                Msg::Manifest { head, entries } => (head, entries),
+                // before the first batch: the hosts the old process has marked down
+                Msg::Health { hosts } if expect_batch == 0 && self.health.len() + hosts.len() <= MAX_HEALTH_HOSTS => {
+                    self.health.extend(hosts);
+                    continue;
+                }
+                _ => return Err(HandoffError::Unexpected("expected a manifest batch")),
             };
             if head.batch != expect_batch {
                 return Err(HandoffError::Unexpected("manifest batches out of order"));

@@ -25,6 +25,7 @@ pub use crate::sansio::limits::TEXT_LEN;
 pub const TRANSFER_VERSION: u8 = 1;
 pub use crate::sansio::limits::MAX_CONNS_PER_BATCH;
 pub use crate::sansio::limits::MAX_DATA;
+pub use crate::sansio::limits::MAX_HEALTH_PER_MSG;
 
 pub type Text = String<TEXT_LEN>;
 
@@ -54,6 +55,7 @@ pub enum MsgType {
     Taken = 11,
     Commit = 12,
     Done = 13,
+    Health = 14,
 }
 
 impl MsgType {
@@ -72,6 +74,7 @@ impl MsgType {
             11 => Self::Taken,
             12 => Self::Commit,
             13 => Self::Done,
+            14 => Self::Health,
             _ => return None,
         })
     }
@@ -191,6 +194,28 @@ pub enum Msg {
         moved: u32,
         kept: u32,
     },
+    /// Old to new, before the first manifest batch: hosts marked down (by active checks or
+    /// failed connects), so the successor does not send clients to them before its own checks
+    /// run. Sent only when some host is down; added without a version bump (a successor too
+    /// old to know it refuses the handoff, and the old process keeps serving).
+    Health {
+        hosts: Vec<HostHealth, MAX_HEALTH_PER_MSG>,
+    },
+}
+
+/// One host's health as it moves to the successor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostHealth {
+    pub cluster: Text,
+    pub host: Addr,
+    /// Marked down by active checks, with the checks passed / failed in a row.
+    pub check_down: bool,
+    pub checks_passed: u8,
+    pub checks_failed: u8,
+    /// Marked down by failed connects: milliseconds of `down_time` left (0: up), and the
+    /// failures in a row.
+    pub passive_left_ms: u64,
+    pub consecutive: u8,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -350,6 +375,7 @@ fn msg_type(m: &Msg) -> MsgType {
         Msg::Taken { .. } => MsgType::Taken,
         Msg::Commit { .. } => MsgType::Commit,
         Msg::Done { .. } => MsgType::Done,
+        Msg::Health { .. } => MsgType::Health,
     }
 }
 
@@ -416,6 +442,18 @@ fn encode_with(m: &Msg, data: &[u8], buf: &mut [u8]) -> Result<usize, CodecError
         Msg::Done { moved, kept } => {
             o.u32(*moved)?;
             o.u32(*kept)?;
+        }
+        Msg::Health { hosts } => {
+            o.u8(hosts.len() as u8)?;
+            for h in hosts {
+                o.text(&h.cluster)?;
+                o.addr(Some(&h.host))?;
+                o.u8(h.check_down as u8)?;
+                o.u8(h.checks_passed)?;
+                o.u8(h.checks_failed)?;
+                o.u64(h.passive_left_ms)?;
+                o.u8(h.consecutive)?;
+            }
         }
         Msg::Manifest { head, entries } => {
             o.text(&head.baton_version)?;
@@ -487,6 +525,7 @@ pub fn decode(rec: &[u8]) -> Result<Msg, CodecError> {
         MsgType::Taken => Msg::Taken { batch: i.u16()?, mask: i.u64()? },
         MsgType::Commit => Msg::Commit { batch: i.u16()? },
         MsgType::Done => Msg::Done { moved: i.u32()?, kept: i.u32()? },
+        MsgType::Health => decode_health(&mut i)?,
     };
     if !i.b.is_empty() {
         return Err(CodecError::LengthMismatch);
@@ -519,6 +558,24 @@ fn decode_conns(i: &mut In<'_>) -> Result<Msg, CodecError> {
         conns.push(c).map_err(|_| CodecError::TooMany)?;
     }
     Ok(Msg::Conns { batch, splice, conns })
+}
+
+fn decode_health(i: &mut In<'_>) -> Result<Msg, CodecError> {
+    let count = i.u8()? as usize;
+    if count > MAX_HEALTH_PER_MSG {
+        return Err(CodecError::TooMany);
+    }
+    let mut hosts = Vec::new();
+    for _ in 0..count {
+        let cluster = i.text()?;
+        let host = i.addr()?.ok_or(CodecError::BadEntry)?;
+        let check_down = i.flag()?;
+        let (checks_passed, checks_failed) = (i.u8()?, i.u8()?);
+        let (passive_left_ms, consecutive) = (i.u64()?, i.u8()?);
+        let h = HostHealth { cluster, host, check_down, checks_passed, checks_failed, passive_left_ms, consecutive };
+        hosts.push(h).map_err(|_| CodecError::TooMany)?;
+    }
+    Ok(Msg::Health { hosts })
 }
 
 fn decode_manifest(i: &mut In<'_>) -> Result<Msg, CodecError> {

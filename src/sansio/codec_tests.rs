@@ -57,6 +57,24 @@ fn conns(n: usize, splice: bool) -> Msg {
     Msg::Conns { batch: 7, splice, conns }
 }
 
+/// `n` hosts, the longest names and addresses a record can carry.
+fn health(n: usize) -> Msg {
+    let mut hosts = Vec::new();
+    for k in 0..n {
+        let h = HostHealth {
+            cluster: text(&"c".repeat(TEXT_LEN)),
+            host: if k % 2 == 0 { long_unix().parse().unwrap() } else { "[::1]:8080".parse().unwrap() },
+            check_down: k % 3 == 0,
+            checks_passed: k as u8,
+            checks_failed: 255 - k as u8,
+            passive_left_ms: k as u64 * 1000,
+            consecutive: 3,
+        };
+        hosts.push(h).unwrap();
+    }
+    Msg::Health { hosts }
+}
+
 #[test]
 fn data_records_carry_their_bytes_and_check_the_length() {
     let mut buf = [0u8; MAX_FRAME];
@@ -108,6 +126,8 @@ fn every_message_round_trips() {
         Msg::Commit { batch: 65_535 },
         Msg::Done { moved: 1000, kept: 3 },
         Msg::Abort { reason: text("port taken") },
+        health(0),
+        health(MAX_HEALTH_PER_MSG),
     ];
     let mut buf = [0u8; MAX_FRAME];
     for m in msgs {

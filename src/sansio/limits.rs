@@ -122,6 +122,13 @@ pub const MAX_CONNS_PER_BATCH: usize = MAX_FDS_PER_MSG / 2;
 /// Buffered bytes carried by one `Data` record (a frame less its header and fields).
 pub const MAX_DATA: usize = MAX_FRAME - HEADER_LEN - 4;
 
+/// Hosts per `Health` record: each takes at most 1 + 64 (cluster) + 109 (a unix path) + 12
+/// bytes, so 64 fit in `MAX_FRAME` with room.
+pub const MAX_HEALTH_PER_MSG: usize = 64;
+
+/// Hosts a predecessor may report down at a hot restart: every host of every cluster, at most.
+pub const MAX_HEALTH_HOSTS: usize = MAX_CLUSTERS * MAX_HOSTS;
+
 // ----- Admin requests and responses (sansio/http.rs) -----
 
 /// Largest request accepted; curl and Prometheus send about 100-250 bytes.
@@ -255,6 +262,10 @@ const _: () = assert!(MAX_HOSTS <= 64, "the LB exclusion set (tried hosts) is a 
 const _: () = assert!(MAX_HOSTS < u8::MAX as usize, "a slot's host index is a u8 and u8::MAX means no host");
 const _: () = assert!(MAX_LISTENERS <= u8::MAX as usize, "a slot's listener index is a u8");
 const _: () = assert!(MAX_CLUSTERS <= u8::MAX as usize, "a slot's cluster index is a u8");
+const _: () = assert!(
+    HEADER_LEN + 1 + MAX_HEALTH_PER_MSG * (1 + TEXT_LEN + 2 + UNIX_PATH_LEN + 3 + 8 + 1) <= MAX_FRAME,
+    "a full Health record fits in a frame"
+);
 const _: () = assert!(PATH_LEN + "/reconfig.sock".len() < 108, "sun_path is 108 bytes");
 const _: () = assert!(PATH_LEN <= PATH_STR_LEN, "a valid path fits the raw config's string");
 const _: () = assert!(NAME_LEN <= RAW_STR_LEN, "a valid name fits the raw config's string");

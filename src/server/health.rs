@@ -5,6 +5,7 @@
 //! thresholds).
 
 use super::*;
+use crate::sansio::codec::HostHealth;
 
 /// One host's check: the connect in flight, if any, and when the next one is due (monotonic ms).
 #[derive(Default)]
@@ -95,5 +96,45 @@ impl Server {
             ),
             _ => {}
         }
+    }
+}
+
+impl Server {
+    /// Hosts marked down now (by checks or by failed connects), for the successor of a hot
+    /// restart (`codec::Msg::Health`).
+    pub fn hosts_down(&self) -> impl Iterator<Item = HostHealth> + '_ {
+        let now = self.now;
+        self.cfg.clusters.iter().zip(&self.hosts).flat_map(move |(c, hs)| {
+            c.hosts.iter().zip(hs).filter(move |(_, st)| st.is_down(now)).map(move |(h, st)| HostHealth {
+                cluster: crate::sansio::codec::text(&c.name),
+                host: h.addr.clone(),
+                check_down: st.check_down,
+                checks_passed: st.checks_passed,
+                checks_failed: st.checks_failed,
+                passive_left_ms: st.down_until.saturating_sub(now),
+                consecutive: st.consecutive,
+            })
+        })
+    }
+
+    /// Takes over a predecessor's verdict on a host still in this config: a passive mark keeps
+    /// its remaining `down_time`; an active mark stays until this process's checks clear it,
+    /// and is dropped when its cluster no longer has checks (nothing would ever clear it).
+    /// Returns whether the host was found.
+    pub fn adopt_health(&mut self, h: &HostHealth) -> bool {
+        let Some(ci) = self.cfg.cluster_by_name(&h.cluster) else { return false };
+        let Some(hi) = self.cfg.clusters[ci].hosts.iter().position(|x| x.addr == h.host) else { return false };
+        let checked = self.cfg.clusters[ci].health.is_some();
+        let st = &mut self.hosts[ci][hi];
+        if checked {
+            st.check_down = h.check_down;
+            st.checks_passed = h.checks_passed;
+            st.checks_failed = h.checks_failed;
+        }
+        if h.passive_left_ms > 0 {
+            st.down_until = self.now + h.passive_left_ms;
+            st.consecutive = h.consecutive;
+        }
+        true
     }
 }
