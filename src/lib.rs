@@ -31,5 +31,6 @@ pub mod activation;
 pub mod cli;
 pub mod config_file;
 pub mod fault;
+pub mod logger;
 pub mod notify;
 pub mod runtime;

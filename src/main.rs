@@ -78,7 +78,7 @@ fn start() -> Result<(Box<Runtime>, Incoming), i32> {
         Ok(Start::Cold) => cold_start(cfg, &dir, exec, activated, &signals).map(|(s, r)| (s, r, None)),
         Ok(Start::Takeover(t)) => take_over(cfg, &dir, *t, exec, &signals, t0),
         Err(HandoffError::Busy) => {
-            eprintln!("baton: {}", HandoffError::Busy);
+            baton::logger::line(format_args!("baton: {}", HandoffError::Busy));
             return Err(3);
         }
         Err(e) => Err(format!("hot restart failed: {e}; the running baton keeps serving")),
@@ -101,31 +101,31 @@ fn args_and_config() -> Result<(cli::Args, Config, UnknownKeys), i32> {
         Ok(Command::Version) => return print_and_exit(format_args!("baton {VERSION}")),
         Ok(Command::Help) => return print_and_exit(format_args!("{USAGE}")),
         Err(e) => {
-            eprintln!("baton: {e}");
+            baton::logger::line(format_args!("baton: {e}"));
             return Err(2);
         }
     };
     match baton::config_file::load(&args.config) {
         Ok((_, unknown)) if args.check => {
             // on stderr: an init script that hides stdout still shows them
-            baton::config_file::describe(&unknown, |_, line| eprintln!("{line}"));
+            baton::config_file::describe(&unknown, |_, line| baton::logger::line(format_args!("{line}")));
             print_and_exit(format_args!("ok"))
         }
         Ok((cfg, unknown)) => Ok((args, cfg, unknown)),
         Err(e) if args.check => {
             // on stderr, so a script that hides stdout (`--check >/dev/null`) still shows it
-            eprintln!("{}: {e}", args.config);
+            baton::logger::line(format_args!("{}: {e}", args.config));
             Err(2)
         }
         Err(e) => {
-            eprintln!("baton: config {}: {e}", args.config);
+            baton::logger::line(format_args!("baton: config {}: {e}", args.config));
             Err(2)
         }
     }
 }
 
 fn print_and_exit<T>(text: core::fmt::Arguments<'_>) -> Result<T, i32> {
-    println!("{text}");
+    baton::logger::out_line(format_args!("{text}"));
     Err(0)
 }
 
@@ -267,7 +267,7 @@ fn apply_overrides(cfg: &mut Config, args: &cli::Args) {
 
 /// One line on stderr that says what to fix; exit code 1.
 fn fail(msg: core::fmt::Arguments<'_>) -> i32 {
-    eprintln!("baton: {msg}");
+    baton::logger::line(format_args!("baton: {msg}"));
     1
 }
 
@@ -279,5 +279,5 @@ fn init_logging(level: LogLevel) {
         LogLevel::Debug => log::LevelFilter::Debug,
         LogLevel::Trace => log::LevelFilter::Trace,
     };
-    let _ = simple_logger::SimpleLogger::new().with_level(filter).init();
+    baton::logger::init(filter);
 }

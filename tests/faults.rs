@@ -322,3 +322,35 @@ fn a_client_that_never_reads_does_not_make_the_proxy_buffer_without_bound() {
     assert!(clients[0].read(&mut buf).unwrap() > 0);
     eprintln!("20 clients that never read: RSS {before} -> {during} KiB");
 }
+
+/// The log reader goes away (a logger pipe's reader exits, journald restarts): writes to stderr
+/// fail with EPIPE, and baton goes on serving and hot-restarting instead of panicking on them.
+#[test]
+fn a_vanished_log_reader_does_not_stop_baton() {
+    let be = Backend::start(Mode::Echo);
+    let cfg = Cfg::simple(free_port(), &[be.port]);
+    let dir = TempDir::new("epipe");
+    let config = dir.path("baton.json");
+    std::fs::write(&config, cfg.json()).unwrap();
+    let mut child = std::process::Command::new(&*BIN)
+        .args(["-c", &config, "--runtime-dir", &dir.path("run"), "--log-level", "debug"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let admin = cfg.admin.unwrap();
+    assert!(eventually(Duration::from_secs(10), || http_get(admin, "/health").is_some()));
+    drop(child.stderr.take()); // the reader is gone: every log line now fails with EPIPE
+    let data = payload(1, 1000);
+    assert_eq!(echo_roundtrip(cfg.listeners[0].1, &data).unwrap(), data);
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGHUP);
+    let ok = eventually(Duration::from_secs(10), || {
+        http_get(admin, "/stats").is_some_and(|(_, s)| json_num(&s, "\"generation\"", "generation") == 1)
+    });
+    let alive = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    kill_all_with(&config);
+    assert!(alive && ok, "baton died or did not restart after its stderr reader went away");
+}
