@@ -4,6 +4,8 @@
 #      build of src/sansio (tests/nostd)
 #   2. qemu-user: the same tests for aarch64 and armv7 (cross/test-qemu-user.sh)
 #   3. release builds for x86_64, aarch64, armv7: static, within their size budgets (cross/build.sh)
+#   3b. packaging: the OpenWrt procd script under OpenWrt's rc.common/procd.sh (vendored in
+#      ../shared), S50baton under BusyBox sh, Buildroot's check-package (tests/packaging)
 #   4. full system: the firmware image booted under qemu-system for aarch64 and armv7, with
 #      reloads, restarts and a binary upgrade through the init script under load (cross/test-system.sh)
 #   5. fuzz smoke: each libFuzzer target for 60 s (fuzz/run.sh)
@@ -61,6 +63,22 @@ if [ "${BATON_TESTS:-all}" != host ]; then
 
   step "release builds and size budgets"
   bash cross/build.sh | tee target/sizes.log
+
+  step "packaging: OpenWrt procd script, BusyBox init script, Buildroot check-package"
+  # the static x86_64 build from cross/build.sh runs where the init scripts call baton
+  for t in openwrt sysv-init check-package; do
+    log=target/packaging-$t.log
+    BATON_BIN=$PWD/target/x86_64-unknown-linux-musl/release/baton bash "tests/packaging/$t.sh" > "$log" 2>&1 || true
+    tail -n 3 "$log"
+    line=$(grep -E '^[a-z-]+: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
+    if [ -n "$line" ]; then
+      summary+=("$line")
+      total_p=$((total_p + $(echo "$line" | grep -Eo '[0-9]+ passed' | grep -Eo '[0-9]+')))
+      total_f=$((total_f + $(echo "$line" | grep -Eo '[0-9]+ failed' | grep -Eo '[0-9]+')))
+    else
+      summary+=("packaging $t: no result (see $log)"); total_f=$((total_f + 1))
+    fi
+  done
 
   step "full-system tests under qemu-system (aarch64, armv7)"
   bash cross/test-system.sh 2>&1 | tee target/test-system.log
