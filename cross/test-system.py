@@ -9,7 +9,8 @@ runs `S50baton reload` and `S50baton restart` inside the guest N times each and 
 first reload and restart completes after the old process has exited (its connection was moved
 to the new process, not drained). Asserts zero failed requests, that the
 PID file names the live owner after each step, that the upgraded version answers /stats, and
-that `S50baton stop` leaves no process and no stale file. Prints a JSON line of figures and
+that `S50baton stop` leaves no process and no stale file, and that baton's log reaches syslog
+(the image runs BusyBox syslogd) and its log sink ends with it. Prints a JSON line of figures and
 "N passed, N failed". Every wait is bounded; QEMU is killed by PID at the end, whatever happens.
 """
 import hashlib, json, os, random, re, socket, subprocess, sys, threading, time
@@ -174,6 +175,10 @@ def main():
         rss = re.search(r"VmRSS:\s+(\d+)", out)
         figures["idle_rss_kib"] = int(rss.group(1)) if rss else None
         check("baton started by S50baton", rc == 0 and rss, out.strip())
+        rc, out = con.run("echo serving-lines=$(logread | grep -c 'baton: .*serving'); ls /var/log", 20)
+        n = re.search(r"serving-lines=(\d+)", out)
+        check("baton's log goes to syslog (logread), not to a file",
+              n and int(n.group(1)) > 0 and "baton.log" not in out, out.strip().replace("\n", " | "))
 
         def stats():
             st, body = http_get(admin_port, "/stats", 10)
@@ -262,6 +267,8 @@ def main():
         check("stop leaves no stale socket or PID file", "reconfig.sock" not in out and "listen.sock" not in out and "No such file" in out, "")
         rc, _ = con.run("/etc/init.d/S50baton status", 20)
         check("status after stop is 3 (stopped)", rc == 3, str(rc))
+        rc, out = con.run("pidof logger || echo no-logger", 20)
+        check("stop leaves no log sink (logger) behind", "no-logger" in out, out.strip().replace("\n", " | "))
     except Exception as e:  # report, never hang
         check("no unexpected error", False, repr(e))
     finally:
