@@ -91,6 +91,18 @@ pub const MAX_CIDRS: usize = 4;
 /// Ports and port ranges per route matcher (`"80,443,8000-8999"`).
 pub const MAX_PORT_RANGES: usize = 8;
 
+/// `circuit_breakers` entries read: MOSN builds its limits from the first one.
+pub const MAX_THRESHOLDS: usize = 4;
+
+/// `metrics.sinks` entries read: MOSN has one prometheus sink per process.
+pub const MAX_SINKS: usize = 4;
+
+/// Values read from the config text without serde (`config::json::CAPTURED`): per cluster a
+/// health check's seven and `MAX_THRESHOLDS` circuit breakers, per sink five, and once each the
+/// admin address (three), `pid` and the `"baton"` object (sixteen); the array limits bound
+/// them, so the list never overflows.
+pub const MAX_CAPTURES: usize = MAX_CLUSTERS * (7 + MAX_THRESHOLDS) + MAX_SINKS * 5 + 3 + 1 + 16;
+
 /// Longest address text in a route matcher: an IPv6 address with an IPv4 tail is 45 bytes.
 pub const CIDR_ADDR_LEN: usize = 48;
 

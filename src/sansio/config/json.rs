@@ -101,6 +101,74 @@ struct Walker<'a> {
     path: [Seg<'a>; MAX_DEPTH],
     depth: usize,
     unknown: UnknownKeys,
+    captures: Captures,
+}
+
+/// Settings `parse` reads from the text itself instead of through serde, by path pattern (as in
+/// `SCHEMA`, whose kinds they are checked against first). Each serde-derived type costs several
+/// KiB of code on ARM; these small, rarely used sections cost far less read this way (the
+/// size budget, `cross/size-budget`). Their index here is `Capture::id`.
+pub const CAPTURED: &[&str] = &[
+    "cluster_manager.clusters[].health_check",
+    "cluster_manager.clusters[].health_check.protocol",
+    "cluster_manager.clusters[].health_check.service_name",
+    "cluster_manager.clusters[].health_check.timeout",
+    "cluster_manager.clusters[].health_check.interval",
+    "cluster_manager.clusters[].health_check.healthy_threshold",
+    "cluster_manager.clusters[].health_check.unhealthy_threshold",
+    "cluster_manager.clusters[].circuit_breakers[].max_connections",
+    "metrics.sinks[]",
+    "metrics.sinks[].type",
+    "metrics.sinks[].config.port",
+    "metrics.sinks[].config.endpoint",
+    "metrics.sinks[].config.export_url",
+    "admin.address.socket_address",
+    "admin.address.socket_address.address",
+    "admin.address.socket_address.port_value",
+    "pid",
+    "baton",
+    "baton.runtime_dir",
+    "baton.pid_file",
+    "baton.max_connections",
+    "baton.buffer_size",
+    "baton.backlog",
+    "baton.connect_timeout",
+    "baton.idle_timeout",
+    "baton.drain_timeout",
+    "baton.handoff_timeout",
+    "baton.connect_attempts",
+    "baton.fail_threshold",
+    "baton.down_time",
+    "baton.max_draining",
+    "baton.transfer_connections",
+    "baton.splice",
+];
+
+/// One captured value: which `CAPTURED` pattern, the first two array indices on its path
+/// (`clusters[i]`, `circuit_breakers[j]`), and its JSON text's span in the config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capture {
+    pub id: u8,
+    pub idx: [u16; 2],
+    pub start: u32,
+    pub end: u32,
+}
+
+pub use crate::sansio::limits::MAX_CAPTURES;
+
+/// The captured values, in the order found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Captures {
+    pub list: heapless::Vec<Capture, MAX_CAPTURES>,
+}
+
+impl Captures {
+    /// The text of pattern `id`'s value at indices `idx` (a JSON string with its quotes, a
+    /// number, `null`, ...), if the config has one.
+    pub fn get<'t>(&self, text: &'t [u8], id: usize, idx: [u16; 2]) -> Option<&'t [u8]> {
+        let c = self.list.iter().find(|c| c.id as usize == id && c.idx == idx)?;
+        text.get(c.start as usize..c.end as usize)
+    }
 }
 
 /// Keys baton does not know, in the order found (the first `MAX_UNKNOWN_KEYS`; `more` counts
@@ -115,14 +183,26 @@ pub struct UnknownKeys {
 /// unknown key in baton's own `"baton"` object is an error: nothing else reads that object, so
 /// it can only be a mistake.
 pub fn check(text: &[u8]) -> Result<UnknownKeys, JsonError> {
-    let mut w = Walker { b: text, i: 0, path: [Seg::Idx(0); MAX_DEPTH], depth: 0, unknown: UnknownKeys::default() };
+    check_capturing(text).map(|(u, _)| u)
+}
+
+/// As `check`, also returning the values of the `CAPTURED` paths.
+pub fn check_capturing(text: &[u8]) -> Result<(UnknownKeys, Captures), JsonError> {
+    let mut w = Walker {
+        b: text,
+        i: 0,
+        path: [Seg::Idx(0); MAX_DEPTH],
+        depth: 0,
+        unknown: UnknownKeys::default(),
+        captures: Captures::default(),
+    };
     w.ws();
     w.value(Some(Kind::Obj))?;
     w.ws();
     if w.i != w.b.len() {
         return Err(w.err("unexpected text after the top-level object"));
     }
-    Ok(w.unknown)
+    Ok((w.unknown, w.captures))
 }
 
 impl<'a> Walker<'a> {
@@ -187,7 +267,29 @@ impl<'a> Walker<'a> {
     }
 
     /// One value; `want` is the kind the schema expects (`None`: unknown key, `Any`: opaque).
+    /// One value, captured when its path is one of `CAPTURED` (only known paths are: an
+    /// unknown key's value is skipped).
     fn value(&mut self, want: Option<Kind>) -> Result<(), JsonError> {
+        let start = self.i;
+        let id = want.and_then(|_| CAPTURED.iter().position(|p| self.pattern_is(p)));
+        self.value_inner(want)?;
+        if let Some(id) = id {
+            let mut idx = [0u16; 2];
+            let indices = self.path[..self.depth].iter().filter_map(|s| match s {
+                Seg::Idx(i) => Some(*i as u16),
+                Seg::Key(_) => None,
+            });
+            for (d, i) in idx.iter_mut().zip(indices) {
+                *d = i;
+            }
+            let c = Capture { id: id as u8, idx, start: start as u32, end: self.i as u32 };
+            // cannot overflow: MAX_CAPTURES covers every capturable path at the array limits
+            let _ = self.captures.list.push(c);
+        }
+        Ok(())
+    }
+
+    fn value_inner(&mut self, want: Option<Kind>) -> Result<(), JsonError> {
         let found = match self.peek() {
             Some(b'{') => Kind::Obj,
             Some(b'[') => Kind::Arr(0, ""),

@@ -9,7 +9,7 @@ use super::json::{self, JsonError, PathText, PATH_STR_LEN};
 use super::model::*;
 use super::raw::*;
 use super::value::{parse_addr, parse_duration_ms, parse_ip_port, MAX_DURATION_MS};
-use crate::sansio::limits::{MAX_BACKLOG, MAX_DRAINING, MAX_FAIL_THRESHOLD, MAX_WEIGHT};
+use crate::sansio::limits::{MAX_BACKLOG, MAX_DRAINING, MAX_FAIL_THRESHOLD, MAX_SINKS, MAX_WEIGHT};
 use crate::sansio::route::{parse_ports, Cidr, MAX_CIDRS};
 
 /// What is wrong with one field.
@@ -127,10 +127,10 @@ pub fn parse_noting(text: &[u8]) -> Result<(Config, json::UnknownKeys), ConfigEr
     if text.len() > MAX_CONFIG_BYTES {
         return Err(ConfigError::TooLarge { size: text.len() });
     }
-    let unknown = json::check(text).map_err(ConfigError::Json)?;
+    let (unknown, caps) = json::check_capturing(text).map_err(ConfigError::Json)?;
     let mut scratch = [0u8; PATH_STR_LEN];
     let (raw, _) = serde_json_core::from_slice_escaped::<RawConfig>(text, &mut scratch).map_err(ConfigError::Serde)?;
-    Ok((build(&raw)?, unknown))
+    Ok((build(&raw, &Captured { text, caps })?, unknown))
 }
 
 fn field(path: fmt::Arguments<'_>, problem: Problem) -> ConfigError {
@@ -139,13 +139,13 @@ fn field(path: fmt::Arguments<'_>, problem: Problem) -> ConfigError {
     ConfigError::Field { path: p, problem }
 }
 
-fn build(raw: &RawConfig) -> Result<Config, ConfigError> {
-    let clusters = build_clusters(raw)?;
+fn build(raw: &RawConfig, cap: &Captured<'_>) -> Result<Config, ConfigError> {
+    let clusters = build_clusters(raw, cap)?;
     let mut cfg = Config {
         listeners: Vec::new(),
         clusters,
-        admin: build_admin(raw)?,
-        metrics: build_metrics(raw)?,
+        admin: build_admin(cap)?,
+        metrics: build_metrics(cap)?,
         log_level: LogLevel::Info,
         settings: Settings::default(),
     };
@@ -177,14 +177,32 @@ fn build(raw: &RawConfig) -> Result<Config, ConfigError> {
     if let Some(g) = graceful.filter(|&g| g != 0) {
         cfg.settings.drain_timeout_ms = g;
     }
-    if let Some(p) = raw.pid.as_ref().filter(|p| !p.is_empty()) {
-        cfg.settings.pid_file = Some(abs_path(p, "pid").map_err(|e| match e {
+    if let Some(p) = cap.path(cap::PID, [0, 0]).filter(|p| !p.is_empty()) {
+        cfg.settings.pid_file = Some(abs_path(&p, "pid").map_err(|e| match e {
             ConfigError::Field { problem, .. } => field(format_args!("pid"), problem),
             e => e,
         })?);
     }
-    if let Some(b) = &raw.baton {
-        apply_settings(&mut cfg.settings, b)?;
+    if cap.present(cap::BATON, [0, 0]) {
+        let z = [0, 0];
+        let b = RawBaton {
+            runtime_dir: cap.path(cap::B_RUNTIME_DIR, z),
+            pid_file: cap.path(cap::B_PID_FILE, z),
+            max_connections: cap.u64(cap::B_MAX_CONNECTIONS, z),
+            buffer_size: cap.u64(cap::B_BUFFER_SIZE, z),
+            backlog: cap.u64(cap::B_BACKLOG, z),
+            connect_timeout: cap.dur(cap::B_CONNECT_TIMEOUT, z),
+            idle_timeout: cap.dur(cap::B_IDLE_TIMEOUT, z),
+            drain_timeout: cap.dur(cap::B_DRAIN_TIMEOUT, z),
+            handoff_timeout: cap.dur(cap::B_HANDOFF_TIMEOUT, z),
+            connect_attempts: cap.u64(cap::B_CONNECT_ATTEMPTS, z),
+            fail_threshold: cap.u64(cap::B_FAIL_THRESHOLD, z),
+            down_time: cap.dur(cap::B_DOWN_TIME, z),
+            max_draining: cap.u64(cap::B_MAX_DRAINING, z),
+            transfer_connections: cap.bool(cap::B_TRANSFER, z),
+            splice: cap.bool(cap::B_SPLICE, z),
+        };
+        apply_settings(&mut cfg.settings, &b)?;
     }
     check_admin_clash(&cfg)?;
     Ok(cfg)
@@ -377,7 +395,7 @@ fn path_fmt(a: fmt::Arguments<'_>) -> PathText {
     p
 }
 
-fn build_clusters(raw: &RawConfig) -> Result<Vec<Cluster, MAX_CLUSTERS>, ConfigError> {
+fn build_clusters(raw: &RawConfig, cap: &Captured<'_>) -> Result<Vec<Cluster, MAX_CLUSTERS>, ConfigError> {
     let mut out: Vec<Cluster, MAX_CLUSTERS> = Vec::new();
     let list = raw.cluster_manager.as_ref().and_then(|m| m.clusters.as_deref()).unwrap_or(&[]);
     for (ci, c) in list.iter().enumerate() {
@@ -415,9 +433,17 @@ fn build_clusters(raw: &RawConfig) -> Result<Vec<Cluster, MAX_CLUSTERS>, ConfigE
             }
         };
         // MOSN builds its limits from the first thresholds entry; 0 is Go's unset
-        let first = c.circuit_breakers.as_deref().and_then(|t| t.first());
-        let max_connections = first.and_then(|t| t.max_connections).unwrap_or(0).min(u32::MAX as u64) as u32;
-        let health = match &c.health_check {
+        let ix = [ci as u16, 0];
+        let max_connections = cap.u64(cap::CB_MAX_CONNECTIONS, ix).unwrap_or(0).min(u32::MAX as u64) as u32;
+        let hc = cap.present(cap::HEALTH, ix).then(|| RawHealthCheck {
+            protocol: cap.str(cap::HC_PROTOCOL, ix),
+            service_name: cap.str(cap::HC_SERVICE, ix),
+            timeout: cap.dur(cap::HC_TIMEOUT, ix),
+            interval: cap.dur(cap::HC_INTERVAL, ix),
+            healthy_threshold: cap.u64(cap::HC_HEALTHY, ix),
+            unhealthy_threshold: cap.u64(cap::HC_UNHEALTHY, ix),
+        });
+        let health = match &hc {
             Some(h) => {
                 build_health(h, &at, format_args!("cluster \"{name}\" (cluster_manager.clusters[{ci}].health_check"))?
             }
@@ -467,10 +493,12 @@ fn build_host(h: &RawHost, at: &dyn Fn(Problem) -> ConfigError) -> Result<Host, 
     Ok(Host { addr, weight: weight as u16 })
 }
 
-fn build_admin(raw: &RawConfig) -> Result<Option<SocketAddr>, ConfigError> {
-    let Some(sa) = raw.admin.as_ref().and_then(|a| a.address.as_ref()).and_then(|a| a.socket_address.as_ref()) else {
+fn build_admin(cap: &Captured<'_>) -> Result<Option<SocketAddr>, ConfigError> {
+    let z = [0, 0];
+    if !cap.present(cap::ADMIN, z) {
         return Ok(None);
-    };
+    }
+    let sa = RawSocketAddress { address: cap.str(cap::ADMIN_ADDRESS, z), port_value: cap.u64(cap::ADMIN_PORT, z) };
     let p = "admin.address.socket_address";
     let ip = sa.address.as_ref().ok_or_else(|| field(format_args!("{p}.address"), Problem::Missing))?;
     let port = sa.port_value.ok_or_else(|| field(format_args!("{p}.port_value"), Problem::Missing))?;
@@ -482,22 +510,28 @@ fn build_admin(raw: &RawConfig) -> Result<Option<SocketAddr>, ConfigError> {
 
 /// MOSN's prometheus sink: `0.0.0.0:port` (as MOSN binds it), `/metrics` only. MOSN itself
 /// refuses a sink without a port and the push-gateway mode.
-fn build_metrics(raw: &RawConfig) -> Result<Option<SocketAddr>, ConfigError> {
-    let sinks = raw.metrics.as_ref().and_then(|m| m.sinks.as_deref()).unwrap_or(&[]);
+fn build_metrics(cap: &Captured<'_>) -> Result<Option<SocketAddr>, ConfigError> {
     let mut found = None;
-    for (i, s) in sinks.iter().enumerate() {
+    let sinks = (0..MAX_SINKS as u16).take_while(|&i| cap.present(cap::SINK, [i, 0]));
+    for i in sinks {
+        let ix = [i, 0];
+        let s = RawSink {
+            kind: cap.str(cap::SINK_TYPE, ix),
+            port: cap.u64(cap::SINK_PORT, ix),
+            endpoint: cap.str(cap::SINK_ENDPOINT, ix),
+            export_url: cap.str(cap::SINK_EXPORT_URL, ix),
+        };
         let at = |f: &str, p: Problem| field(format_args!("metrics.sinks[{i}]{f}"), p);
         if s.kind.as_deref() != Some("prometheus") {
             return Err(at(".type", Problem::NotSupported(ONLY_PROMETHEUS)));
         }
-        let c = s.config.as_ref();
-        if c.and_then(|c| c.export_url.as_ref()).is_some_and(|u| !u.is_empty()) {
+        if s.export_url.as_ref().is_some_and(|u| !u.is_empty()) {
             return Err(at(".config.export_url", Problem::NotSupported(NO_PUSH)));
         }
-        if c.and_then(|c| c.endpoint.as_ref()).is_some_and(|e| !e.is_empty() && e != "/metrics") {
+        if s.endpoint.as_ref().is_some_and(|e| !e.is_empty() && e != "/metrics") {
             return Err(at(".config.endpoint", Problem::NotSupported(ONLY_METRICS_PATH)));
         }
-        let port = c.and_then(|c| c.port).ok_or_else(|| at(".config.port", Problem::Missing))?;
+        let port = s.port.ok_or_else(|| at(".config.port", Problem::Missing))?;
         let port = range(port, 1, u16::MAX as u64).map_err(|p| at(".config.port", p))?;
         if found.is_some() {
             return Err(at("", Problem::NotSupported(ONE_SINK)));

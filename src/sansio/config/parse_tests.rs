@@ -414,3 +414,24 @@ fn mosn_pid_is_the_pid_file() {
     let rel = with("").replacen("{\"servers\"", "{\"pid\":\"mosn.pid\",\"servers\"", 1);
     assert!(err(&rel).contains("pid: must be an absolute path"), "{}", err(&rel));
 }
+
+/// Values read from the captured text land on the right cluster and only the first
+/// `circuit_breakers` entry counts; escapes in captured strings are decoded.
+#[test]
+fn captured_sections_keep_their_indices() {
+    let text = with(r#","baton":{"runtime_dir":"\/tmp\/b","splice":true,"idle_timeout":0}"#).replace(
+        "\"clusters\":[",
+        r#""clusters":[{"name":"a","hosts":[{"address":"127.0.0.1:3"}],"circuit_breakers":[{"max_connections":5},{"max_connections":9}]},"#,
+    );
+    let text = text.replace(
+        "{\"name\":\"c\",",
+        r#"{"name":"c","health_check":{"service_name":"s\"x","interval":"3s"},"circuit_breakers":[{},{"max_connections":7}],"#,
+    );
+    let c = parse(text.as_bytes()).unwrap();
+    assert_eq!((c.clusters[0].name.as_str(), c.clusters[0].max_connections, c.clusters[0].health), ("a", 5, None));
+    assert_eq!(c.clusters[1].max_connections, 0, "only the first entry counts");
+    assert_eq!(c.clusters[1].health.map(|h| h.interval_ms), Some(3_000));
+    assert_eq!(c.settings.runtime_dir.as_deref(), Some("/tmp/b"));
+    assert!(c.settings.splice);
+    assert_eq!(c.settings.idle_timeout_ms, 0);
+}

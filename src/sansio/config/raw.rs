@@ -13,42 +13,10 @@ use core::fmt;
 pub(super) type Raw = String<RAW_STR_LEN>;
 pub(super) type RawPath = String<PATH_STR_LEN>;
 
-/// `circuit_breakers` entries read: MOSN builds its limits from the first one.
-pub(super) const MAX_THRESHOLDS: usize = 4;
-
-/// `metrics.sinks` entries read: MOSN has one prometheus sink per process.
-pub(super) const MAX_SINKS: usize = 4;
-
 #[derive(Deserialize)]
 pub(super) struct RawConfig {
     pub(super) servers: Option<Vec<RawServer, MAX_SERVERS>>,
     pub(super) cluster_manager: Option<RawClusterManager>,
-    pub(super) admin: Option<RawAdmin>,
-    pub(super) metrics: Option<RawMetrics>,
-    /// MOSN's PID file path (`baton.pid_file` wins when both are given).
-    pub(super) pid: Option<RawPath>,
-    pub(super) baton: Option<RawBaton>,
-}
-
-/// MOSN's `metrics` section: its sinks (a prometheus sink serves its own port).
-#[derive(Deserialize)]
-pub(super) struct RawMetrics {
-    pub(super) sinks: Option<Vec<RawSink, MAX_SINKS>>,
-}
-
-#[derive(Deserialize)]
-pub(super) struct RawSink {
-    #[serde(rename = "type")]
-    pub(super) kind: Option<Raw>,
-    pub(super) config: Option<RawPromConfig>,
-}
-
-/// MOSN's prometheus sink config (`pkg/metrics/sink/prometheus`), the fields baton uses.
-#[derive(Deserialize)]
-pub(super) struct RawPromConfig {
-    pub(super) port: Option<u64>,
-    pub(super) endpoint: Option<Raw>,
-    pub(super) export_url: Option<Raw>,
 }
 
 #[derive(Deserialize)]
@@ -158,12 +126,11 @@ pub(super) struct RawCluster {
     pub(super) tls_context: Option<RawTls>,
     pub(super) hosts: Option<Vec<RawHost, MAX_HOSTS>>,
     pub(super) connect_timeout: Option<RawDur>,
-    pub(super) circuit_breakers: Option<Vec<RawThresholds, MAX_THRESHOLDS>>,
-    pub(super) health_check: Option<RawHealthCheck>,
 }
 
-/// MOSN's `health_check` (`HealthCheckConfig`); the fields baton uses.
-#[derive(Deserialize)]
+/// MOSN's `health_check` (`HealthCheckConfig`); the fields baton uses. Read from the captured
+/// text (`json::CAPTURED`), not by serde.
+#[derive(Default)]
 pub(super) struct RawHealthCheck {
     pub(super) protocol: Option<Raw>,
     pub(super) service_name: Option<Raw>,
@@ -173,36 +140,20 @@ pub(super) struct RawHealthCheck {
     pub(super) unhealthy_threshold: Option<u64>,
 }
 
-/// One entry of MOSN's `circuit_breakers` (a list of thresholds; MOSN uses the first). Only the
-/// connection ceiling applies to an L4 proxy; the request ones are HTTP's.
-#[derive(Deserialize)]
-pub(super) struct RawThresholds {
-    pub(super) max_connections: Option<u64>,
-}
-
 #[derive(Deserialize)]
 pub(super) struct RawHost {
     pub(super) address: Option<RawPath>,
     pub(super) weight: Option<u64>,
 }
 
-#[derive(Deserialize)]
-pub(super) struct RawAdmin {
-    pub(super) address: Option<RawAdminAddress>,
-}
-
-#[derive(Deserialize)]
-pub(super) struct RawAdminAddress {
-    pub(super) socket_address: Option<RawSocketAddress>,
-}
-
-#[derive(Deserialize)]
+/// The admin's `socket_address`, read from the captured text.
 pub(super) struct RawSocketAddress {
     pub(super) address: Option<Raw>,
     pub(super) port_value: Option<u64>,
 }
 
-#[derive(Deserialize)]
+/// baton's own settings, read from the captured text.
+#[derive(Default)]
 pub(super) struct RawBaton {
     pub(super) runtime_dir: Option<RawPath>,
     pub(super) pid_file: Option<RawPath>,
@@ -288,6 +239,123 @@ impl<'de> Deserialize<'de> for RawFilters {
             }
         }
         d.deserialize_seq(V)
+    }
+}
+
+/// A prometheus sink (`metrics.sinks[]`), read from the captured text.
+#[derive(Default)]
+pub(super) struct RawSink {
+    pub(super) kind: Option<Raw>,
+    pub(super) port: Option<u64>,
+    pub(super) endpoint: Option<Raw>,
+    pub(super) export_url: Option<Raw>,
+}
+
+/// The values `json::check_capturing` kept, with the text they point into; decoded here
+/// (the pre-pass has checked each one's JSON type against the schema).
+pub(super) struct Captured<'t> {
+    pub(super) text: &'t [u8],
+    pub(super) caps: super::json::Captures,
+}
+
+/// Capture ids (positions in `json::CAPTURED`).
+pub(super) mod cap {
+    pub const HEALTH: usize = 0;
+    pub const HC_PROTOCOL: usize = 1;
+    pub const HC_SERVICE: usize = 2;
+    pub const HC_TIMEOUT: usize = 3;
+    pub const HC_INTERVAL: usize = 4;
+    pub const HC_HEALTHY: usize = 5;
+    pub const HC_UNHEALTHY: usize = 6;
+    pub const CB_MAX_CONNECTIONS: usize = 7;
+    pub const SINK: usize = 8;
+    pub const SINK_TYPE: usize = 9;
+    pub const SINK_PORT: usize = 10;
+    pub const SINK_ENDPOINT: usize = 11;
+    pub const SINK_EXPORT_URL: usize = 12;
+    pub const ADMIN: usize = 13;
+    pub const ADMIN_ADDRESS: usize = 14;
+    pub const ADMIN_PORT: usize = 15;
+    pub const PID: usize = 16;
+    pub const BATON: usize = 17;
+    /// `baton.*` in `json::CAPTURED` order, from `runtime_dir` (18) to `splice` (32).
+    pub const B_RUNTIME_DIR: usize = 18;
+    pub const B_PID_FILE: usize = 19;
+    pub const B_MAX_CONNECTIONS: usize = 20;
+    pub const B_BUFFER_SIZE: usize = 21;
+    pub const B_BACKLOG: usize = 22;
+    pub const B_CONNECT_TIMEOUT: usize = 23;
+    pub const B_IDLE_TIMEOUT: usize = 24;
+    pub const B_DRAIN_TIMEOUT: usize = 25;
+    pub const B_HANDOFF_TIMEOUT: usize = 26;
+    pub const B_CONNECT_ATTEMPTS: usize = 27;
+    pub const B_FAIL_THRESHOLD: usize = 28;
+    pub const B_DOWN_TIME: usize = 29;
+    pub const B_MAX_DRAINING: usize = 30;
+    pub const B_TRANSFER: usize = 31;
+    pub const B_SPLICE: usize = 32;
+}
+
+impl Captured<'_> {
+    fn raw(&self, id: usize, idx: [u16; 2]) -> Option<&[u8]> {
+        self.caps.get(self.text, id, idx).filter(|t| *t != b"null")
+    }
+
+    pub(super) fn present(&self, id: usize, idx: [u16; 2]) -> bool {
+        self.raw(id, idx).is_some()
+    }
+
+    /// A string, with JSON's short escapes decoded (a `\uXXXX` one loses its backslash).
+    pub(super) fn str(&self, id: usize, idx: [u16; 2]) -> Option<Raw> {
+        self.string(id, idx)
+    }
+
+    /// A path-length string (`runtime_dir`, `pid_file`, `pid`).
+    pub(super) fn path(&self, id: usize, idx: [u16; 2]) -> Option<RawPath> {
+        self.string(id, idx)
+    }
+
+    /// `true` or `false`.
+    pub(super) fn bool(&self, id: usize, idx: [u16; 2]) -> Option<bool> {
+        self.raw(id, idx).map(|t| t == b"true")
+    }
+
+    fn string<const N: usize>(&self, id: usize, idx: [u16; 2]) -> Option<String<N>> {
+        let t = self.raw(id, idx)?;
+        let inner = t.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+        let mut out = String::<N>::new();
+        let mut it = inner.iter().copied();
+        let mut bytes = heapless::Vec::<u8, N>::new();
+        while let Some(c) = it.next() {
+            let d = match c {
+                b'\\' => match it.next()? {
+                    b'n' => b'\n',
+                    b't' => b'\t',
+                    b'r' => b'\r',
+                    b'b' => 8,
+                    b'f' => 12,
+                    other => other,
+                },
+                c => c,
+            };
+            bytes.push(d).ok()?;
+        }
+        out.push_str(core::str::from_utf8(&bytes).ok()?).ok()?;
+        Some(out)
+    }
+
+    /// A non-negative integer (the pre-pass allows nothing else here); saturates.
+    pub(super) fn u64(&self, id: usize, idx: [u16; 2]) -> Option<u64> {
+        let t = self.raw(id, idx)?;
+        Some(t.iter().fold(0u64, |n, d| n.saturating_mul(10).saturating_add((d - b'0') as u64)))
+    }
+
+    /// A duration: a string, or the bare number 0 (`Kind::Dur`).
+    pub(super) fn dur(&self, id: usize, idx: [u16; 2]) -> Option<RawDur> {
+        match self.raw(id, idx)? {
+            b"0" => Some(RawDur::Zero),
+            _ => self.str(id, idx).map(RawDur::Text),
+        }
     }
 }
 

@@ -4,8 +4,8 @@
 
 use super::json::{Kind, PathText, MAX_CHAINS, MAX_FILTERS, MAX_SERVERS, PATH_STR_LEN, RAW_STR_LEN};
 use super::model::{MAX_CLUSTERS, MAX_HOSTS, MAX_LISTENERS};
-use super::raw::{MAX_SINKS, MAX_THRESHOLDS};
 use crate::sansio::limits::{CIDR_ADDR_LEN, MAX_CIDRS, MAX_ROUTES};
+use crate::sansio::limits::{MAX_SINKS, MAX_THRESHOLDS};
 
 /// Known keys by path pattern (`[]` stands for any array index) and their kinds.
 pub(super) const SCHEMA: &[(&str, Kind)] = &[
