@@ -419,7 +419,7 @@ fn mosn_pid_is_the_pid_file() {
 /// `circuit_breakers` entry counts; escapes in captured strings are decoded.
 #[test]
 fn captured_sections_keep_their_indices() {
-    let text = with(r#","baton":{"runtime_dir":"\/tmp\/b","splice":true,"idle_timeout":0}"#).replace(
+    let text = with(r#","baton":{"runtime_dir":"\/tmp\/b\u00e9","splice":true,"idle_timeout":0}"#).replace(
         "\"clusters\":[",
         r#""clusters":[{"name":"a","hosts":[{"address":"127.0.0.1:3"}],"circuit_breakers":[{"max_connections":5},{"max_connections":9}]},"#,
     );
@@ -431,7 +431,7 @@ fn captured_sections_keep_their_indices() {
     assert_eq!((c.clusters[0].name.as_str(), c.clusters[0].max_connections, c.clusters[0].health), ("a", 5, None));
     assert_eq!(c.clusters[1].max_connections, 0, "only the first entry counts");
     assert_eq!(c.clusters[1].health.map(|h| h.interval_ms), Some(3_000));
-    assert_eq!(c.settings.runtime_dir.as_deref(), Some("/tmp/b"));
+    assert_eq!(c.settings.runtime_dir.as_deref(), Some("/tmp/b\u{e9}"));
     assert!(c.settings.splice);
     assert_eq!(c.settings.idle_timeout_ms, 0);
 }

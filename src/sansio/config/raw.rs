@@ -324,23 +324,35 @@ impl Captured<'_> {
         let t = self.raw(id, idx)?;
         let inner = t.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
         let mut out = String::<N>::new();
-        let mut it = inner.iter().copied();
-        let mut bytes = heapless::Vec::<u8, N>::new();
-        while let Some(c) = it.next() {
-            let d = match c {
-                b'\\' => match it.next()? {
-                    b'n' => b'\n',
-                    b't' => b'\t',
-                    b'r' => b'\r',
-                    b'b' => 8,
-                    b'f' => 12,
-                    other => other,
-                },
-                c => c,
+        let mut i = 0;
+        while i < inner.len() {
+            let c = match inner[i] {
+                b'\\' => {
+                    i += 2;
+                    match *inner.get(i - 1)? {
+                        b'n' => '\n',
+                        b't' => '\t',
+                        b'r' => '\r',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'u' => {
+                            let (c, used) = unicode_escape(&inner[i..]);
+                            i += used;
+                            c
+                        }
+                        other => other as char,
+                    }
+                }
+                _ => {
+                    // one UTF-8 character (the text is UTF-8: the pre-pass read it as str)
+                    let len = utf8_len(inner[i]);
+                    let ch = core::str::from_utf8(inner.get(i..i + len)?).ok()?.chars().next()?;
+                    i += len;
+                    ch
+                }
             };
-            bytes.push(d).ok()?;
+            out.push(c).ok()?;
         }
-        out.push_str(core::str::from_utf8(&bytes).ok()?).ok()?;
         Some(out)
     }
 
@@ -356,6 +368,29 @@ impl Captured<'_> {
             b"0" => Some(RawDur::Zero),
             _ => self.str(id, idx).map(RawDur::Text),
         }
+    }
+}
+
+/// The character of a `\\uXXXX` escape (`rest` starts at the hex digits) and the bytes it used
+/// past the `u`, joining a surrogate pair; a lone surrogate or bad hex reads as U+FFFD.
+fn unicode_escape(rest: &[u8]) -> (char, usize) {
+    let hex = |b: &[u8]| core::str::from_utf8(b.get(..4)?).ok().and_then(|h| u32::from_str_radix(h, 16).ok());
+    let Some(hi) = hex(rest) else { return ('\u{fffd}', 0) };
+    if (0xD800..0xDC00).contains(&hi) && rest.get(4..6) == Some(b"\\u") {
+        if let Some(lo) = hex(&rest[6..]).filter(|lo| (0xDC00..0xE000).contains(lo)) {
+            let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+            return (char::from_u32(c).unwrap_or('\u{fffd}'), 10);
+        }
+    }
+    (char::from_u32(hi).unwrap_or('\u{fffd}'), 4)
+}
+
+fn utf8_len(first: u8) -> usize {
+    match first {
+        0xF0.. => 4,
+        0xE0.. => 3,
+        0xC0.. => 2,
+        _ => 1,
     }
 }
 
