@@ -34,10 +34,28 @@ pub const ANNOUNCED_TRANSFER_VERSION: &str = "transfer-version";
 /// `BATON_FAULT=pipe-pages:<n>` sets every splice pipe to `n` pages (read once at start-up).
 pub const PIPE_PAGES: &str = "pipe-pages";
 
+/// `BATON_FAULT=syslog-path:<path>` sends the syslog sink to `<path>` instead of `/dev/log`
+/// (a test's own datagram socket).
+pub const SYSLOG_PATH: &str = "syslog-path";
+
 /// The value a `<name>:<number>` fault sets, if that fault is active.
 #[cfg(not(feature = "fault-injection"))]
 pub fn value(_name: &str) -> Option<u8> {
     None
+}
+
+/// The text a `<name>:<text>` fault sets, if that fault is active.
+#[cfg(not(feature = "fault-injection"))]
+pub fn text(_name: &str) -> Option<String> {
+    None
+}
+
+/// The text a `<name>:<text>` fault sets, if that fault is active.
+#[cfg(feature = "fault-injection")]
+pub fn text(name: &str) -> Option<String> {
+    let spec = std::env::var("BATON_FAULT").ok()?;
+    let (p, v) = spec.split_once(':')?;
+    (p == name).then(|| v.to_string())
 }
 
 #[cfg(not(feature = "fault-injection"))]

@@ -1,26 +1,80 @@
-//! The log sink: one line per record on stderr, `LEVEL [target] message` (the format
-//! simple_logger wrote before). A line is formatted into a fixed buffer (no allocation; a longer
-//! message is cut and ends in `...`) and written with one `write`, so lines from the processes
-//! of a hot restart sharing one stderr do not interleave. A failed write is dropped: a log
-//! reader that went away (`EPIPE`: a logger pipe, journald restarting) must not stop the proxy,
-//! and `eprintln!`, which panics on a failed write, would abort it.
+//! The log sink: one line per record, `LEVEL [target] message` (the format simple_logger wrote
+//! before), on stderr or, with `"baton": {"log": "syslog"}`, as a datagram to `/dev/log`. A
+//! line is formatted into a fixed buffer (no allocation; a longer message is cut and ends in
+//! `...`) and written with one `write`, so lines from the processes of a hot restart sharing one
+//! stderr do not interleave. A failed write is dropped: a log reader that went away (`EPIPE`:
+//! a logger pipe, journald restarting) must not stop the proxy, and `eprintln!`, which panics on
+//! a failed write, would abort it. Syslog datagrams are sent without waiting: when the syslog
+//! daemon's queue is full the line is dropped rather than the event loop stalled.
 
 use core::fmt::Write as _;
 use std::io::Write as _;
 
-use log::{LevelFilter, Log, Metadata, Record};
+use log::{Level, LevelFilter, Log, Metadata, Record};
+use std::os::fd::OwnedFd;
+use std::sync::Mutex;
+
+use crate::sansio::config::LogSink;
+use crate::sys::net;
 
 /// Longest log line, newline included; longer messages are cut.
 pub const LINE_MAX: usize = 1024;
 
-struct Stderr;
+struct Logger;
 
-static LOGGER: Stderr = Stderr;
+static LOGGER: Logger = Logger;
 
-/// Installs the logger at `level`; later calls only change the level.
-pub fn init(level: LevelFilter) {
+/// The syslog socket and its path, when logging to syslog.
+static SYSLOG: Mutex<Option<(OwnedFd, String)>> = Mutex::new(None);
+
+/// Where syslog lines go: the local syslog socket (`BATON_FAULT=syslog-path:P` in test builds).
+pub const SYSLOG_PATH: &str = "/dev/log";
+
+/// Installs the logger at `level`, writing to `sink`; later calls change both. A syslog socket
+/// that cannot be reached leaves the lines on stderr, with one line there saying why.
+pub fn init(level: LevelFilter, sink: LogSink) {
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(level);
+    let to = match sink {
+        LogSink::Stderr => None,
+        LogSink::Syslog => {
+            let path = crate::fault::text(crate::fault::SYSLOG_PATH).unwrap_or_else(|| SYSLOG_PATH.into());
+            match net::unix_dgram_connect(&path) {
+                Ok(fd) => Some((fd, path)),
+                Err(e) => {
+                    line(format_args!("baton: syslog at {path}: {}; logging to stderr", e.desc()));
+                    None
+                }
+            }
+        }
+    };
+    if let Ok(mut s) = SYSLOG.lock() {
+        *s = to;
+    }
+}
+
+/// Sends `args` as one syslog datagram (`<PRI>baton[PID]: ...`, facility daemon), reconnecting
+/// once if the daemon restarted; `false` when there is no syslog sink.
+fn to_syslog(level: Level, args: core::fmt::Arguments<'_>) -> bool {
+    let Ok(mut guard) = SYSLOG.lock() else { return false };
+    let Some((fd, path)) = guard.as_mut() else { return false };
+    let severity = match level {
+        Level::Error => 3,
+        Level::Warn => 4,
+        Level::Info => 6,
+        Level::Debug | Level::Trace => 7,
+    };
+    let mut b = Line { buf: [0; LINE_MAX], len: 0 };
+    let _ = write!(b, "<{}>baton[{}]: {}", 3 * 8 + severity, std::process::id(), args);
+    let msg = b.finish();
+    let msg = &msg[..msg.len() - 1]; // a datagram is one message: no newline
+    if let Err(nix::errno::Errno::ECONNREFUSED | nix::errno::Errno::ENOTCONN) = net::send_datagram(fd, msg) {
+        if let Ok(again) = net::unix_dgram_connect(path) {
+            let _ = net::send_datagram(&again, msg);
+            *fd = again;
+        }
+    }
+    true
 }
 
 /// Writes one line to stderr, ignoring failures (see the module's note).
@@ -37,7 +91,7 @@ pub fn out_line(args: core::fmt::Arguments<'_>) {
     let _ = std::io::stdout().lock().write_all(b.finish());
 }
 
-impl Log for Stderr {
+impl Log for Logger {
     fn enabled(&self, m: &Metadata<'_>) -> bool {
         m.level() <= log::max_level()
     }
@@ -45,7 +99,10 @@ impl Log for Stderr {
     fn log(&self, r: &Record<'_>) {
         if self.enabled(r.metadata()) {
             let target = if r.target().is_empty() { r.module_path().unwrap_or_default() } else { r.target() };
-            line(format_args!("{:<5} [{}] {}", r.level().as_str(), target, r.args()));
+            let args = format_args!("{:<5} [{}] {}", r.level().as_str(), target, r.args());
+            if !to_syslog(r.level(), args) {
+                line(args);
+            }
         }
     }
 

@@ -63,7 +63,7 @@ fn start() -> Result<(Box<Runtime>, Incoming), i32> {
     let t0 = std::time::Instant::now();
     let (args, mut cfg, unknown) = args_and_config()?;
     apply_overrides(&mut cfg, &args);
-    init_logging(args.log_level.unwrap_or(cfg.log_level));
+    init_logging(args.log_level.unwrap_or(cfg.log_level), cfg.settings.log);
     // only now that logging is set up
     baton::config_file::describe(&unknown, |warn, line| if warn { log::warn!("{line}") } else { log::info!("{line}") });
     let signals =
@@ -271,7 +271,7 @@ fn fail(msg: core::fmt::Arguments<'_>) -> i32 {
     1
 }
 
-fn init_logging(level: LogLevel) {
+fn init_logging(level: LogLevel, sink: baton::sansio::config::LogSink) {
     let filter = match level {
         LogLevel::Error => log::LevelFilter::Error,
         LogLevel::Warn => log::LevelFilter::Warn,
@@ -279,5 +279,5 @@ fn init_logging(level: LogLevel) {
         LogLevel::Debug => log::LevelFilter::Debug,
         LogLevel::Trace => log::LevelFilter::Trace,
     };
-    baton::logger::init(filter);
+    baton::logger::init(filter, sink);
 }

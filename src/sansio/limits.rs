@@ -99,9 +99,9 @@ pub const MAX_SINKS: usize = 4;
 
 /// Values read from the config text without serde (`config::json::CAPTURED`): per cluster a
 /// health check's seven and `MAX_THRESHOLDS` circuit breakers, per sink five, and once each the
-/// admin address (three), `pid` and the `"baton"` object (sixteen); the array limits bound
+/// admin address (three), `pid` and the `"baton"` object (seventeen); the array limits bound
 /// them, so the list never overflows.
-pub const MAX_CAPTURES: usize = MAX_CLUSTERS * (7 + MAX_THRESHOLDS) + MAX_SINKS * 5 + 3 + 1 + 16;
+pub const MAX_CAPTURES: usize = MAX_CLUSTERS * (7 + MAX_THRESHOLDS) + MAX_SINKS * 5 + 3 + 1 + 17;
 
 /// Longest address text in a route matcher: an IPv6 address with an IPv4 tail is 45 bytes.
 pub const CIDR_ADDR_LEN: usize = 48;

@@ -329,6 +329,19 @@ pub fn unix_listen(path: &str) -> Result<OwnedFd, Errno> {
     Ok(fd)
 }
 
+/// A non-blocking unix datagram socket connected to `path` (a syslog socket such as `/dev/log`).
+pub fn unix_dgram_connect(path: &str) -> Result<OwnedFd, Errno> {
+    let fd =
+        so::socket(AddressFamily::Unix, SockType::Datagram, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)?;
+    so::connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+    Ok(fd)
+}
+
+/// Sends one datagram without waiting: `EAGAIN` when the receiver's queue is full.
+pub fn send_datagram(fd: &impl AsRawFd, buf: &[u8]) -> Result<(), Errno> {
+    so::send(fd.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL).map(|_| ())
+}
+
 /// Connects to the unix socket at `path` (completes at once for unix sockets, or fails).
 pub fn unix_connect(path: &str) -> Result<OwnedFd, Errno> {
     let fd = seqpacket()?;

@@ -142,6 +142,7 @@ pub const CAPTURED: &[&str] = &[
     "baton.max_draining",
     "baton.transfer_connections",
     "baton.splice",
+    "baton.log",
 ];
 
 /// One captured value: which `CAPTURED` pattern, the first two array indices on its path

@@ -193,6 +193,28 @@ pub struct Settings {
     /// Relay bytes with splice(2) through a pipe per direction instead of user-space buffers
     /// (docs/benchmarks.md compares both).
     pub splice: bool,
+    /// Where log lines go.
+    pub log: LogSink,
+}
+
+/// Where log lines go (`"baton": {"log": ...}`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogSink {
+    /// One line per record on stderr (the init system's log, or a pipe to `logger`).
+    #[default]
+    Stderr,
+    /// Datagrams to `/dev/log` in the form BusyBox syslogd and systemd-journald read; stderr
+    /// when `/dev/log` is not there.
+    Syslog,
+}
+
+impl LogSink {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stderr => "stderr",
+            Self::Syslog => "syslog",
+        }
+    }
 }
 
 impl Settings {
@@ -220,6 +242,7 @@ impl Default for Settings {
             max_draining: 2,
             transfer_connections: true,
             splice: false,
+            log: LogSink::Stderr,
         }
     }
 }

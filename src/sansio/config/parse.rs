@@ -201,6 +201,7 @@ fn build(raw: &RawConfig, cap: &Captured<'_>) -> Result<Config, ConfigError> {
             max_draining: cap.u64(cap::B_MAX_DRAINING, z),
             transfer_connections: cap.bool(cap::B_TRANSFER, z),
             splice: cap.bool(cap::B_SPLICE, z),
+            log: cap.str(cap::B_LOG, z),
         };
         apply_settings(&mut cfg.settings, &b)?;
     }
@@ -386,6 +387,7 @@ const NO_ZERO_CONNECT_TIMEOUT: &str =
     "0 (in MOSN: no timeout but the kernel's, about two minutes) is not supported; give a duration such as \"3s\", or remove it for baton.connect_timeout";
 const NO_HTTP_CHECKS: &str =
     "HTTP health checks are not supported; remove \"protocol\" for TCP connect checks (MOSN's default)";
+const LOG_SINKS: &str = "use \"stderr\" (the default) or \"syslog\" (/dev/log)";
 const ONLY_SIMPLE: &str =
     "only \"SIMPLE\" clusters (a fixed host list) are supported; list the hosts and set \"type\": \"SIMPLE\"";
 
@@ -639,6 +641,11 @@ fn apply_settings(st: &mut Settings, b: &RawBaton) -> Result<(), ConfigError> {
     }
     st.transfer_connections = b.transfer_connections.unwrap_or(st.transfer_connections);
     st.splice = b.splice.unwrap_or(st.splice);
+    st.log = match b.log.as_deref() {
+        None | Some("stderr") => LogSink::Stderr,
+        Some("syslog") => LogSink::Syslog,
+        Some(_) => return Err(field(format_args!("baton.log"), Problem::NotSupported(LOG_SINKS))),
+    };
     Ok(())
 }
 

@@ -170,6 +170,7 @@ pub(super) struct RawBaton {
     pub(super) max_draining: Option<u64>,
     pub(super) transfer_connections: Option<bool>,
     pub(super) splice: Option<bool>,
+    pub(super) log: Option<Raw>,
 }
 
 /// A duration as MOSN's `DurationConfig` takes it: a string, or the bare number `0`. The JSON
@@ -294,6 +295,7 @@ pub(super) mod cap {
     pub const B_MAX_DRAINING: usize = 30;
     pub const B_TRANSFER: usize = 31;
     pub const B_SPLICE: usize = 32;
+    pub const B_LOG: usize = 33;
 }
 
 impl Captured<'_> {

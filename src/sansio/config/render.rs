@@ -77,9 +77,9 @@ pub fn write_json(w: &mut dyn Write, cfg: &Config) -> fmt::Result {
     }
     write!(
         w,
-        "\"max_connections\":{},\"buffer_size\":{},\"backlog\":{},\"connect_timeout\":\"{}ms\",\"idle_timeout\":\"{}ms\",\"drain_timeout\":\"{}ms\",\"handoff_timeout\":\"{}ms\",\"connect_attempts\":{},\"fail_threshold\":{},\"down_time\":\"{}ms\",\"max_draining\":{},\"transfer_connections\":{},\"splice\":{}}}}}",
+        "\"max_connections\":{},\"buffer_size\":{},\"backlog\":{},\"connect_timeout\":\"{}ms\",\"idle_timeout\":\"{}ms\",\"drain_timeout\":\"{}ms\",\"handoff_timeout\":\"{}ms\",\"connect_attempts\":{},\"fail_threshold\":{},\"down_time\":\"{}ms\",\"max_draining\":{},\"transfer_connections\":{},\"splice\":{},\"log\":\"{}\"}}}}",
         s.max_connections, s.buffer_size, s.backlog, s.connect_timeout_ms, s.idle_timeout_ms, s.drain_timeout_ms,
-        s.handoff_timeout_ms, s.connect_attempts, s.fail_threshold, s.down_time_ms, s.max_draining, s.transfer_connections, s.splice
+        s.handoff_timeout_ms, s.connect_attempts, s.fail_threshold, s.down_time_ms, s.max_draining, s.transfer_connections, s.splice, s.log.as_str()
     )
 }
 

@@ -161,6 +161,7 @@ pub(super) const SCHEMA: &[(&str, Kind)] = &[
     ("baton.max_draining", Kind::UInt),
     ("baton.transfer_connections", Kind::Bool),
     ("baton.splice", Kind::Bool),
+    ("baton.log", Kind::Str(RAW_STR_LEN)),
 ];
 
 /// MOSN settings baton knows about and does not implement: reported once at info level as
