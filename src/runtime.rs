@@ -101,6 +101,7 @@ impl Runtime {
                     // generation told to stop (max_draining) must not make it look stopped
                     if self.server.mode() == Mode::Serving {
                         crate::notify::stopping();
+                        self.restart.stop_predecessors();
                     }
                     log::info!("stopping: closing listeners and {} connections", self.server.active());
                     self.server.close_all();

@@ -395,3 +395,40 @@ fn drain_deadline_bounds_the_old_process_and_max_draining_caps_generations() {
     );
     kids.into_iter().for_each(stop_child);
 }
+
+/// Stopping the owner (SIGTERM, as an init system that knows only the main PID does) also
+/// ends the generations still draining after SIGHUP restarts, instead of leaving them running
+/// until their drain deadline (60 s here).
+#[test]
+fn stopping_the_owner_also_stops_draining_generations() {
+    let be = Backend::start(Mode::Echo);
+    let cfg = Cfg::simple(free_port(), &[be.port])
+        .set("drain_timeout", "\"60s\"")
+        .set("max_draining", "4")
+        .set("transfer_connections", "false");
+    let mut b = Baton::start(&cfg);
+    let mut held = Vec::new();
+    let mut one = [0u8; 1];
+    for round in 1..=2 {
+        let mut s = TcpStream::connect(("127.0.0.1", b.listen)).unwrap();
+        s.write_all(b"x").unwrap();
+        s.read_exact(&mut one).unwrap();
+        held.push(s);
+        b.signal(Signal::SIGHUP);
+        assert!(eventually(Duration::from_secs(10), || b.generation() == round));
+    }
+    assert!(eventually(Duration::from_secs(5), || pids_with(&b.config).len() == 3), "{:?}", pids_with(&b.config));
+    let t = Instant::now();
+    b.signal(Signal::SIGTERM);
+    assert_eq!(b.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(
+        eventually(Duration::from_secs(5), || pids_with(&b.config).is_empty()),
+        "draining generations outlived the owner's stop: {:?}",
+        pids_with(&b.config)
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+    for mut s in held {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert!(matches!(s.read(&mut one), Ok(0) | Err(_)), "the held connections were closed");
+    }
+}

@@ -426,6 +426,18 @@ impl Restart {
         }
     }
 
+    /// The owner is told to stop (SIGTERM, SIGINT): every generation still draining is told to
+    /// close too (SIGTERM through its pidfd), so stopping the service's main process stops all
+    /// of it (an init system that signals only its main PID would otherwise leave them running
+    /// until their drain deadline).
+    pub fn stop_predecessors(&mut self) {
+        for p in self.predecessors.iter_mut().filter(|p| !p.told_to_stop) {
+            log::info!("stopping: telling draining generation pid {} to close too", p.pid);
+            let _ = sys::pidfd_send_signal(p.fd.as_raw_fd(), nix::libc::SIGTERM);
+            p.told_to_stop = true;
+        }
+    }
+
     /// At the final stop: the PID file goes if it names us; the owner removes `reconfig.sock`.
     pub fn finish(&mut self) {
         if let Some(p) = &self.pid_file {
