@@ -208,6 +208,7 @@ fn prepare_takeover(
     let preds: Vec<(u32, OwnedFd)> = std::mem::take(&mut t.predecessors);
     rundir::note_owner(&lock);
     let restart = new_restart(&server, dir, lock, reconfig, preds, exec)?;
+    server.note_draining(restart.draining());
     watch_signals(&server, signals)?;
     publish_pid(&restart)?;
     Ok((server, restart))

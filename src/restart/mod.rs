@@ -158,7 +158,10 @@ impl Restart {
             Kind::ReconfigPeer if tok.index > 0 => self.refusal_readable(server, tok.index as usize - 1),
             Kind::ReconfigPeer => self.peer_readable(server),
             Kind::Handoff => self.chan_readable(server),
-            Kind::Predecessor => self.predecessor_exited(tok.index),
+            Kind::Predecessor => {
+                self.predecessor_exited(tok.index);
+                server.note_draining(self.predecessors.len());
+            }
             _ => {}
         }
     }
@@ -417,6 +420,11 @@ impl Restart {
 
     /// Tells the oldest draining generations beyond the cap to close now (SIGTERM). Called once
     /// this process has acknowledged the takeover.
+    /// Older generations still draining that this process knows of.
+    pub fn draining(&self) -> usize {
+        self.predecessors.len()
+    }
+
     pub fn enforce_draining_cap(&mut self, max: usize) {
         let excess = self.predecessors.len().saturating_sub(max);
         for p in self.predecessors.iter_mut().take(excess).filter(|p| !p.told_to_stop) {

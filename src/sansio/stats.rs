@@ -73,6 +73,9 @@ pub struct Snapshot<'a> {
     pub cfg: &'a Config,
     pub listeners: &'a [ListenerCounters],
     pub hosts: &'a [heapless::Vec<HostState, MAX_HOSTS>],
+    /// Older generations still draining (known to the restart layer; 0 when not told).
+    pub draining: usize,
+    pub process: ProcessStats,
 }
 
 pub fn write_json(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
@@ -140,49 +143,134 @@ pub fn write_json(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
     w.write_str("]}\n")
 }
 
+/// The process metrics a scraper expects (Prometheus' client conventions), read by the caller
+/// from the system; `None` when it could not read one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessStats {
+    pub start_time_s: Option<u64>,
+    pub open_fds: Option<u64>,
+    pub max_fds: Option<u64>,
+    pub resident_bytes: Option<u64>,
+}
+
+/// A label value escaped as the text exposition format wants it: `\\`, `\"` and `\n`.
+pub struct PromEsc<'a>(pub &'a str);
+
+impl fmt::Display for PromEsc<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            match c {
+                '\\' => f.write_str("\\\\")?,
+                '"' => f.write_str("\\\"")?,
+                '\n' => f.write_str("\\n")?,
+                c => f.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The Prometheus text format (version 0.0.4): everything `/stats` has, with Prometheus'
+/// naming (units in the name, `_total` on counters), plus `baton_build_info` and the process
+/// metrics.
 pub fn write_prometheus(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
     let t = s.totals;
     let x = s.transfer;
-    let gauges: [(&str, &str, &str, u64); 12] = [
+    let single: [(&str, &str, &str, u64); 15] = [
         ("baton_connections_active", "gauge", "Open proxied connections.", s.active as u64),
+        ("baton_connections_max", "gauge", "The max_connections setting.", s.max_connections as u64),
         ("baton_connections_total", "counter", "Client connections accepted.", t.accepted),
         ("baton_connections_refused_total", "counter", "Clients closed because no upstream was reachable.", t.refused),
         ("baton_idle_timeouts_total", "counter", "Connections closed by the idle timeout.", t.idle_timeouts),
         ("baton_upstream_failures_total", "counter", "Failed or timed-out upstream connects.", t.upstream_failures),
-        ("baton_bytes_rx_total", "counter", "Bytes received from clients.", t.rx + s.live_rx),
-        ("baton_bytes_tx_total", "counter", "Bytes sent to clients.", t.tx + s.live_tx),
+        ("baton_client_received_bytes_total", "counter", "Bytes received from clients.", t.rx + s.live_rx),
+        ("baton_client_sent_bytes_total", "counter", "Bytes sent to clients.", t.tx + s.live_tx),
         ("baton_generation", "gauge", "Hot restarts since the cold start.", t.generation),
         ("baton_uptime_seconds", "gauge", "Seconds since this process started.", s.uptime_s),
         ("baton_transfer_received_total", "counter", "Connections received from the predecessor.", x.received),
+        ("baton_transfer_received_bytes_total", "counter", "Buffered bytes that came with them.", x.received_bytes),
         ("baton_transfer_declined_total", "counter", "Offered connections declined (no slot, config).", x.declined),
         ("baton_transfer_predecessor_kept", "gauge", "Connections the predecessor kept to drain.", x.predecessor_kept),
+        (
+            "baton_draining_generations",
+            "gauge",
+            "Older generations still draining after hot restarts.",
+            s.draining as u64,
+        ),
     ];
-    for (name, kind, help, v) in gauges {
+    for (name, kind, help, v) in single {
         write!(w, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n")?;
     }
-    w.write_str("# HELP baton_listener_connections_active Open connections per listener.\n# TYPE baton_listener_connections_active gauge\n")?;
-    for (l, c) in s.cfg.listeners.iter().zip(s.listeners) {
-        writeln!(w, "baton_listener_connections_active{{listener=\"{}\"}} {}", Esc(&l.name), c.active)?;
-    }
-    type HostMetric = (&'static str, &'static str, fn(&HostState, u64) -> u64);
-    let per_host: [HostMetric; 3] = [
-        ("baton_host_healthy", "1 when the host is not marked down.", |st, now| !st.is_down(now) as u64),
-        ("baton_host_check_down", "1 when active health checks mark the host down.", |st, _| st.check_down as u64),
-        ("baton_host_connections_active", "Open connections per host.", |st, _| st.active as u64),
+    write!(w, "# HELP baton_build_info The running baton's version.\n# TYPE baton_build_info gauge\nbaton_build_info{{version=\"{}\"}} 1\n", PromEsc(s.version))?;
+    let p = s.process;
+    let process: [(&str, &str, &str, Option<u64>); 4] = [
+        (
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since the Unix epoch in seconds.",
+            p.start_time_s,
+        ),
+        ("process_open_fds", "gauge", "Number of open file descriptors.", p.open_fds),
+        ("process_max_fds", "gauge", "Maximum number of open file descriptors.", p.max_fds),
+        ("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", p.resident_bytes),
     ];
-    for (name, help, value) in per_host {
-        write!(w, "# HELP {name} {help}\n# TYPE {name} gauge\n")?;
+    for (name, kind, help, v) in process {
+        if let Some(v) = v {
+            write!(w, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n")?;
+        }
+    }
+    type ListenerMetric = (&'static str, &'static str, &'static str, fn(&ListenerCounters) -> u64);
+    let per_listener: [ListenerMetric; 4] = [
+        ("baton_listener_connections_active", "gauge", "Open connections per listener.", |c| c.active as u64),
+        ("baton_listener_connections_total", "counter", "Client connections accepted per listener.", |c| c.accepted),
+        ("baton_listener_no_route_total", "counter", "Clients closed because no route matched them.", |c| c.no_route),
+        ("baton_listener_overflow_total", "counter", "Clients closed at their cluster's circuit breaker.", |c| {
+            c.overflow
+        }),
+    ];
+    for (name, kind, help, value) in per_listener {
+        write!(w, "# HELP {name} {help}\n# TYPE {name} {kind}\n")?;
+        for (l, c) in s.cfg.listeners.iter().zip(s.listeners) {
+            writeln!(w, "{name}{{listener=\"{}\"}} {}", PromEsc(&l.name), value(c))?;
+        }
+    }
+    type HostMetric = (&'static str, &'static str, &'static str, fn(&HostState, u64) -> u64);
+    let per_host: [HostMetric; 5] = [
+        ("baton_host_healthy", "gauge", "1 when the host is not marked down.", |st, now| !st.is_down(now) as u64),
+        ("baton_host_check_down", "gauge", "1 when active health checks mark the host down.", |st, _| {
+            st.check_down as u64
+        }),
+        ("baton_host_connections_active", "gauge", "Open connections per host.", |st, _| st.active as u64),
+        ("baton_host_connections_total", "counter", "Connections opened to the host.", |st, _| st.total),
+        ("baton_host_connect_failures_total", "counter", "Failed or timed-out connects to the host.", |st, _| {
+            st.failures
+        }),
+    ];
+    for (name, kind, help, value) in per_host {
+        write!(w, "# HELP {name} {help}\n# TYPE {name} {kind}\n")?;
         for (c, hs) in s.cfg.clusters.iter().zip(s.hosts) {
             for (h, st) in c.hosts.iter().zip(hs) {
                 writeln!(
                     w,
                     "{name}{{cluster=\"{}\",host=\"{}\"}} {}",
-                    Esc(&c.name),
-                    EscAddr(&h.addr),
+                    PromEsc(&c.name),
+                    HostLabel(&h.addr),
                     value(st, s.now_ms)
                 )?;
             }
         }
     }
     Ok(())
+}
+
+/// A host's address as a label value (a unix path escaped like any label).
+struct HostLabel<'a>(&'a crate::sansio::addr::Addr);
+
+impl fmt::Display for HostLabel<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            crate::sansio::addr::Addr::Ip(a) => write!(f, "{a}"),
+            crate::sansio::addr::Addr::Unix(p) => write!(f, "unix:{}", PromEsc(p)),
+        }
+    }
 }

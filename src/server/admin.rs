@@ -281,7 +281,7 @@ fn respond(c: &mut AdminConn, route: Route, snap: &Snapshot<'_>) {
         }
         Route::Metrics => {
             let _ = stats::write_prometheus(&mut w, snap);
-            "text/plain; version=0.0.4"
+            "text/plain; version=0.0.4; charset=utf-8"
         }
         Route::Health => {
             let _ = w.write_str("ok\n");

@@ -174,6 +174,10 @@ pub struct Server {
     /// Paused for lack of descriptors or memory, not yet recovered (logged once per episode).
     starved: bool,
     clock: Instant,
+    /// When this process image started, in seconds since the Unix epoch (`/metrics`).
+    started_unix_s: Option<u64>,
+    /// Older generations still draining, as the restart layer last said.
+    draining: usize,
     now: u64,
     last_tick: u64,
     rng: u64,
@@ -225,6 +229,8 @@ impl Server {
             starved: false,
             resume: false,
             clock: Instant::now(),
+            started_unix_s: sys::process::unix_now_s(),
+            draining: 0,
             now: 0,
             last_tick: 0,
             rng: seed(),
@@ -431,7 +437,14 @@ impl Server {
             cfg: &self.cfg,
             listeners: &self.listener_counters,
             hosts: &self.hosts,
+            draining: self.draining,
+            process: sys::process::stats(self.started_unix_s),
         }
+    }
+
+    /// The restart layer tells how many older generations are still draining (for `/metrics`).
+    pub fn note_draining(&mut self, n: usize) {
+        self.draining = n;
     }
 
     fn admin_event(&mut self, tok: Token) {

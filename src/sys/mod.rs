@@ -5,9 +5,11 @@
 //! - `net`: sockets (TCP, unix seqpacket), pipes, waits, and checking received sockets; the
 //!   `Transport`s that let `sansio::conn` move bytes.
 //! - `poller`: the edge-triggered epoll loop, with opaque tokens.
+//! - `process`: the process's own figures for `/metrics` (descriptors, memory, start time).
 
 mod ffi;
 pub mod net;
 pub mod poller;
+pub mod process;
 
 pub use ffi::*;
