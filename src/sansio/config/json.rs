@@ -56,6 +56,9 @@ impl Kind {
     }
 }
 
+/// The error for a key given twice in one object, where baton reads it from the text.
+pub const REPEATED_KEY: &str = "this key appears twice in its object; keep one";
+
 /// The error for an unknown key in `"baton"` (see `check`).
 pub const UNKNOWN_BATON_KEY: &str =
     "is not a baton setting (nothing else reads the \"baton\" object); see the README's config reference";
@@ -284,8 +287,13 @@ impl<'a> Walker<'a> {
                 *d = i;
             }
             let c = Capture { id: id as u8, idx, start: start as u32, end: self.i as u32 };
-            // cannot overflow: MAX_CAPTURES covers every capturable path at the array limits
-            let _ = self.captures.list.push(c);
+            // a repeated key would be read once here and once by serde, maybe differently
+            if self.captures.list.iter().any(|o| o.id == c.id && o.idx == c.idx) {
+                self.i = start;
+                return Err(self.err(REPEATED_KEY));
+            }
+            // with no repeats, MAX_CAPTURES covers every capturable path at the array limits
+            self.captures.list.push(c).map_err(|_| self.err(REPEATED_KEY))?;
         }
         Ok(())
     }

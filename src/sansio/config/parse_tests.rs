@@ -435,3 +435,15 @@ fn captured_sections_keep_their_indices() {
     assert!(c.settings.splice);
     assert_eq!(c.settings.idle_timeout_ms, 0);
 }
+
+/// A key given twice where baton reads the text itself is refused, naming it, rather than
+/// read one way here and another by serde.
+#[test]
+fn a_repeated_captured_key_is_refused() {
+    let e = err(&with(r#","baton":{"splice":true,"splice":false}"#));
+    assert!(e.contains("this key appears twice in its object; keep one (in `baton.splice`)"), "{e}");
+    let e = err(
+        &with("").replace("\"name\":\"c\"", r#""name":"c","health_check":{"service_name":"a","service_name":"b"}"#)
+    );
+    assert!(e.contains("health_check.service_name"), "{e}");
+}
