@@ -2,17 +2,11 @@
 mod common;
 use common::*;
 
-const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tcpproxy-sample-0.8.1.json");
-const FALLBACK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/proxy-fallback-example.json");
-
-/// MOSN's own files, from the shared folder when it exists (else the copies in tests/data).
-fn mosn(name: &str, fallback: &str) -> String {
+/// MOSN's own files, from the shared folder beside the checkout (the project keeps no copies).
+fn mosn(name: &str) -> String {
     let shared = format!("{}/../shared/compat/mosn/{name}", env!("CARGO_MANIFEST_DIR"));
-    if std::path::Path::new(&shared).exists() {
-        shared
-    } else {
-        fallback.to_string()
-    }
+    assert!(std::path::Path::new(&shared).exists(), "{shared} is missing: MOSN's files live in shared/");
+    shared
 }
 
 #[test]
@@ -31,10 +25,8 @@ fn version_help_and_usage_errors() {
 
 #[test]
 fn check_accepts_the_mosn_sample_and_the_example() {
-    for f in [
-        mosn("tcpproxy-sample-0.8.1.json", SAMPLE),
-        concat!(env!("CARGO_MANIFEST_DIR"), "/examples/gateway.json").into(),
-    ] {
+    for f in [mosn("tcpproxy-sample-0.8.1.json"), concat!(env!("CARGO_MANIFEST_DIR"), "/examples/gateway.json").into()]
+    {
         let (rc, out, err) = run(&["--check", "-c", &f]);
         assert_eq!((rc, out.trim()), (0, "ok"), "{f}: {err}");
     }
@@ -68,7 +60,7 @@ fn a_non_utf8_argument_is_a_usage_error() {
 
 #[test]
 fn check_refuses_mosn_l7_config_naming_listener_and_filter() {
-    let (rc, out, err) = run(&["--check", "-c", &mosn("proxy-fallback-example.json", FALLBACK)]);
+    let (rc, out, err) = run(&["--check", "-c", &mosn("proxy-fallback-example.json")]);
     assert_eq!((rc, out.as_str()), (2, ""), "errors go to stderr only");
     assert!(err.contains("listener \"listener-0\"") && err.contains("filter \"proxy\" is not supported"), "{err}");
 }

@@ -5,8 +5,12 @@ extern crate std;
 use crate::sansio::limits::MAX_FILTERS;
 use std::string::ToString;
 
-const SAMPLE: &str = include_str!("../../../tests/data/tcpproxy-sample-0.8.1.json");
-const FALLBACK: &str = include_str!("../../../tests/data/proxy-fallback-example.json");
+/// One of MOSN's own files, read from the shared folder beside the checkout at test time (the
+/// project keeps no copies of third-party files).
+fn mosn_file(name: &str) -> std::string::String {
+    let path = std::format!("{}/../shared/compat/mosn/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e} (MOSN's files live in shared/)"))
+}
 
 fn err(s: &str) -> std::string::String {
     parse(s.as_bytes()).unwrap_err().to_string()
@@ -21,7 +25,7 @@ fn with(extra: &str) -> std::string::String {
 
 #[test]
 fn mosn_sample_loads_unchanged() {
-    let c = parse(SAMPLE.as_bytes()).unwrap();
+    let c = parse(mosn_file("tcpproxy-sample-0.8.1.json").as_bytes()).unwrap();
     assert_eq!(c.listeners.len(), 1);
     assert_eq!(c.listeners[0].name.as_str(), "proxyListener");
     assert_eq!(c.listeners[0].addr.to_string(), "127.0.0.1:2045");
@@ -33,7 +37,7 @@ fn mosn_sample_loads_unchanged() {
 
 #[test]
 fn mosn_l7_filter_is_refused_naming_listener_and_filter() {
-    let e = err(FALLBACK);
+    let e = err(&mosn_file("proxy-fallback-example.json"));
     assert!(e.contains("listener \"listener-0\""), "{e}");
     assert!(e.contains("filter \"proxy\" is not supported"), "{e}");
 }
@@ -147,7 +151,7 @@ fn routes_as_mosn_reads_them() {
     crate::sansio::config::render::write_json(&mut s, &c).unwrap();
     assert_eq!(parse(s.as_bytes()).unwrap(), c, "{s}");
 
-    let sample = parse(SAMPLE.as_bytes()).unwrap();
+    let sample = parse(mosn_file("tcpproxy-sample-0.8.1.json").as_bytes()).unwrap();
     assert!(sample.listeners[0].cluster.is_some() && sample.listeners[0].routes.is_empty());
     let both = with_config(r#"{"cluster":"c","routes":[{"cluster":"nope"}]}"#);
     assert_eq!(parse(both.as_bytes()).unwrap().listeners[0].cluster, Some(0), "routes are not read beside cluster");
