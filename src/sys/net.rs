@@ -21,6 +21,11 @@ fn family(a: &SocketAddr) -> AddressFamily {
     }
 }
 
+/// A non-blocking unix stream socket (unix listeners, unix hosts, the stale-socket probe).
+fn unix_stream() -> Result<OwnedFd, Errno> {
+    so::socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC, None)
+}
+
 fn stream_socket(a: &SocketAddr) -> Result<OwnedFd, Errno> {
     so::socket(family(a), SockType::Stream, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC, None)
 }
@@ -38,7 +43,7 @@ pub fn listen_at(addr: &Addr, backlog: u32) -> Result<OwnedFd, Errno> {
 /// before binding; a live one, or anything that is not a socket (a link included), is
 /// `EADDRINUSE`. The file's mode follows the umask, as in MOSN.
 pub fn listen_unix(path: &str, backlog: u32) -> Result<OwnedFd, Errno> {
-    let fd = so::socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC, None)?;
+    let fd = unix_stream()?;
     let addr = UnixAddr::new(path)?;
     match so::bind(fd.as_raw_fd(), &addr) {
         Err(Errno::EADDRINUSE) if stale_unix_socket(path) => {
@@ -55,8 +60,7 @@ pub fn listen_unix(path: &str, backlog: u32) -> Result<OwnedFd, Errno> {
 fn stale_unix_socket(path: &str) -> bool {
     let is_socket = nix::sys::stat::lstat(path).is_ok_and(|m| m.st_mode & nix::libc::S_IFMT == nix::libc::S_IFSOCK);
     let probe = || -> Result<(), Errno> {
-        let fd =
-            so::socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC, None)?;
+        let fd = unix_stream()?;
         so::connect(fd.as_raw_fd(), &UnixAddr::new(path)?)
     };
     is_socket && probe() == Err(Errno::ECONNREFUSED)
@@ -96,12 +100,7 @@ pub fn connect_to(addr: &Addr) -> Result<OwnedFd, Errno> {
     match addr {
         Addr::Ip(a) => connect(a),
         Addr::Unix(p) => {
-            let fd = so::socket(
-                AddressFamily::Unix,
-                SockType::Stream,
-                SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-                None,
-            )?;
+            let fd = unix_stream()?;
             so::connect(fd.as_raw_fd(), &UnixAddr::new(p.as_str())?)?;
             Ok(fd)
         }
@@ -159,12 +158,7 @@ pub fn verify_listener(fd: &OwnedFd, addr: &Addr) -> Result<(), &'static str> {
     match addr {
         Addr::Ip(a) => verify_tcp_listener(fd, a),
         Addr::Unix(_) => {
-            if so::getsockopt(fd, sockopt::SockType).map_err(|_| "not a socket")? != SockType::Stream {
-                return Err("not a stream socket");
-            }
-            if !so::getsockopt(fd, sockopt::AcceptConn).map_err(|_| "SO_ACCEPTCONN failed")? {
-                return Err("not listening");
-            }
+            listening_stream(fd)?;
             match local(fd) {
                 Some(a) if a == *addr => Ok(()),
                 _ => Err("bound to a different path than announced"),
@@ -188,20 +182,12 @@ pub fn verify_stream(fd: &OwnedFd) -> Result<(Option<Addr>, Option<Addr>), &'sta
 
 /// The local address of a socket, if it is an IP socket.
 pub fn local_addr(fd: &impl AsRawFd) -> Option<SocketAddr> {
-    let ss: SockaddrStorage = so::getsockname(fd.as_raw_fd()).ok()?;
-    if let Some(v4) = ss.as_sockaddr_in() {
-        return Some(SocketAddr::from((v4.ip(), v4.port())));
-    }
-    ss.as_sockaddr_in6().map(|v6| SocketAddr::from((v6.ip(), v6.port())))
+    local(fd)?.ip()
 }
 
 /// The peer address of a connected IP socket.
 pub fn peer_addr(fd: &impl AsRawFd) -> Option<SocketAddr> {
-    let ss: SockaddrStorage = so::getpeername(fd.as_raw_fd()).ok()?;
-    if let Some(v4) = ss.as_sockaddr_in() {
-        return Some(SocketAddr::from((v4.ip(), v4.port())));
-    }
-    ss.as_sockaddr_in6().map(|v6| SocketAddr::from((v6.ip(), v6.port())))
+    peer(fd)?.ip()
 }
 
 /// Checks that `fd` is a pipe (splice mode's buffers travel as pipes).
@@ -384,17 +370,23 @@ pub fn wait_for(fd: &impl AsFd, what: PollFlags, timeout_ms: u64) -> Result<bool
 
 /// Checks with the kernel that `fd` is a listening TCP socket bound to exactly `addr`.
 pub fn verify_tcp_listener(fd: &OwnedFd, addr: &SocketAddr) -> Result<(), &'static str> {
+    listening_stream(fd)?;
+    match local_addr(fd) {
+        Some(a) if a == *addr => Ok(()),
+        Some(_) => Err("bound to a different address than announced"),
+        None => Err("not an IP socket"),
+    }
+}
+
+/// Checks with the kernel that `fd` is a stream socket that listens.
+fn listening_stream(fd: &OwnedFd) -> Result<(), &'static str> {
     if so::getsockopt(fd, sockopt::SockType).map_err(|_| "not a socket")? != SockType::Stream {
         return Err("not a stream socket");
     }
     if !so::getsockopt(fd, sockopt::AcceptConn).map_err(|_| "SO_ACCEPTCONN failed")? {
         return Err("not listening");
     }
-    match local_addr(fd) {
-        Some(a) if a == *addr => Ok(()),
-        Some(_) => Err("bound to a different address than announced"),
-        None => Err("not an IP socket"),
-    }
+    Ok(())
 }
 
 /// Checks that `fd` is a listening unix seqpacket socket (the reconfig listener).
