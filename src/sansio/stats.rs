@@ -75,6 +75,9 @@ pub struct Snapshot<'a> {
     pub hosts: &'a [heapless::Vec<HostState, MAX_HOSTS>],
     /// Older generations still draining (known to the restart layer; 0 when not told).
     pub draining: usize,
+    /// When this process image started, in seconds since the Unix epoch.
+    pub started_unix_s: Option<u64>,
+    /// Read from the system only for `/metrics` (the admin fills it in); empty otherwise.
     pub process: ProcessStats,
 }
 
