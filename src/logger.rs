@@ -8,7 +8,6 @@
 //! daemon's queue is full the line is dropped rather than the event loop stalled.
 
 use core::fmt::Write as _;
-use std::io::Write as _;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use std::os::fd::OwnedFd;
@@ -79,16 +78,18 @@ fn to_syslog(level: Level, args: core::fmt::Arguments<'_>) -> bool {
 
 /// Writes one line to stderr, ignoring failures (see the module's note).
 pub fn line(args: core::fmt::Arguments<'_>) {
-    let mut b = Line { buf: [0; LINE_MAX], len: 0 };
-    let _ = b.write_fmt(args);
-    let _ = std::io::stderr().lock().write_all(b.finish());
+    write_line(&mut std::io::stderr().lock(), args);
 }
 
 /// Writes one line to stdout, ignoring failures (`--check`'s `ok` into a closed pipe).
 pub fn out_line(args: core::fmt::Arguments<'_>) {
+    write_line(&mut std::io::stdout().lock(), args);
+}
+
+fn write_line(out: &mut dyn std::io::Write, args: core::fmt::Arguments<'_>) {
     let mut b = Line { buf: [0; LINE_MAX], len: 0 };
     let _ = b.write_fmt(args);
-    let _ = std::io::stdout().lock().write_all(b.finish());
+    let _ = out.write_all(b.finish());
 }
 
 impl Log for Logger {
