@@ -170,6 +170,26 @@ fn malformed_records_are_refused_not_panicked_on() {
         v[k] ^= 0xff;
         let _ = decode(&v);
     }
+    // the same for a HEALTH record (unix paths, flags, counts)
+    let hn = encode(&health(3), &mut buf).unwrap();
+    let h = buf[..hn].to_vec_in_test();
+    for cut in 0..hn {
+        assert!(decode(&h[..cut]).is_err(), "health cut at {cut}");
+    }
+    for k in HEADER_LEN..hn {
+        let mut v = h.clone();
+        v[k] ^= 0xff;
+        let _ = decode(&v);
+    }
+    // more hosts than a record may hold, and a check flag that is neither 0 nor 1
+    let mut v = h.clone();
+    v[HEADER_LEN] = MAX_HEALTH_PER_MSG as u8 + 1;
+    assert_eq!(decode(&v), Err(CodecError::TooMany));
+    let flag_at = HEADER_LEN + 1 + 1 + TEXT_LEN + 1 + 1 + (crate::sansio::limits::UNIX_PATH_LEN);
+    let mut v = h.clone();
+    assert!(v[flag_at] <= 1, "the check_down flag is where this test thinks");
+    v[flag_at] = 2;
+    assert!(decode(&v).is_err());
 }
 
 trait ToVecInTest {
