@@ -24,6 +24,10 @@ count() { # LABEL LOG: add "N passed, N failed" from cargo's result lines
   total_p=$(( ${total_p:-0} + p )); total_f=$(( ${total_f:-0} + f ))
 }
 mkdir -p target
+rm -f target/test-hangs.log # tests/runner.sh notes hung test binaries here
+# every host test binary runs under tests/runner.sh: a time limit, so a hang fails one binary
+# with a diagnosis instead of stalling the whole run
+export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/tests/runner.sh"
 
 step "toolchain components"
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
@@ -96,6 +100,11 @@ if [ "${BATON_TESTS:-all}" != host ]; then
 fi
 
 step "done"
+if [ -s target/test-hangs.log ]; then
+  echo "test binaries that hung (killed by tests/runner.sh; a second hang counts as failed):"
+  cat target/test-hangs.log
+  summary+=("hung test binaries: $(grep -c 'hung' target/test-hangs.log) (target/test-hangs.log)")
+fi
 printf '%s\n' "${summary[@]}"
 echo "all: ${total_p} passed, ${total_f} failed"
 [ "$total_f" -eq 0 ]
