@@ -4,13 +4,18 @@
 //! `...`) and written with one `write`, so lines from the processes of a hot restart sharing one
 //! stderr do not interleave. A failed write is dropped: a log reader that went away (`EPIPE`:
 //! a logger pipe, journald restarting) must not stop the proxy, and `eprintln!`, which panics on
-//! a failed write, would abort it. Syslog datagrams are sent without waiting: when the syslog
-//! daemon's queue is full the line is dropped rather than the event loop stalled.
+//! a failed write, would abort it. Nor may a reader that stopped reading: a line goes to stderr
+//! only when the descriptor takes it without waiting (a pipe with room; lines are shorter than
+//! the pipe's atomic write size), otherwise it is dropped and counted, and the next line that
+//! gets through is preceded by how many were lost. Syslog datagrams are sent without waiting
+//! too: when the syslog daemon's queue is full the line is dropped rather than the event loop
+//! stalled.
 
 use core::fmt::Write as _;
 
+use core::sync::atomic::{AtomicU64, Ordering};
 use log::{Level, LevelFilter, Log, Metadata, Record};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd as _, OwnedFd};
 use std::sync::Mutex;
 
 use crate::sansio::config::LogSink;
@@ -76,9 +81,27 @@ fn to_syslog(level: Level, args: core::fmt::Arguments<'_>) -> bool {
     true
 }
 
-/// Writes one line to stderr, ignoring failures (see the module's note).
+/// Lines not written to stderr because it was not being read (see the module's note).
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Writes one line to stderr if it takes it without waiting, ignoring failures (see the
+/// module's note); after lines were dropped, says how many first.
 pub fn line(args: core::fmt::Arguments<'_>) {
-    write_line(&mut std::io::stderr().lock(), args);
+    let err = std::io::stderr();
+    let mut out = err.lock();
+    if !net::writable_now(&out.as_fd()) {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let dropped = DROPPED.swap(0, Ordering::Relaxed);
+    if dropped > 0 {
+        write_line(&mut out, format_args!("WARN  [baton] {dropped} log lines dropped: stderr was not being read"));
+        if !net::writable_now(&out.as_fd()) {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    }
+    write_line(&mut out, args);
 }
 
 /// Writes one line to stdout, ignoring failures (`--check`'s `ok` into a closed pipe).

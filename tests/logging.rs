@@ -80,3 +80,68 @@ fn an_unknown_log_sink_is_refused() {
     assert_eq!(code, 2);
     assert!(err.contains("baton.log: use \"stderr\" (the default) or \"syslog\""), "{err}");
 }
+
+/// A stderr that nobody reads (a stalled log pipe of an init system) must not stop the event
+/// loop: lines are dropped while the pipe is full, the proxy and a hot restart go on, and once
+/// the pipe is read again the next line says how many were lost.
+#[test]
+fn a_stderr_nobody_reads_drops_lines_instead_of_stopping_baton() {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let (r, w) = nix::unistd::pipe().unwrap();
+    // fill the pipe: 4096-byte writes while the kernel says one goes through without waiting
+    let chunk = [b'x'; 4096];
+    while poll(&mut [PollFd::new(w.as_fd(), PollFlags::POLLOUT)], PollTimeout::ZERO).unwrap() > 0 {
+        nix::unistd::write(&w, &chunk).unwrap();
+    }
+    let be = Backend::start(Mode::Echo);
+    let dir = TempDir::new("stalledlog");
+    let cfg = Cfg::simple(free_port(), &[be.port]);
+    let config = dir.path("baton.json");
+    std::fs::write(&config, cfg.json()).unwrap();
+    let child = Command::new(&*BIN)
+        .args(["-c", &config, "--runtime-dir", &dir.path("run")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(w))
+        .spawn()
+        .unwrap();
+    // stops every process of the test by PID, also when an assertion fails
+    let b = Baton { child, dir, config, admin: cfg.admin, listen: cfg.listeners[0].1 };
+    let pid = nix::unistd::Pid::from_raw(b.pid());
+    let data = payload(7, 3000);
+    assert!(
+        eventually(Duration::from_secs(10), || echo_roundtrip(cfg.listeners[0].1, &data).is_ok_and(|b| b == data)),
+        "baton stopped serving behind a full stderr pipe"
+    );
+    // a hot restart logs a dozen lines, all into the full pipe: it still completes
+    let gen = json_num(&http_get(cfg.admin.unwrap(), "/stats").unwrap().1, "\"generation\"", "generation");
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP);
+    let generation =
+        || http_get(cfg.admin.unwrap(), "/stats").map(|(_, b)| json_num(&b, "\"generation\"", "generation"));
+    assert!(eventually(Duration::from_secs(10), || generation() == Some(gen + 1)), "the restart stalled");
+    assert_eq!(echo_roundtrip(cfg.listeners[0].1, &data).unwrap(), data);
+
+    // read the pipe empty, then make baton log again (a restart)
+    let mut reader = std::fs::File::from(r);
+    nix::fcntl::fcntl(&reader, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).unwrap();
+    let mut sink = [0u8; 65536];
+    while reader.read(&mut sink).is_ok_and(|n| n > 0) {}
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP);
+    assert!(eventually(Duration::from_secs(10), || generation() == Some(gen + 2)), "the second restart stalled");
+    let mut text = String::new();
+    let t = std::time::Instant::now();
+    while !text.contains("serving") && t.elapsed() < Duration::from_secs(5) {
+        match reader.read(&mut sink) {
+            Ok(n) if n > 0 => text.push_str(&String::from_utf8_lossy(&sink[..n])),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    drop(b);
+    // the process that lived through the stall (the SIGHUP fork serving on until the takeover)
+    // reports its count before its next line; the re-executed one starts with a fresh count
+    let note = text.lines().find(|l| l.contains("log lines dropped: stderr was not being read"));
+    let n: u64 = note.and_then(|l| l.split_whitespace().find_map(|w| w.parse().ok())).unwrap_or(0);
+    assert!(n >= 3, "no count of the dropped lines, or too small ({n}): {text}");
+    assert!(text.contains("serving"), "{text}");
+}

@@ -354,6 +354,12 @@ pub fn wait_readable(fd: &impl AsFd, timeout_ms: u64) -> Result<bool, Errno> {
     wait_for(fd, PollFlags::POLLIN, timeout_ms)
 }
 
+/// Whether a write of up to a pipe's atomic size (`PIPE_BUF`, 4096 bytes) to `fd` would go
+/// through now without waiting (also `true` when the reader is gone: the write then fails).
+pub fn writable_now(fd: &impl AsFd) -> bool {
+    wait_for(fd, PollFlags::POLLOUT, 0).unwrap_or(true)
+}
+
 pub fn wait_for(fd: &impl AsFd, what: PollFlags, timeout_ms: u64) -> Result<bool, Errno> {
     let mut p = [PollFd::new(fd.as_fd(), what)];
     let t = PollTimeout::try_from(timeout_ms.min(i32::MAX as u64) as i32).unwrap_or(PollTimeout::MAX);
