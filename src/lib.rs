@@ -30,6 +30,7 @@ pub mod restart;
 pub mod activation;
 pub mod cli;
 pub mod config_file;
+pub mod control;
 pub mod fault;
 pub mod logger;
 pub mod notify;

@@ -98,6 +98,7 @@ fn start() -> Result<(Box<Runtime>, Incoming), i32> {
 fn args_and_config() -> Result<(cli::Args, Config, UnknownKeys), i32> {
     let args = match cli::utf8_args(std::env::args_os().skip(1)).and_then(cli::parse) {
         Ok(Command::Run(a)) => a,
+        Ok(Command::Control(c)) => return Err(baton::control::run(&c)),
         Ok(Command::Version) => return print_and_exit(format_args!("baton {VERSION}")),
         Ok(Command::Help) => return print_and_exit(format_args!("{USAGE}")),
         Err(e) => {

@@ -6,7 +6,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
-use crate::restart::Restart;
+use crate::restart::{Request, Restart};
 use crate::server::{Kind, Token};
 use crate::server::{Mode, Server};
 use crate::sys::poller::Event;
@@ -68,6 +68,20 @@ impl Runtime {
                     self.foreign(ev);
                 }
             }
+            match self.restart.take_request() {
+                Some(Request::Reload(client)) => {
+                    self.reload(Some(client));
+                }
+                Some(Request::Stop { now, client }) => {
+                    if self.server.mode() == Mode::Serving {
+                        self.restart.stop_answer(client, now, self.server.cfg().settings.drain_timeout_ms);
+                        self.stop(now);
+                    } else {
+                        crate::restart::reply(client, format_args!("busy: this process is already draining"));
+                    }
+                }
+                None => {}
+            }
             self.server.after_events();
             self.restart.tick(&mut self.server);
             if self.server.mode() == Mode::Stopped {
@@ -96,27 +110,12 @@ impl Runtime {
     fn signals(&mut self) {
         while let Ok(Some(info)) = self.signals.read_signal() {
             match Signal::try_from(info.ssi_signo as i32) {
-                Ok(Signal::SIGTERM | Signal::SIGINT) => {
-                    // only the serving process speaks for the service; a draining old
-                    // generation told to stop (max_draining) must not make it look stopped
-                    if self.server.mode() == Mode::Serving {
-                        crate::notify::stopping();
-                        self.restart.stop_predecessors();
-                    }
-                    log::info!("stopping: closing listeners and {} connections", self.server.active());
-                    self.server.close_all();
-                    self.server.start_draining(0);
-                    self.server.set_mode(Mode::Stopped);
-                }
-                Ok(Signal::SIGQUIT) if self.server.mode() == Mode::Serving => {
-                    crate::notify::stopping();
-                    log::info!("graceful stop requested");
-                    self.server.start_draining(self.server.cfg().settings.drain_timeout_ms);
-                }
+                Ok(Signal::SIGTERM | Signal::SIGINT) => self.stop(true),
+                Ok(Signal::SIGQUIT) if self.server.mode() == Mode::Serving => self.stop(false),
                 Ok(Signal::SIGHUP) => {
-                    let forked_child = self.restart.on_sighup(&mut self.server);
+                    // the forked child reads its signals from a new signalfd from now on
+                    let forked_child = self.reload(None);
                     if forked_child {
-                        self.renew_signalfd();
                         return;
                     }
                 }
@@ -124,6 +123,39 @@ impl Runtime {
                 _ => {}
             }
         }
+    }
+
+    /// SIGTERM, SIGINT, `baton stop --now` (`now`): close every connection and exit, and tell
+    /// the draining generations to do the same. SIGQUIT, `baton stop`: stop accepting, drain
+    /// for at most `drain_timeout`, exit; draining generations finish their own drains.
+    fn stop(&mut self, now: bool) {
+        // only the serving process speaks for the service; a draining old generation told to
+        // stop (max_draining) must not make it look stopped
+        if self.server.mode() == Mode::Serving {
+            crate::notify::stopping();
+            if now {
+                self.restart.stop_predecessors();
+            }
+        }
+        if now {
+            log::info!("stopping: closing listeners and {} connections", self.server.active());
+            self.server.close_all();
+            self.server.start_draining(0);
+            self.server.set_mode(Mode::Stopped);
+        } else {
+            log::info!("graceful stop requested");
+            self.server.start_draining(self.server.cfg().settings.drain_timeout_ms);
+        }
+    }
+
+    /// SIGHUP or `baton reload` (`client`): a hot restart in place. `true` in the forked child
+    /// that serves on as the old generation (its signalfd is renewed here).
+    fn reload(&mut self, client: Option<std::os::fd::OwnedFd>) -> bool {
+        let forked_child = self.restart.on_sighup(&mut self.server, client);
+        if forked_child {
+            self.renew_signalfd();
+        }
+        forked_child
     }
 }
 

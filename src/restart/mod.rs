@@ -11,6 +11,7 @@
 //! child by the same protocol. Supervisors keep tracking one PID.
 
 pub mod channel;
+mod control;
 pub mod pidfile;
 mod reexec;
 mod refuse;
@@ -33,6 +34,7 @@ use crate::server::{Mode, Server, VERSION};
 use crate::sys;
 use crate::sys::net;
 use channel::HandoffError;
+pub use control::{reply, Request};
 
 enum State {
     Idle,
@@ -94,6 +96,13 @@ pub struct Restart {
     dir_warned: bool,
     /// Peers being turned away (BUSY, REFUSED), answered without blocking the loop.
     refusing: [Option<Refusal>; MAX_REFUSING],
+    /// A control client's request for the runtime (reload, stop), taken by `take_request`.
+    request: Option<Request>,
+    /// The `baton reload` client waiting for this reload's outcome (`control.rs`).
+    reload_waiter: Option<OwnedFd>,
+    /// In the child a SIGHUP forked: the PID of the re-executed process that is to take over;
+    /// if it exits before doing so, this process stays the owner and says so.
+    reexec_parent: Option<i32>,
 }
 
 /// A peer that is refused: answered when its HELLO arrives (closing a unix socket with unread
@@ -128,6 +137,9 @@ impl Restart {
             next_dir_check: 0,
             dir_warned: false,
             refusing: Default::default(),
+            request: None,
+            reload_waiter: None,
+            reexec_parent: None,
         };
         for (pid, fd) in predecessors {
             server.poller().add_read(&fd, Token::new(Kind::Predecessor, pid as usize))?;
@@ -149,6 +161,9 @@ impl Restart {
             next_dir_check: 0,
             dir_warned: false,
             refusing: Default::default(),
+            request: None,
+            reload_waiter: None,
+            reexec_parent: None,
         }
     }
 
@@ -235,6 +250,13 @@ impl Restart {
                 self.set(State::Offered { peer, pid, deadline });
             }
             (State::Offered { .. }, Msg::Ready) => self.send_sockets(server, pid, deadline),
+            (State::Greeting { .. }, Msg::Control { op }) => {
+                let State::Greeting { peer, .. } = std::mem::replace(&mut self.state, State::Idle) else {
+                    return;
+                };
+                server.poller().delete(&peer);
+                self.control(server, peer, pid, op);
+            }
             (_, Msg::Abort { reason }) => self.abort(server, &HandoffError::Refused(reason)),
             _ => self.abort(server, &HandoffError::Unexpected("out-of-order message on reconfig.sock")),
         }
@@ -336,6 +358,10 @@ impl Restart {
         if let Some(fd) = self.reconfig.take() {
             server.poller().delete(&fd);
         }
+        if let Some(w) = self.reload_waiter.take() {
+            control::reply(w, format_args!("ok: pid {pid} took over and serves; pid {} drains", std::process::id()));
+        }
+        self.reexec_parent = None;
         self.lock = None;
         self.predecessors.clear();
         let State::Sent { chan, .. } = std::mem::replace(&mut self.state, State::Idle) else {
@@ -366,6 +392,13 @@ impl Restart {
     /// Back to serving as if nothing happened; the PID file names this process again.
     fn abort(&mut self, server: &mut Server, why: &HandoffError) {
         log::warn!("hot restart aborted: {why}; pid {} keeps serving", std::process::id());
+        if let Some(w) = self.reload_waiter.take() {
+            control::reply(
+                w,
+                format_args!("error: hot restart aborted: {why}; pid {} keeps serving", std::process::id()),
+            );
+        }
+        self.reexec_parent = None;
         self.set(State::Idle);
         if server.mode() == Mode::Serving {
             self.write_pid_file();
@@ -395,6 +428,9 @@ impl Restart {
             if self.refusing[slot].as_ref().is_some_and(|r| server.now() >= r.deadline) {
                 self.answer_refusal(server, slot);
             }
+        }
+        if matches!(self.state, State::Idle) {
+            self.check_reexec(server);
         }
         if matches!(self.state, State::Idle) && server.now() >= self.next_dir_check {
             self.next_dir_check = server.now() + RUNDIR_CHECK_MS;

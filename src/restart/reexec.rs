@@ -4,40 +4,60 @@
 use super::*;
 
 impl Restart {
-    /// Returns `true` in the forked child that carries on serving as the old generation; the
-    /// caller must then renew its signalfd (a signalfd wakes the epoll of the process that
-    /// registered it, so the child's own signals would never be seen).
-    pub fn on_sighup(&mut self, server: &mut Server) -> bool {
+    /// SIGHUP, or `baton reload` (`client`: told the outcome). Returns `true` in the forked
+    /// child that carries on serving as the old generation; the caller must then renew its
+    /// signalfd (a signalfd wakes the epoll of the process that registered it, so the child's
+    /// own signals would never be seen).
+    pub fn on_sighup(&mut self, server: &mut Server, client: Option<OwnedFd>) -> bool {
         if !matches!(self.state, State::Idle) || server.mode() != Mode::Serving {
             log::warn!("SIGHUP ignored: a hot restart is already in progress ({})", self.state.name());
+            if let Some(c) = client {
+                control::reply(c, format_args!("busy: a hot restart or stop is in progress; retry when it is over"));
+            }
             return false;
         }
         self.repair_rundir(server);
-        let Some(exec) = &self.exec else {
-            log::warn!("SIGHUP ignored: this process cannot re-execute itself");
-            return false;
+        let ready = match &self.exec {
+            None => Err("this process cannot re-execute itself (/proc/self/exe unreadable)".to_string()),
+            Some(exec) => Self::ready_to_exec(exec, &self.dir),
         };
-        let pipe = Self::ready_to_exec(exec, &self.dir)
+        let pipe = ready
             .and_then(|()| nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {}", e.desc())));
         let (r, w) = match pipe {
             Ok(p) => p,
             Err(why) => {
                 log::error!("SIGHUP: {why}; still serving");
+                if let Some(c) = client {
+                    control::reply(c, format_args!("error: {why}; pid {} keeps serving", std::process::id()));
+                }
                 return false;
             }
         };
+        let parent = std::process::id() as i32;
         match sys::fork() {
             Err(e) => {
                 log::error!("SIGHUP: fork: {}; still serving", e.desc());
+                if let Some(c) = client {
+                    control::reply(c, format_args!("error: fork: {}; pid {parent} keeps serving", e.desc()));
+                }
                 false
             }
             Ok(None) => {
                 Self::continue_as_old_generation(r, w);
+                self.reexec_parent = Some(parent);
+                if let Some(c) = client {
+                    self.wait_for_reload(c);
+                }
                 true
             }
             Ok(Some(child)) => {
                 drop(r);
-                Self::exec_new_generation(exec, child, w, server);
+                // the client's socket is close-on-exec: after a good exec only the child has it
+                let Some(exec) = &self.exec else { return false };
+                let why = Self::exec_new_generation(exec, child, w, server);
+                if let Some(c) = client {
+                    control::reply(c, format_args!("error: {why}; pid {parent} keeps serving"));
+                }
                 false
             }
         }
@@ -56,9 +76,10 @@ impl Restart {
             .map_err(|e| format!("cannot execute {:?}: {}", exec.exe, e.desc()))
     }
 
-    /// In the parent: becomes the new binary under this PID. Returns only if the exec failed;
-    /// then the child learns it from the pipe and exits, and this process carries on serving.
-    fn exec_new_generation(exec: &Exec, child: nix::unistd::Pid, w: OwnedFd, server: &Server) {
+    /// In the parent: becomes the new binary under this PID. Returns only if the exec failed
+    /// (with the reason); then the child learns it from the pipe and exits, and this process
+    /// carries on serving.
+    fn exec_new_generation(exec: &Exec, child: nix::unistd::Pid, w: OwnedFd, server: &Server) -> String {
         log::info!(
             "SIGHUP: re-executing {:?} as pid {}; pid {child} serves until it takes over",
             exec.exe,
@@ -69,6 +90,7 @@ impl Restart {
         let _ = nix::unistd::write(&w, &[1]);
         crate::notify::ready(server.totals().generation);
         log::error!("SIGHUP: cannot execute {:?}: {}; still serving", exec.exe, e.desc());
+        format!("cannot execute {:?}: {}", exec.exe, e.desc())
     }
 
     /// In the forked child: wait until the parent's exec succeeded (the pipe closes) or failed

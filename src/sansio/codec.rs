@@ -56,6 +56,7 @@ pub enum MsgType {
     Commit = 12,
     Done = 13,
     Health = 14,
+    Control = 15,
 }
 
 impl MsgType {
@@ -75,6 +76,7 @@ impl MsgType {
             12 => Self::Commit,
             13 => Self::Done,
             14 => Self::Health,
+            15 => Self::Control,
             _ => return None,
         })
     }
@@ -201,6 +203,40 @@ pub enum Msg {
     Health {
         hosts: Vec<HostHealth, MAX_HEALTH_PER_MSG>,
     },
+    /// Control client to the running baton, instead of HELLO (`baton status|reload|stop`).
+    /// The answer is text on the same connection, ended by closing it (docs/hot-restart.md).
+    Control {
+        op: Control,
+    },
+}
+
+/// What a control client asks of the running baton.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// The instance's state as a table for people.
+    Status = 1,
+    /// The same as JSON (the document `/stats` serves).
+    StatusJson = 2,
+    /// A hot restart in place (what SIGHUP does); answered once the new process serves, or
+    /// with the reason it does not.
+    Reload = 3,
+    /// Stop accepting, drain, exit; draining generations finish their own drains.
+    Stop = 4,
+    /// Close everything now, draining generations included (what SIGTERM does).
+    StopNow = 5,
+}
+
+impl Control {
+    fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => Self::Status,
+            2 => Self::StatusJson,
+            3 => Self::Reload,
+            4 => Self::Stop,
+            5 => Self::StopNow,
+            _ => return None,
+        })
+    }
 }
 
 /// One host's health as it moves to the successor.
@@ -230,6 +266,7 @@ pub enum CodecError {
     TooMany,
     Overflow,
     BadData,
+    UnknownControl(u8),
 }
 
 impl fmt::Display for CodecError {
@@ -245,6 +282,7 @@ impl fmt::Display for CodecError {
             Self::TooMany => f.write_str("more manifest entries than one batch may hold"),
             Self::Overflow => f.write_str("message larger than MAX_FRAME"),
             Self::BadData => f.write_str("malformed connection transfer record"),
+            Self::UnknownControl(v) => write!(f, "unknown control request {v}"),
         }
     }
 }
@@ -376,6 +414,7 @@ fn msg_type(m: &Msg) -> MsgType {
         Msg::Commit { .. } => MsgType::Commit,
         Msg::Done { .. } => MsgType::Done,
         Msg::Health { .. } => MsgType::Health,
+        Msg::Control { .. } => MsgType::Control,
     }
 }
 
@@ -439,6 +478,7 @@ fn encode_with(m: &Msg, data: &[u8], buf: &mut [u8]) -> Result<usize, CodecError
             o.u64(*mask)?;
         }
         Msg::Commit { batch } => o.u16(*batch)?,
+        Msg::Control { op } => o.u8(*op as u8)?,
         Msg::Done { moved, kept } => {
             o.u32(*moved)?;
             o.u32(*kept)?;
@@ -526,6 +566,10 @@ pub fn decode(rec: &[u8]) -> Result<Msg, CodecError> {
         MsgType::Commit => Msg::Commit { batch: i.u16()? },
         MsgType::Done => Msg::Done { moved: i.u32()?, kept: i.u32()? },
         MsgType::Health => decode_health(&mut i)?,
+        MsgType::Control => {
+            let v = i.u8()?;
+            Msg::Control { op: Control::from_u8(v).ok_or(CodecError::UnknownControl(v))? }
+        }
     };
     if !i.b.is_empty() {
         return Err(CodecError::LengthMismatch);

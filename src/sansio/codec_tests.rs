@@ -128,6 +128,11 @@ fn every_message_round_trips() {
         Msg::Abort { reason: text("port taken") },
         health(0),
         health(MAX_HEALTH_PER_MSG),
+        Msg::Control { op: Control::Status },
+        Msg::Control { op: Control::StatusJson },
+        Msg::Control { op: Control::Reload },
+        Msg::Control { op: Control::Stop },
+        Msg::Control { op: Control::StopNow },
     ];
     let mut buf = [0u8; MAX_FRAME];
     for m in msgs {
@@ -190,6 +195,14 @@ fn malformed_records_are_refused_not_panicked_on() {
     assert!(v[flag_at] <= 1, "the check_down flag is where this test thinks");
     v[flag_at] = 2;
     assert!(decode(&v).is_err());
+    // a control request this baton does not know is named, not guessed at
+    let cn = encode(&Msg::Control { op: Control::Reload }, &mut buf).unwrap();
+    let mut v = buf[..cn].to_vec_in_test();
+    v[HEADER_LEN] = 9;
+    assert_eq!(decode(&v), Err(CodecError::UnknownControl(9)));
+    for cut in 0..cn {
+        assert!(decode(&buf[..cut]).is_err(), "control cut at {cut}");
+    }
 }
 
 trait ToVecInTest {

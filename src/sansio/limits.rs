@@ -254,6 +254,17 @@ pub const PAUSE_MS: u64 = 2_000;
 /// Stack for the start-up thread (config parsing, takeover, binding).
 pub const STARTUP_STACK: usize = 8 << 20;
 
+/// Longest `baton status` answer: what the admin's `/stats` may be (`MAX_RESPONSE`). The
+/// control connection's send buffer is raised to hold it, so it goes out without waiting.
+pub const STATUS_MAX: usize = MAX_RESPONSE;
+
+/// How long `baton reload` waits for the outcome beyond the config's `handoff_timeout` (the
+/// re-executed process's start: reading the config, binding new listeners).
+pub const RELOAD_GRACE_MS: u64 = 10_000;
+
+/// How long `baton stop` waits beyond the drain deadline for the processes to exit.
+pub const STOP_GRACE_MS: u64 = 5_000;
+
 /// How long the child of a SIGHUP waits to learn whether the parent's `execve` worked (the
 /// parent writes a byte on failure; the pipe closes on success). An exec takes milliseconds.
 pub const EXEC_CONFIRM_MS: u64 = 5_000;

@@ -12,6 +12,7 @@
 //! - `http`: the admin endpoint's request parser and response framing.
 //! - `route`: tcp_proxy routes by source and destination address and port, as MOSN matches them.
 //! - `stats`: counters and their JSON and Prometheus renderings.
+//! - `status`: `baton status`'s table for people.
 //! - `portable`: a connection's state as it moves between processes.
 //! - `codec`: the hot-restart and connection-transfer wire format.
 
@@ -25,3 +26,4 @@ pub mod limits;
 pub mod portable;
 pub mod route;
 pub mod stats;
+pub mod status;

@@ -343,6 +343,16 @@ pub fn unix_accept(l: &impl AsFd) -> Result<Option<OwnedFd>, Errno> {
     }
 }
 
+/// Sends what `fd` takes now, without waiting: the count sent.
+pub fn send_nowait(fd: &impl AsRawFd, buf: &[u8]) -> Result<usize, Errno> {
+    so::send(fd.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL)
+}
+
+/// Asks for a send buffer of at least `bytes` (the kernel caps it at `net.core.wmem_max`).
+pub fn set_send_buffer(fd: &impl AsFd, bytes: usize) -> Result<(), Errno> {
+    so::setsockopt(fd, sockopt::SndBuf, &bytes)
+}
+
 /// The peer's (pid, uid) as the kernel recorded them at connect (`SO_PEERCRED`).
 pub fn peer_cred(fd: &impl AsFd) -> Result<(i32, u32), Errno> {
     let c = so::getsockopt(fd, sockopt::PeerCredentials)?;
