@@ -227,7 +227,9 @@ def main():
         for k in range(RELOADS):
             held = held_request() if k == 0 else None
             rc, out = con.run("/etc/init.d/S50baton reload", 60)
-            check(f"reload {k + 1}", rc == 0, out.strip().splitlines()[-1] if out.strip() else "")
+            # `baton reload` answers only once the new process serves
+            check(f"reload {k + 1} (baton reload: done when it returns)", rc == 0 and "took over and serves" in out,
+                  out.strip().splitlines()[-1] if out.strip() else "")
             if held:
                 check("reload: the old process exits while a request is half-sent (moved)", *one_baton())
                 check("reload: the held request completes through the new process", *finish_held(held))
@@ -255,6 +257,10 @@ def main():
             time.sleep(0.5)
         check("the new version answers /stats", upgraded.get("version", "").endswith("-upgrade"), str(upgraded.get("version")))
         owner_alive("upgrade")
+        rc, out = con.run("/etc/init.d/S50baton status", 20)
+        check("status: baton status's table (serving, the generation after every restart, the listener)",
+              rc == 0 and re.search(r"generation %d, serving" % (2 * RELOADS + 1), out) and "127.0.0.1:8081" in out,
+              out.strip().splitlines()[0] if out.strip() else str(rc))
         time.sleep(2)
         ok, failed, errors = load.finish()
         figures.update({"requests_ok": ok, "requests_failed": failed, "restarts": 2 * RELOADS + 1})

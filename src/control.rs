@@ -6,6 +6,7 @@
 //! Exit codes as for running baton: 0 done; 1 failed or not running (a failed reload leaves the
 //! running baton serving); 2 bad usage or config; 3 busy (a hot restart is in progress).
 
+use core::fmt::Write as _;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -58,7 +59,7 @@ fn status(dir: &str, json: bool) -> i32 {
     loop {
         match ask(dir, op, STATUS_WAIT) {
             Ok(text) => {
-                print!("{text}");
+                crate::logger::out_line(format_args!("{}", text.trim_end()));
                 return 0;
             }
             // a handoff takes milliseconds: ask again until it is over
@@ -94,25 +95,23 @@ fn stop(dir: &str, now: bool, wait: Duration) -> i32 {
         .unwrap_or_default();
     // a process already gone cannot be opened: nothing to wait for
     let fds: Vec<(i32, OwnedFd)> = pids.iter().filter_map(|&p| sys::pidfd_open(p).ok().map(|fd| (p, fd))).collect();
-    let mut left: Vec<i32> = Vec::new();
+    let mut left = String::new();
     for (pid, fd) in &fds {
         let rest = wait.saturating_sub(t.elapsed()).as_millis() as u64;
         if !net::wait_readable(fd, rest).unwrap_or(true) {
-            left.push(*pid);
+            let _ = write!(left, "{}pid {pid}", if left.is_empty() { "" } else { ", " });
         }
     }
     if left.is_empty() {
-        println!("stopped: {}", pids.iter().map(|p| format!("pid {p}")).collect::<Vec<_>>().join(", "));
+        let mut all = String::new();
+        for p in &pids {
+            let _ = write!(all, "{}pid {p}", if all.is_empty() { "" } else { ", " });
+        }
+        crate::logger::out_line(format_args!("stopped: {all}"));
         0
     } else {
-        say(
-            1,
-            format_args!(
-                "stop: still running after {} s: {}; `baton stop --now` closes them at once",
-                wait.as_secs(),
-                left.iter().map(|p| format!("pid {p}")).collect::<Vec<_>>().join(", ")
-            ),
-        )
+        let s = wait.as_secs();
+        say(1, format_args!("stop: still running after {s} s: {left}; `baton stop --now` closes them at once"))
     }
 }
 
@@ -120,7 +119,7 @@ fn stop(dir: &str, now: bool, wait: Duration) -> i32 {
 fn answer(text: &str) -> i32 {
     let line = text.trim_end();
     if let Some(rest) = line.strip_prefix("ok: ") {
-        println!("{rest}");
+        crate::logger::out_line(format_args!("{rest}"));
         0
     } else if let Some(rest) = line.strip_prefix("busy: ") {
         say(3, format_args!("{rest}"))

@@ -138,10 +138,29 @@ check "no log file is written" eq "$(ls "$T/log")" "syslog"
 S start
 check "start again: already running" eq "$rc/$out" "0/Starting baton: already running (pid $pid)"
 gen=$(stats generation)
+S status
+check "status: baton status's table" matches "$rc/$out" "^0/baton [0-9.]+, pid $pid, generation $gen, serving, up "
+check "status: the listener" matches "$out" $'\nsvc +127\\.0\\.0\\.1:'"$LPORT"' +local '
 S reload
-check "reload: OK, same PID" eq "$rc/$out" "0/Reloading baton: OK (pid $pid)"
-sleep 1
-check "reload: a hot restart (generation + 1)" eq "$(stats generation)" "$((gen + 1))"
+check "reload: OK once the new process serves, same PID" \
+	matches "$rc/$out" "^0/Reloading baton: OK \(pid $pid took over and serves; pid [0-9]+ drains\)$"
+check "reload: a hot restart (generation + 1), done when reload returns" eq "$(stats generation)" "$((gen + 1))"
+# a reload the running baton cannot complete: a new listener on a port that is taken
+TAKEN=$(port)
+python3 -c 'import socket, sys, time; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(30)' "$TAKEN" &
+holder=$!
+sleep 0.3
+cp "$CONF" "$T/good.json"
+sed -i "s#\"listeners\": \[#\"listeners\": [{ \"name\": \"extra\", \"address\": \"127.0.0.1:$TAKEN\", \"bind_port\": true, \"filter_chains\": [{ \"filters\": [{ \"type\": \"tcp_proxy\", \"config\": { \"cluster\": \"local\" } }] }] },#" "$CONF"
+S reload
+check "reload that cannot bind: FAIL with baton's reason" matches "$rc/$out" "^1/Reloading baton: FAIL: hot restart aborted: .*$TAKEN.*keeps serving"
+kill "$holder" 2>/dev/null || true
+survivor=$(owner)
+check "after the failed reload a baton serves and the PID file names it" eq "$(stats pid)" "$survivor"
+cp "$T/good.json" "$CONF"
+S reload
+check "reload after the fix: OK" matches "$rc/$out" "^0/Reloading baton: OK \(pid $survivor took over"
+pid=$survivor
 S restart
 check "restart: OK, a new process" matches "$out" "^Restarting baton: OK \(pid $pid -> ([0-9]+)\)$"
 new=$(owner)
