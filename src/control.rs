@@ -160,7 +160,12 @@ fn ask(dir: &str, op: Control, wait: Duration) -> Result<String, (i32, String)> 
                     Ok(_) | Err(_) => (1, "unexpected answer on reconfig.sock".into()),
                 });
             }
-            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                if out.len() > STATUS_MAX {
+                    return Err((1, "the answer is longer than any baton sends; not shown".into()));
+                }
+            }
             Err(Errno::EINTR | Errno::EAGAIN) => {}
             Err(e) => return Err((1, format!("reading the answer: {}", e.desc()))),
         }
@@ -169,7 +174,9 @@ fn ask(dir: &str, op: Control, wait: Duration) -> Result<String, (i32, String)> 
         // an older baton reads CONTROL as a malformed handshake and closes
         return Err((1, "the running baton closed without answering; see its log (an older version?)".into()));
     }
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    // shown on a terminal, maybe root's: control characters (escape sequences) are not passed on
+    let text = String::from_utf8_lossy(&out);
+    Ok(text.chars().map(|c| if c.is_control() && c != '\n' { '?' } else { c }).collect())
 }
 
 /// `reconfig.sock` in `dir`, checked like a successor checks it: a socket only this user (or,

@@ -22,6 +22,10 @@ pub enum Request {
 impl Restart {
     pub(super) fn control(&mut self, server: &mut Server, peer: OwnedFd, pid: i32, op: Control) {
         log::debug!("control request {op:?} from pid {pid}");
+        if self.request.is_some() {
+            // a second request in the same loop turn: the first is carried out, this one waits
+            return reply(peer, format_args!("busy: another request is being carried out; retry"));
+        }
         match op {
             Control::Status | Control::StatusJson => self.status(server, peer, op == Control::StatusJson),
             Control::Reload => self.request = Some(Request::Reload(peer)),

@@ -28,8 +28,30 @@ pub use http::*;
 pub use load::*;
 pub use process::*;
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port that was free a moment ago on 127.0.0.1, outside the kernel's ephemeral range: a port
+/// from `bind(0)` is an ephemeral one, which the kernel hands out again, to another test's
+/// backend or to any client connection's local end, before baton binds it (baton then fails
+/// to start: a flaky test). Each test process takes ports from its own block (by PID), in turn.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::AtomicU32;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (lo, hi) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|v| v.parse::<u32>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32768, 60999));
+    // the room below the ephemeral range (from 10000), else above it
+    let (start, room) = if lo >= 12_000 { (10_000, lo - 10_000) } else { (hi + 1, 65_535 - hi) };
+    let blocks = (room / 500).max(1);
+    let base = start + (std::process::id() % blocks) * 500;
+    for _ in 0..500 {
+        let port = (base + NEXT.fetch_add(1, Ordering::Relaxed) % 500) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 

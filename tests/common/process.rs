@@ -32,7 +32,7 @@ impl Baton {
         let config = dir.path("baton.json");
         std::fs::write(&config, cfg.json()).unwrap();
         let child = spawn_env(&config, &dir.path("run"), env);
-        let b = Baton { child, dir, config, admin: cfg.admin, listen: cfg.listeners[0].1 };
+        let mut b = Baton { child, dir, config, admin: cfg.admin, listen: cfg.listeners[0].1 };
         b.wait_ready();
         b
     }
@@ -41,9 +41,12 @@ impl Baton {
         self.child.id() as i32
     }
 
-    pub fn wait_ready(&self) {
+    pub fn wait_ready(&mut self) {
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!("baton exited ({st}) before it was ready; BATON_TEST_LOG=1 shows its log");
+            }
             if let Some(p) = self.admin {
                 if http_get(p, "/health").is_some_and(|(s, _)| s == 200) {
                     return;
