@@ -32,6 +32,7 @@ pub mod cli;
 pub mod config_file;
 pub mod control;
 pub mod fault;
+pub mod logfiles;
 pub mod logger;
 pub mod notify;
 pub mod runtime;

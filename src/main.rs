@@ -148,7 +148,8 @@ fn cold_start(
     signals: &SignalFd,
 ) -> Result<(Server, Restart), String> {
     let lock = rundir::lock(dir).map_err(|e| e.to_string())?;
-    let server = Server::new(cfg, &mut activated).map_err(|e| e.to_string())?;
+    let mut server = Server::new(cfg, &mut activated).map_err(|e| e.to_string())?;
+    server.set_access_logs(baton::logfiles::open(server.cfg())?);
     let reconfig = rundir::bind_reconfig(dir).map_err(|e| e.to_string())?;
     let restart = new_restart(&server, dir, lock, reconfig, Vec::new(), exec)?;
     watch_signals(&server, signals)?;
@@ -193,6 +194,8 @@ fn prepare_takeover(
     signals: &SignalFd,
 ) -> Result<(Server, Restart), String> {
     let mut server = Server::new(cfg, &mut t.inherited).map_err(|e| e.to_string())?;
+    // a log file that cannot be opened fails this process before the ack: the old one serves on
+    server.set_access_logs(baton::logfiles::open(server.cfg())?);
     let lock = match t.lock.take() {
         Some(l) => l,
         None => rundir::lock(dir).map_err(|e| e.to_string())?, // the old process died mid-handoff

@@ -14,7 +14,7 @@ use crate::sys::poller::Event;
 /// Signals baton handles; they are blocked and read from a signalfd.
 pub fn handled_signals() -> SigSet {
     let mut s = SigSet::empty();
-    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGHUP, Signal::SIGCHLD] {
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGHUP, Signal::SIGCHLD, Signal::SIGUSR1] {
         s.add(sig);
     }
     s
@@ -120,6 +120,14 @@ impl Runtime {
                     }
                 }
                 Ok(Signal::SIGCHLD) => reap(),
+                // logrotate's convention: the access log files are opened anew, by name
+                Ok(Signal::SIGUSR1) => match crate::logfiles::open(self.server.cfg()) {
+                    Ok(logs) => {
+                        self.server.set_access_logs(logs);
+                        log::info!("SIGUSR1: access logs opened again");
+                    }
+                    Err(e) => log::error!("SIGUSR1: {e}; writing on to the files open now"),
+                },
                 _ => {}
             }
         }

@@ -98,10 +98,32 @@ pub const MAX_THRESHOLDS: usize = 4;
 pub const MAX_SINKS: usize = 4;
 
 /// Values read from the config text without serde (`config::json::CAPTURED`): per cluster a
-/// health check's seven and `MAX_THRESHOLDS` circuit breakers, per sink five, and once each the
-/// admin address (three), `pid` and the `"baton"` object (seventeen); the array limits bound
-/// them, so the list never overflows.
-pub const MAX_CAPTURES: usize = MAX_CLUSTERS * (7 + MAX_THRESHOLDS) + MAX_SINKS * 5 + 3 + 1 + 17;
+/// health check's seven and `MAX_THRESHOLDS` circuit breakers, per sink five, per listener an
+/// access log's three, and once each the admin address (three), `pid` and the `"baton"` object
+/// (seventeen); the array limits bound them, so the list never overflows.
+pub const MAX_CAPTURES: usize =
+    MAX_CLUSTERS * (7 + MAX_THRESHOLDS) + MAX_SINKS * 5 + MAX_LISTENERS * 3 * MAX_ACCESS_LOGS + 3 + 1 + 17;
+
+/// Access logs per listener: one file per listener is what a gateway keeps (MOSN allows a list;
+/// more than one is refused with this limit's name).
+pub const MAX_ACCESS_LOGS: usize = 1;
+
+/// Longest string with a JSON escape (`\n`, `\\`, `\u00e9`) anywhere in a config, read or
+/// skipped: serde-json-core decodes each such string into a scratch buffer of this size on the
+/// parse thread's stack, and refuses the whole config ("Invalid JSON") if one is longer. Covers
+/// an access log format (`ACCESS_FORMAT_LEN`) and what MOSN keeps in sections baton skips (a
+/// PEM certificate in a `tls_context` is 1-2 KiB).
+pub const MAX_ESCAPED_STRING: usize = 4096;
+
+/// Longest access log format: MOSN's default is 330 bytes.
+pub const ACCESS_FORMAT_LEN: usize = 512;
+
+/// Longest access log line; a longer one is cut (and ends in `...`).
+pub const ACCESS_LINE_MAX: usize = 1024;
+
+/// Bytes of access log lines held per file between writes (one write per event-loop turn).
+/// Lines that do not fit while the file cannot take more (a full pipe) are dropped and counted.
+pub const ACCESS_LOG_BUF: usize = 16 * 1024;
 
 /// Longest address text in a route matcher: an IPv6 address with an IPv4 tail is 45 bytes.
 pub const CIDR_ADDR_LEN: usize = 48;

@@ -3,6 +3,7 @@
 //! `tests/nostd` proves it (a `no_std` crate that includes this folder, built for
 //! `x86_64-unknown-none` by `tests/run.sh`).
 //!
+//! - `accesslog`: access log formats (MOSN's) and one line's rendering.
 //! - `addr`: an IP socket address or a unix socket path.
 //! - `config`: MOSN's config (tcp_proxy subset) and baton's settings: model, parsing with
 //!   field-named errors, rendering back to JSON.
@@ -16,6 +17,7 @@
 //! - `portable`: a connection's state as it moves between processes.
 //! - `codec`: the hot-restart and connection-transfer wire format.
 
+pub mod accesslog;
 pub mod addr;
 pub mod codec;
 pub mod config;

@@ -75,6 +75,10 @@ pub struct Snapshot<'a> {
     pub hosts: &'a [heapless::Vec<HostState, MAX_HOSTS>],
     /// Older generations still draining (known to the restart layer; 0 when not told).
     pub draining: usize,
+    /// Access log lines written, and dropped (a file that did not take them in time, a full
+    /// disk), since this process started.
+    pub access_log_lines: u64,
+    pub access_log_dropped: u64,
     /// When this process image started, in seconds since the Unix epoch.
     pub started_unix_s: Option<u64>,
     /// Read from the system only for `/metrics` (the admin fills it in); empty otherwise.
@@ -89,7 +93,7 @@ pub fn write_json(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
          \"connections\":{{\"active\":{},\"max\":{},\"total\":{},\"refused\":{},\"idle_timeouts\":{}}},\
          \"bytes\":{{\"rx\":{},\"tx\":{}}},\"upstream_failures\":{},\
          \"transfer\":{{\"received\":{},\"received_bytes\":{},\"declined\":{},\"predecessor_kept\":{}}},\
-         \"listeners\":[",
+         \"access_log\":{{\"lines\":{},\"dropped\":{}}},\"listeners\":[",
         s.pid,
         s.version,
         s.state,
@@ -106,7 +110,9 @@ pub fn write_json(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
         s.transfer.received,
         s.transfer.received_bytes,
         s.transfer.declined,
-        s.transfer.predecessor_kept
+        s.transfer.predecessor_kept,
+        s.access_log_lines,
+        s.access_log_dropped
     )?;
     for (i, (l, c)) in s.cfg.listeners.iter().zip(s.listeners).enumerate() {
         let sep = if i == 0 { "" } else { "," };
@@ -179,7 +185,7 @@ impl fmt::Display for PromEsc<'_> {
 pub fn write_prometheus(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
     let t = s.totals;
     let x = s.transfer;
-    let single: [(&str, &str, &str, u64); 15] = [
+    let single: [(&str, &str, &str, u64); 17] = [
         ("baton_connections_active", "gauge", "Open proxied connections.", s.active as u64),
         ("baton_connections_max", "gauge", "The max_connections setting.", s.max_connections as u64),
         ("baton_connections_total", "counter", "Client connections accepted.", t.accepted),
@@ -199,6 +205,13 @@ pub fn write_prometheus(w: &mut dyn Write, s: &Snapshot<'_>) -> fmt::Result {
             "gauge",
             "Older generations still draining after hot restarts.",
             s.draining as u64,
+        ),
+        ("baton_access_log_lines_total", "counter", "Access log lines written by this process.", s.access_log_lines),
+        (
+            "baton_access_log_dropped_total",
+            "counter",
+            "Access log lines dropped by this process (a file that did not take them, a full disk).",
+            s.access_log_dropped,
         ),
     ];
     for (name, kind, help, v) in single {

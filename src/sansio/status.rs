@@ -29,6 +29,9 @@ pub fn write_table(w: &mut dyn Write, s: &Snapshot<'_>, draining: &[u32]) -> fmt
         "last restart: {} connections received ({} bytes buffered), {} declined, {} kept by the previous process",
         s.transfer.received, s.transfer.received_bytes, s.transfer.declined, s.transfer.predecessor_kept
     )?;
+    if s.cfg.listeners.iter().any(|l| l.access_log.is_some()) {
+        writeln!(w, "access log: {} lines written, {} dropped", s.access_log_lines, s.access_log_dropped)?;
+    }
     w.write_str("draining generations:")?;
     if draining.is_empty() {
         w.write_str(" none")?;

@@ -78,9 +78,9 @@ impl Server {
     }
 
     /// The cluster a new client of listener `li` goes to: the listener's, or the first route
-    /// that matches its addresses; `None` (counted) when no route matches or the cluster is at
-    /// its `circuit_breakers` ceiling.
-    fn cluster_for(&mut self, li: usize, client: &OwnedFd) -> Option<usize> {
+    /// that matches its addresses; the reason (counted) when no route matches or the cluster
+    /// is at its `circuit_breakers` ceiling.
+    fn cluster_for(&mut self, li: usize, client: &OwnedFd) -> Result<usize, &'static str> {
         let l = &self.cfg.listeners[li];
         let ci = match l.cluster {
             Some(ci) => Some(ci),
@@ -93,7 +93,7 @@ impl Server {
         let Some(ci) = ci else {
             c.no_route += 1;
             log::debug!("listener \"{}\": no route matches a client, closing it", l.name);
-            return None;
+            return Err("no route matched");
         };
         let max = self.cfg.clusters[ci].max_connections;
         if max != 0 && self.cluster_active[ci] >= max {
@@ -102,17 +102,21 @@ impl Server {
                 "cluster \"{}\": at its circuit_breakers max_connections ({max}), closing a client",
                 self.cfg.clusters[ci].name
             );
-            return None;
+            return Err("circuit breaker: the cluster is at its max_connections");
         }
-        Some(ci)
+        Ok(ci)
     }
 
     pub(super) fn open(&mut self, li: usize, idx: usize, client: OwnedFd) {
         self.totals.accepted += 1;
         self.listener_counters[li].accepted += 1;
-        let Some(ci) = self.cluster_for(li, &client) else {
-            self.totals.refused += 1;
-            return net::reset(client);
+        let ci = match self.cluster_for(li, &client) {
+            Ok(ci) => ci,
+            Err(why) => {
+                self.totals.refused += 1;
+                self.log_refused(li, &client, why);
+                return net::reset(client);
+            }
         };
         self.cluster_active[ci] += 1;
         self.free.pop();
@@ -124,6 +128,8 @@ impl Server {
         s.cluster = ci as u8;
         s.tried = 0;
         s.attempts = 0;
+        s.started = self.now;
+        s.id = self.totals.accepted;
         let tok = conn_token(idx, s.gen, Side::Client);
         let _ = self.poller.add_read(&client, tok);
         s.fds = [Some(client), None];

@@ -123,6 +123,8 @@ impl Server {
         s.host = host;
         s.attempts = 0;
         s.tried = 0;
+        s.started = now;
+        s.id = 0;
         s.out = [false, false];
         s.deadline = if st.idle_left_ms == u64::MAX { u64::MAX } else { now.saturating_add(st.idle_left_ms) };
         let [client, upstream] = socks;

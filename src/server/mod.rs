@@ -11,6 +11,7 @@ use nix::errno::Errno;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
+use crate::sansio::accesslog::{write_line, Entry, DEFAULT_FORMAT};
 use crate::sansio::addr::Addr;
 use crate::sansio::config::{Config, MAX_HOSTS, MAX_LISTENERS};
 use crate::sansio::conn::{Conn, Outcome, Phase, Side};
@@ -25,6 +26,7 @@ use crate::sys;
 pub use token::{Kind, Token};
 
 mod accept;
+pub mod accesslog;
 pub mod admin;
 mod handover;
 mod health;
@@ -32,6 +34,7 @@ mod relay;
 pub mod token;
 mod upstream;
 
+pub use accesslog::{AccessLogs, Target};
 pub use handover::Decline;
 
 /// The package version, or `BATON_VERSION` when set at build time (the firmware test builds a
@@ -134,6 +137,10 @@ struct Slot {
     tried: u64,
     /// Connect deadline while connecting, idle deadline once open (monotonic ms).
     deadline: u64,
+    /// When it was accepted, or moved here by a hot restart (monotonic ms; access logs).
+    started: u64,
+    /// `Totals::accepted` when it was accepted; 0 for one moved here (access logs).
+    id: u64,
 }
 
 pub struct Server {
@@ -178,6 +185,8 @@ pub struct Server {
     started_unix_s: Option<u64>,
     /// Older generations still draining, as the restart layer last said.
     draining: usize,
+    /// The listeners' access logs (set by the caller, which opens the files).
+    access: AccessLogs,
     now: u64,
     last_tick: u64,
     rng: u64,
@@ -231,6 +240,7 @@ impl Server {
             clock: Instant::now(),
             started_unix_s: sys::process::unix_now_s(),
             draining: 0,
+            access: AccessLogs::default(),
             now: 0,
             last_tick: 0,
             rng: seed(),
@@ -310,6 +320,17 @@ impl Server {
                 self.mode = Mode::Stopped;
             }
         }
+        self.access.flush();
+    }
+
+    /// Replaces the access logs (at start, and on SIGUSR1 with files opened again), writing
+    /// out what the old ones still hold first.
+    pub fn set_access_logs(&mut self, logs: AccessLogs) {
+        self.access.flush();
+        let (written, dropped) = (self.access.written, self.access.dropped);
+        self.access = logs;
+        self.access.written += written;
+        self.access.dropped += dropped;
     }
 
     /// One turn of the loop for callers with nothing else to handle (tests, benchmarks).
@@ -438,6 +459,8 @@ impl Server {
             listeners: &self.listener_counters,
             hosts: &self.hosts,
             draining: self.draining,
+            access_log_lines: self.access.written,
+            access_log_dropped: self.access.dropped,
             started_unix_s: self.started_unix_s,
             process: Default::default(),
         }
@@ -458,6 +481,11 @@ impl Server {
         a.on_event(tok, &self.poller, self.now, &|| self.snapshot(state));
         *(if metrics { &mut self.metrics } else { &mut self.admin }) = a;
     }
+}
+
+/// Now, in ms since the Unix epoch (access log times).
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 fn conn_token(idx: usize, gen: u16, side: Side) -> Token {

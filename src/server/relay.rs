@@ -108,6 +108,9 @@ impl Server {
 
     /// Closes both sockets (with RST when `reset`) and frees the slot.
     pub(super) fn close(&mut self, idx: usize, reset: bool) {
+        if self.access.enabled(self.slots[idx].listener as usize) {
+            self.log_closed(idx);
+        }
         let s = &mut self.slots[idx];
         for fd in s.fds.iter_mut().filter_map(Option::take) {
             if reset {
@@ -121,6 +124,55 @@ impl Server {
         self.totals.tx += s.conn.flows[1].bytes;
         self.free_slot(idx);
         log::debug!("conn {idx}: closed{}", if reset { " with reset" } else { "" });
+    }
+
+    /// The access log line of slot `idx`'s connection, which is closing.
+    fn log_closed(&mut self, idx: usize) {
+        let s = &self.slots[idx];
+        let (client, upstream) = (s.fds[0].as_ref(), s.fds[1].as_ref());
+        let open = s.conn.phase == Phase::Open;
+        let (dl, dr) = (client.and_then(net::local), client.and_then(net::peer));
+        let ul = upstream.filter(|_| open).and_then(net::local);
+        let cluster = &self.cfg.clusters[s.cluster as usize];
+        let e = Entry {
+            start_unix_ms: wall_ms().saturating_sub(self.now - s.started),
+            duration_ms: self.now - s.started,
+            bytes_received: s.conn.flows[0].bytes,
+            bytes_sent: s.conn.flows[1].bytes,
+            connection_id: (s.id != 0).then_some(s.id),
+            downstream_local: dl.as_ref(),
+            downstream_remote: dr.as_ref(),
+            upstream_local: ul.as_ref(),
+            upstream_host: cluster.hosts.get(s.host as usize).map(|h| &h.addr),
+            cluster: Some(cluster.name.as_str()),
+            failure: (!open).then_some("no upstream host could be reached"),
+        };
+        let li = s.listener as usize;
+        let format = self.cfg.listeners[li].access_log.as_ref().map_or(DEFAULT_FORMAT, |a| a.format());
+        self.access.log(li, |w| write_line(w, format, &e));
+    }
+
+    /// The access log line of a client closed at accept (no route, circuit breaker).
+    pub(super) fn log_refused(&mut self, li: usize, client: &OwnedFd, why: &'static str) {
+        if !self.access.enabled(li) {
+            return;
+        }
+        let (dl, dr) = (net::local(client), net::peer(client));
+        let e = Entry {
+            start_unix_ms: wall_ms(),
+            duration_ms: 0,
+            bytes_received: 0,
+            bytes_sent: 0,
+            connection_id: Some(self.totals.accepted),
+            downstream_local: dl.as_ref(),
+            downstream_remote: dr.as_ref(),
+            upstream_local: None,
+            upstream_host: None,
+            cluster: None,
+            failure: Some(why),
+        };
+        let format = self.cfg.listeners[li].access_log.as_ref().map_or(DEFAULT_FORMAT, |a| a.format());
+        self.access.log(li, |w| write_line(w, format, &e));
     }
 
     /// Frees slot `idx` after its connection has ended here or moved away: drops whatever

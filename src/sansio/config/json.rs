@@ -146,6 +146,9 @@ pub const CAPTURED: &[&str] = &[
     "baton.transfer_connections",
     "baton.splice",
     "baton.log",
+    "servers[].listeners[].access_logs[]",
+    "servers[].listeners[].access_logs[].log_path",
+    "servers[].listeners[].access_logs[].log_format",
 ];
 
 /// One captured value: which `CAPTURED` pattern, the first two array indices on its path
@@ -539,6 +542,7 @@ fn same_kind(a: Kind, b: Kind) -> bool {
 fn too_long(max: usize) -> &'static str {
     match max {
         RAW_STR_LEN => "a string longer than 64 bytes",
+        crate::sansio::limits::ACCESS_FORMAT_LEN => "a string longer than 512 bytes",
         _ => "a string longer than 128 bytes",
     }
 }
@@ -555,6 +559,7 @@ fn too_many(max: usize, name: &'static str) -> &'static str {
         (_, "MAX_THRESHOLDS") => "more entries than MAX_THRESHOLDS (4) allows",
         (_, "MAX_ROUTES") => "more entries than MAX_ROUTES (4) allows",
         (_, "MAX_CIDRS") => "more entries than MAX_CIDRS (4) allows",
+        (_, "MAX_ACCESS_LOGS") => "more than one access log; baton writes one per listener (MAX_ACCESS_LOGS)",
         _ => "more entries than MAX_FILTERS (4) allows",
     }
 }

@@ -9,6 +9,7 @@ use heapless::{String, Vec};
 pub use crate::sansio::addr::Addr;
 pub use crate::sansio::route::{Route, MAX_ROUTES};
 
+pub use crate::sansio::limits::ACCESS_FORMAT_LEN;
 pub use crate::sansio::limits::MAX_BUFFER;
 pub use crate::sansio::limits::MAX_CLUSTERS;
 pub use crate::sansio::limits::MAX_CONFIG_BYTES;
@@ -156,6 +157,23 @@ pub struct Listener {
     pub idle_timeout_ms: Option<u64>,
     /// The tcp_proxy `max_connect_attempts`; `None`: `baton.connect_attempts`.
     pub connect_attempts: Option<u8>,
+    /// MOSN's `access_logs` (one): a line per closed connection.
+    pub access_log: Option<AccessLog>,
+}
+
+/// Where a listener's access log goes, and its format.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessLog {
+    /// An absolute path, or `stdout` / `stderr`.
+    pub path: Path,
+    /// `None`: MOSN's default (`sansio::accesslog::DEFAULT_FORMAT`).
+    pub format: Option<String<ACCESS_FORMAT_LEN>>,
+}
+
+impl AccessLog {
+    pub fn format(&self) -> &str {
+        self.format.as_deref().unwrap_or(crate::sansio::accesslog::DEFAULT_FORMAT)
+    }
 }
 
 impl Listener {

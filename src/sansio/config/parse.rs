@@ -5,11 +5,11 @@ use core::fmt::{self, Write};
 use core::net::SocketAddr;
 use heapless::Vec;
 
-use super::json::{self, JsonError, PathText, PATH_STR_LEN};
+use super::json::{self, JsonError, PathText};
 use super::model::*;
 use super::raw::*;
 use super::value::{parse_addr, parse_duration_ms, parse_ip_port, MAX_DURATION_MS};
-use crate::sansio::limits::{MAX_BACKLOG, MAX_DRAINING, MAX_FAIL_THRESHOLD, MAX_SINKS, MAX_WEIGHT};
+use crate::sansio::limits::{MAX_BACKLOG, MAX_DRAINING, MAX_ESCAPED_STRING, MAX_FAIL_THRESHOLD, MAX_SINKS, MAX_WEIGHT};
 use crate::sansio::route::{parse_ports, Cidr, MAX_CIDRS};
 
 /// What is wrong with one field.
@@ -53,8 +53,10 @@ pub enum Problem {
     RouteNeverMatches,
     BadCidr,
     BadPorts(Raw),
+    BadFormat(crate::sansio::accesslog::FormatError),
 }
 
+const LOG_PATHS: &str = "give an absolute path, or stdout or stderr";
 const PLAIN_PATH: &str = "give a plain absolute path (no trailing slash, no empty, . or .. component)";
 
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +111,7 @@ impl fmt::Display for Problem {
             Self::TooLong { max } => write!(f, "is longer than {max} bytes"),
             Self::TooMany { limit, max } => write!(f, "more than {limit} = {max} in total"),
             Self::RelativePath => f.write_str("must be an absolute path"),
+            Self::BadFormat(e) => write!(f, "{e}"),
             Self::UnreadRouteKey(go) => write!(f, "MOSN does not read this key (its route keys are the Go field names), so in MOSN this route would match nothing; write \"{go}\""),
             Self::RouteNeverMatches => f.write_str("can never match: MOSN matches a route only when SourceAddrs, DestinationAddrs, SourcePort and DestinationPort are all given and match, so every connection would be closed; give all four, or set the tcp_proxy \"cluster\" to send every connection to one cluster"),
             Self::BadCidr => f.write_str("is not an address range; write {\"address\": \"10.0.0.0\", \"length\": 8} (length at most 32 for IPv4, 128 for IPv6)"),
@@ -128,7 +131,7 @@ pub fn parse_noting(text: &[u8]) -> Result<(Config, json::UnknownKeys), ConfigEr
         return Err(ConfigError::TooLarge { size: text.len() });
     }
     let (unknown, caps) = json::check_capturing(text).map_err(ConfigError::Json)?;
-    let mut scratch = [0u8; PATH_STR_LEN];
+    let mut scratch = [0u8; MAX_ESCAPED_STRING];
     let (raw, _) = serde_json_core::from_slice_escaped::<RawConfig>(text, &mut scratch).map_err(ConfigError::Serde)?;
     Ok((build(&raw, &Captured { text, caps })?, unknown))
 }
@@ -161,7 +164,7 @@ fn build(raw: &RawConfig, cap: &Captured<'_>) -> Result<Config, ConfigError> {
             graceful = Some(duration(g, format_args!("servers[{si}].graceful_timeout"))?);
         }
         for (li, l) in s.listeners.as_deref().unwrap_or(&[]).iter().enumerate() {
-            let listener = build_listener(&cfg, l, si, li)?;
+            let listener = build_listener(&cfg, l, cap, si, li)?;
             cfg.listeners.push(listener).map_err(|_| {
                 field(
                     format_args!("servers[{si}].listeners[{li}]"),
@@ -209,7 +212,13 @@ fn build(raw: &RawConfig, cap: &Captured<'_>) -> Result<Config, ConfigError> {
     Ok(cfg)
 }
 
-fn build_listener(cfg: &Config, l: &RawListener, si: usize, li: usize) -> Result<Listener, ConfigError> {
+fn build_listener(
+    cfg: &Config,
+    l: &RawListener,
+    cap: &Captured<'_>,
+    si: usize,
+    li: usize,
+) -> Result<Listener, ConfigError> {
     let mut name = Name::new();
     match &l.name {
         Some(n) if !n.is_empty() => name.push_str(n).map_err(|_| {
@@ -255,6 +264,7 @@ fn build_listener(cfg: &Config, l: &RawListener, si: usize, li: usize) -> Result
         routes: Vec::new(),
         idle_timeout_ms: None,
         connect_attempts: None,
+        access_log: None,
     };
     match proxy.cluster.as_ref().filter(|c| !c.is_empty()) {
         // MOSN: a cluster given means its routes are never consulted
@@ -287,6 +297,7 @@ fn build_listener(cfg: &Config, l: &RawListener, si: usize, li: usize) -> Result
     };
     // 0 is Go's unset; more attempts than a cluster can have hosts would try none twice
     listener.connect_attempts = proxy.max_connect_attempts.filter(|&n| n > 0).map(|n| n.min(MAX_HOSTS as u64) as u8);
+    listener.access_log = access_log(cap, [si as u16, li as u16], &at)?;
     if let Some(other) = cfg.listeners.iter().find(|o| o.addr == addr) {
         let mut p = PathText::new();
         let _ = write!(p, "listener \"{}\"", other.name);
@@ -647,6 +658,37 @@ fn apply_settings(st: &mut Settings, b: &RawBaton) -> Result<(), ConfigError> {
         Some(_) => return Err(field(format_args!("baton.log"), Problem::NotSupported(LOG_SINKS))),
     };
     Ok(())
+}
+
+/// A listener's `access_logs[0]`: `log_path` (absolute, or `stdout` / `stderr`) and an optional
+/// `log_format`, checked as MOSN checks it.
+fn access_log(
+    cap: &Captured<'_>,
+    ix: [u16; 2],
+    at: &dyn Fn(&str, Problem) -> ConfigError,
+) -> Result<Option<AccessLog>, ConfigError> {
+    if !cap.present(cap::ACCESS_LOG, ix) {
+        return Ok(None);
+    }
+    let p = cap.path(cap::AL_PATH, ix).filter(|p| !p.is_empty());
+    let p = p.ok_or_else(|| at(".access_logs[0].log_path", Problem::Missing))?;
+    if !matches!(p.as_str(), "stdout" | "stderr") {
+        if !p.starts_with('/') {
+            return Err(at(".access_logs[0].log_path", Problem::NotSupported(LOG_PATHS)));
+        }
+        if !super::value::is_plain_abs_path(&p) {
+            return Err(at(".access_logs[0].log_path", Problem::NotSupported(PLAIN_PATH)));
+        }
+    }
+    let mut path = Path::new();
+    path.push_str(&p).map_err(|_| at(".access_logs[0].log_path", Problem::TooLong { max: PATH_LEN }))?;
+    // MOSN's default given word for word is the default (`/config` writes it out)
+    let format =
+        cap.format(cap::AL_FORMAT, ix).filter(|f| !f.is_empty() && f != crate::sansio::accesslog::DEFAULT_FORMAT);
+    if let Some(f) = &format {
+        crate::sansio::accesslog::check(f).map_err(|e| at(".access_logs[0].log_format", Problem::BadFormat(e)))?;
+    }
+    Ok(Some(AccessLog { path, format }))
 }
 
 fn abs_path(p: &RawPath, name: &str) -> Result<Path, ConfigError> {

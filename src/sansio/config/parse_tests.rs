@@ -451,3 +451,26 @@ fn a_repeated_captured_key_is_refused() {
     );
     assert!(e.contains("health_check.service_name"), "{e}");
 }
+
+#[test]
+fn long_strings_with_escapes_load_where_baton_reads_or_skips_them() {
+    // a PEM certificate in a section baton skips (1.6 KiB with \n escapes), and an access log
+    // format near its limit with an escaped %: serde-json-core decodes both into its scratch
+    let pem = "MIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBaMQswCQYDVQQGEwJJ\\n".repeat(24);
+    let fmt = std::format!("{} 100\\\\%", "%duration% ".repeat(40));
+    let text = MIN.replace("BATON", "").replace(
+        r#""bind_port":true"#,
+        &std::format!(
+            r#""bind_port":true,"stream_filters":[{{"type":"x","config":{{"cert":"{pem}"}}}}],"access_logs":[{{"log_path":"/var/log/a.log","log_format":"{fmt}"}}]"#
+        ),
+    );
+    let cfg = parse(text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let a = cfg.listeners[0].access_log.as_ref().unwrap();
+    assert!(a.format().ends_with(" 100\\%") && a.format().len() > 400, "{}", a.format());
+    // `/config` writes it back, and a default format out in full; both read back the same
+    for cfg in [cfg.clone(), parse(text.replace(&std::format!(r#","log_format":"{fmt}""#), "").as_bytes()).unwrap()] {
+        let mut s = std::string::String::new();
+        crate::sansio::config::render::write_json(&mut s, &cfg).unwrap();
+        assert_eq!(parse(s.as_bytes()).unwrap(), cfg, "{s}");
+    }
+}

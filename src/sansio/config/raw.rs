@@ -296,6 +296,9 @@ pub(super) mod cap {
     pub const B_TRANSFER: usize = 31;
     pub const B_SPLICE: usize = 32;
     pub const B_LOG: usize = 33;
+    pub const ACCESS_LOG: usize = 34;
+    pub const AL_PATH: usize = 35;
+    pub const AL_FORMAT: usize = 36;
 }
 
 impl Captured<'_> {
@@ -314,6 +317,15 @@ impl Captured<'_> {
 
     /// A path-length string (`runtime_dir`, `pid_file`, `pid`).
     pub(super) fn path(&self, id: usize, idx: [u16; 2]) -> Option<RawPath> {
+        self.string(id, idx)
+    }
+
+    /// An access log format (up to `ACCESS_FORMAT_LEN` bytes).
+    pub(super) fn format(
+        &self,
+        id: usize,
+        idx: [u16; 2],
+    ) -> Option<String<{ crate::sansio::limits::ACCESS_FORMAT_LEN }>> {
         self.string(id, idx)
     }
 

@@ -18,6 +18,14 @@ pub fn write_json(w: &mut dyn Write, cfg: &Config) -> fmt::Result {
             }
         }
         w.write_str("\"bind_port\":true,")?;
+        if let Some(a) = &l.access_log {
+            write!(
+                w,
+                "\"access_logs\":[{{\"log_path\":\"{}\",\"log_format\":\"{}\"}}],",
+                Esc(&a.path),
+                Esc(a.format())
+            )?;
+        }
         if let Some(ms) = l.idle_timeout_ms {
             write!(w, "\"connection_idle_timeout\":\"{ms}ms\",")?;
         }

@@ -4,8 +4,8 @@
 
 use super::json::{Kind, PathText, MAX_CHAINS, MAX_FILTERS, MAX_SERVERS, PATH_STR_LEN, RAW_STR_LEN};
 use super::model::{MAX_CLUSTERS, MAX_HOSTS, MAX_LISTENERS};
+use crate::sansio::limits::{ACCESS_FORMAT_LEN, MAX_ACCESS_LOGS, MAX_SINKS, MAX_THRESHOLDS};
 use crate::sansio::limits::{CIDR_ADDR_LEN, MAX_CIDRS, MAX_ROUTES};
-use crate::sansio::limits::{MAX_SINKS, MAX_THRESHOLDS};
 
 /// Known keys by path pattern (`[]` stands for any array index) and their kinds.
 pub(super) const SCHEMA: &[(&str, Kind)] = &[
@@ -27,6 +27,10 @@ pub(super) const SCHEMA: &[(&str, Kind)] = &[
     ("servers[].listeners[].use_original_dst", Kind::Bool),
     ("servers[].listeners[].listener_filters", Kind::Any),
     ("servers[].listeners[].connection_idle_timeout", Kind::Dur),
+    ("servers[].listeners[].access_logs", Kind::Arr(MAX_ACCESS_LOGS, "MAX_ACCESS_LOGS")),
+    ("servers[].listeners[].access_logs[]", Kind::Obj),
+    ("servers[].listeners[].access_logs[].log_path", Kind::Str(PATH_STR_LEN)),
+    ("servers[].listeners[].access_logs[].log_format", Kind::Str(ACCESS_FORMAT_LEN)),
     ("servers[].listeners[].filter_chains[].tls_context", Kind::Obj),
     ("servers[].listeners[].filter_chains[].tls_context.status", Kind::Bool),
     ("servers[].listeners[].filter_chains[].tls_context_set", Kind::Any),
@@ -195,7 +199,6 @@ const IGNORED_MOSN: &[&str] = &[
     "servers[].global_log_roller",
     "servers[].mosn_server_name",
     "servers[].listeners[].type",
-    "servers[].listeners[].access_logs",
     "servers[].listeners[].stream_filters",
     "servers[].listeners[].inspector",
     "cluster_manager.tls_context",
