@@ -17,8 +17,9 @@ for t in "${TARGETS[@]}"; do
   qemu=qemu-aarch64-static
   [ "$t" = "$ARMV7" ] && qemu=qemu-arm-static
   runner_var=CARGO_TARGET_$(echo "$t" | tr 'a-z-' 'A-Z_')_RUNNER
-  if env "$runner_var=$ROOT/tests/runner.sh $qemu" BATON_TEST_EMULATED=1 \
-    test_target "$t" --no-fail-fast -- --test-threads=2 2>&1 | tee "$logf"; then :; else status=1; fi
+  # (a subshell: test_target is a function, and the runner's variable name depends on $t)
+  if (export "$runner_var=$ROOT/tests/runner.sh $qemu" BATON_TEST_EMULATED=1
+    test_target "$t" --no-fail-fast -- --test-threads=2) 2>&1 | tee "$logf"; then :; else status=1; fi
   p=$(grep -Eo '[0-9]+ passed' "$logf" | awk '{s+=$1} END {print s+0}')
   f=$(grep -Eo '[0-9]+ failed' "$logf" | awk '{s+=$1} END {print s+0}')
   echo "$t: ${p} passed, ${f} failed"
