@@ -154,6 +154,7 @@ fn cold_start(
     let restart = new_restart(&server, dir, lock, reconfig, Vec::new(), exec)?;
     watch_signals(&server, signals)?;
     publish_pid(&restart)?;
+    server.note_restart(true, format_args!("cold start, pid {}", std::process::id()));
     Ok((server, restart))
 }
 
@@ -167,7 +168,7 @@ fn take_over(
 ) -> Result<(Server, Restart, Incoming), String> {
     // Every step that can fail happens before the ack: until then the old process serves, and
     // a failure here only ends this one. After the ack there is nothing left that can fail.
-    let (server, mut restart) = match prepare_takeover(cfg, dir, &mut t, exec, signals) {
+    let (mut server, mut restart) = match prepare_takeover(cfg, dir, &mut t, exec, signals) {
         Ok(s) => s,
         Err(e) => {
             t.abort(&e);
@@ -181,6 +182,12 @@ fn take_over(
     let acked_ms = t0.elapsed().as_secs_f64() * 1e3;
     restart.enforce_draining_cap(server.cfg().settings.max_draining as usize);
     log::info!("took over from pid {from}: acknowledged {acked_ms:.2} ms after start");
+    if chan.is_none() {
+        server.note_restart(
+            true,
+            format_args!("pid {} took over from {from}; its connections drain there", std::process::id()),
+        );
+    }
     Ok((server, restart, chan.map(|c| (c, from))))
 }
 
@@ -205,6 +212,7 @@ fn prepare_takeover(
         None => rundir::bind_reconfig(dir).map_err(|e| e.to_string())?,
     };
     server.continue_from(t.totals);
+    server.adopt_history(&t.history);
     let carried = t.health.iter().filter(|h| server.adopt_health(h)).count();
     if carried > 0 {
         log::info!("hot restart: {carried} hosts marked down by the previous process stay down");
@@ -226,6 +234,10 @@ fn receive_connections(chan: &OwnedFd, server: &mut Server, from: i32) {
         Err((r, e)) => (r, Some(e)),
     };
     server.note_transfer_in(r.declined as u64, r.kept_by_old.unwrap_or(0) as u64);
+    server.note_restart(
+        true,
+        format_args!("pid {} took over from {from}: {} moved, {} declined", std::process::id(), r.moved, r.declined),
+    );
     log::info!(
         "received {} connections from pid {from} in {:.1} ms ({} declined, {} kept there)",
         r.moved,

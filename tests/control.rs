@@ -46,6 +46,9 @@ fn status_shows_listeners_hosts_connections_and_draining_generations() {
         |port: u16| out.lines().find(|l| l.contains(&format!("127.0.0.1:{port} "))).unwrap_or_default().to_string();
     assert!(host(be.port).contains(" up "), "{out}");
     assert!(host(dead).contains("down (passive)"), "{out}");
+    let cold =
+        out.lines().find(|l| l.contains("  ok      cold start, pid")).unwrap_or_else(|| panic!("history: {out}"));
+    assert!(cold.len() > 19 && cold.as_bytes()[4] == b'/', "a UTC time first: {cold}");
 
     // JSON: the /stats document, from the same process
     let (code, json, _) = ctl(&b, &["status", "--json"]);

@@ -6,6 +6,7 @@
 #   3. release builds for x86_64, aarch64, armv7: static, within their size budgets (cross/build.sh)
 #   3b. packaging: the OpenWrt procd script under OpenWrt's rc.common/procd.sh (vendored in
 #      ../shared), S50baton under BusyBox sh, Buildroot's check-package (tests/packaging)
+#   3c. the status page in a headless Chromium (tests/page/chromium.sh; installs chromium)
 #   4. full system: the firmware image booted under qemu-system for aarch64 and armv7, with
 #      reloads, restarts and a binary upgrade through the init script under load (cross/test-system.sh)
 #   5. fuzz smoke: each libFuzzer target for 60 s (fuzz/run.sh)
@@ -83,6 +84,19 @@ if [ "${BATON_TESTS:-all}" != host ]; then
       summary+=("packaging $t: no result (see $log)"); total_f=$((total_f + 1))
     fi
   done
+
+  step "the status page in a headless Chromium"
+  log=target/status-page.log
+  BATON_BIN=$PWD/target/x86_64-unknown-linux-musl/release/baton bash tests/page/chromium.sh > "$log" 2>&1 || true
+  tail -n 3 "$log"
+  line=$(grep -E '^status-page: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
+  if [ -n "$line" ]; then
+    summary+=("$line")
+    total_p=$((total_p + $(echo "$line" | grep -Eo '[0-9]+ passed' | grep -Eo '[0-9]+')))
+    total_f=$((total_f + $(echo "$line" | grep -Eo '[0-9]+ failed' | grep -Eo '[0-9]+')))
+  else
+    summary+=("status-page: no result (see $log)"); total_f=$((total_f + 1))
+  fi
 
   step "full-system tests under qemu-system (aarch64, armv7)"
   bash cross/test-system.sh 2>&1 | tee target/test-system.log

@@ -288,6 +288,10 @@ impl Restart {
     }
 
     fn send_manifest(&self, server: &Server, chan: &OwnedFd) -> Result<(), HandoffError> {
+        if !server.history().is_empty() {
+            let events = server.history().iter().cloned().collect();
+            channel::send(chan, &Msg::History { events }, &[])?;
+        }
         send_health(server, chan)?;
         let own = sys::pidfd_open(std::process::id() as i32).map_err(|e| HandoffError::Io("pidfd_open", e))?;
         let mut items: Vec<(Entry, RawFd)> = Vec::new();
@@ -392,6 +396,7 @@ impl Restart {
     /// Back to serving as if nothing happened; the PID file names this process again.
     fn abort(&mut self, server: &mut Server, why: &HandoffError) {
         log::warn!("hot restart aborted: {why}; pid {} keeps serving", std::process::id());
+        server.note_restart(false, format_args!("aborted: {why}"));
         if let Some(w) = self.reload_waiter.take() {
             control::reply(
                 w,

@@ -11,7 +11,7 @@ use nix::errno::Errno;
 
 use crate::restart::channel::{self, HandoffError};
 use crate::restart::rundir;
-use crate::sansio::codec::{text, FdKind, HostHealth, Msg, Text, TRANSFER_VERSION};
+use crate::sansio::codec::{text, FdKind, HostHealth, Msg, RestartEvent, Text, MAX_HISTORY, TRANSFER_VERSION};
 use crate::sansio::limits::MAX_HEALTH_HOSTS;
 use crate::sansio::stats::Totals;
 use crate::server::{Inherited, VERSION};
@@ -36,6 +36,8 @@ pub struct Takeover {
     pub partial: bool,
     /// Hosts the old process had marked down (`Server::adopt_health`).
     pub health: Vec<HostHealth>,
+    /// The old process's restart history (`Server::adopt_history`).
+    pub history: heapless::Vec<RestartEvent, MAX_HISTORY>,
     chan: Option<OwnedFd>,
     listen_path: String,
 }
@@ -59,6 +61,7 @@ pub fn begin(dir: &str, timeout_ms: u64) -> Result<Start, HandoffError> {
         from_pid: old_pid,
         partial: false,
         health: Vec::new(),
+        history: heapless::Vec::new(),
         chan: None,
         listen_path,
     };
@@ -149,6 +152,11 @@ impl Takeover {
                 // before the first batch: the hosts the old process has marked down
                 Msg::Health { hosts } if expect_batch == 0 && self.health.len() + hosts.len() <= MAX_HEALTH_HOSTS => {
                     self.health.extend(hosts);
+                    continue;
+                }
+                // before the first batch: the last hot restarts, for the status page
+                Msg::History { events } if expect_batch == 0 => {
+                    self.history = events;
                     continue;
                 }
                 _ => return Err(HandoffError::Unexpected("expected a manifest batch")),

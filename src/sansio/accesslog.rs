@@ -134,10 +134,18 @@ pub struct UtcTime(pub u64);
 
 impl Display for UtcTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (secs, ms) = (self.0 / 1000, self.0 % 1000);
-        let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-        let s = secs % 86_400;
-        write!(f, "{y:04}/{m:02}/{d:02} {:02}:{:02}:{:02}.{ms:03}", s / 3600, s / 60 % 60, s % 60)
+        write!(f, "{}.{:03}", UtcSecs(self.0 / 1000), self.0 % 1000)
+    }
+}
+
+/// `2006/01/02 15:04:05` in UTC, from seconds since the Unix epoch.
+pub struct UtcSecs(pub u64);
+
+impl Display for UtcSecs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (y, m, d) = civil_from_days((self.0 / 86_400) as i64);
+        let s = self.0 % 86_400;
+        write!(f, "{y:04}/{m:02}/{d:02} {:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
     }
 }
 

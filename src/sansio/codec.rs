@@ -19,6 +19,7 @@ pub const PROTO_VERSION: u8 = 2;
 pub use crate::sansio::limits::HEADER_LEN;
 pub use crate::sansio::limits::MAX_FDS_PER_MSG;
 pub use crate::sansio::limits::MAX_FRAME;
+pub use crate::sansio::limits::MAX_HISTORY;
 pub use crate::sansio::limits::TEXT_LEN;
 /// Version of the connection-transfer messages (`Conns` .. `Done`), announced by the successor
 /// in its ACK. On a mismatch the old process drains its connections instead: not a failure.
@@ -57,6 +58,7 @@ pub enum MsgType {
     Done = 13,
     Health = 14,
     Control = 15,
+    History = 16,
 }
 
 impl MsgType {
@@ -77,6 +79,7 @@ impl MsgType {
             13 => Self::Done,
             14 => Self::Health,
             15 => Self::Control,
+            16 => Self::History,
             _ => return None,
         })
     }
@@ -203,11 +206,28 @@ pub enum Msg {
     Health {
         hosts: Vec<HostHealth, MAX_HEALTH_PER_MSG>,
     },
+    /// Old to new, before the first manifest batch (and any HEALTH): the last hot restarts and
+    /// their results, oldest first, so the status page of whichever process serves shows them.
+    /// Sent only when there are some; added without a version bump, like HEALTH.
+    History {
+        events: Vec<RestartEvent, MAX_HISTORY>,
+    },
     /// Control client to the running baton, instead of HELLO (`baton status|reload|stop`).
     /// The answer is text on the same connection, ended by closing it (docs/hot-restart.md).
     Control {
         op: Control,
     },
+}
+
+/// One hot restart (or the cold start) and its result, for the status page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestartEvent {
+    /// When (seconds since the Unix epoch).
+    pub unix_s: u64,
+    /// Whether it worked (a takeover, a cold start) or not (an aborted handoff).
+    pub ok: bool,
+    /// What happened, in a line (cut at `TEXT_LEN`).
+    pub text: Text,
 }
 
 /// What a control client asks of the running baton.
@@ -415,6 +435,7 @@ fn msg_type(m: &Msg) -> MsgType {
         Msg::Done { .. } => MsgType::Done,
         Msg::Health { .. } => MsgType::Health,
         Msg::Control { .. } => MsgType::Control,
+        Msg::History { .. } => MsgType::History,
     }
 }
 
@@ -479,6 +500,14 @@ fn encode_with(m: &Msg, data: &[u8], buf: &mut [u8]) -> Result<usize, CodecError
         }
         Msg::Commit { batch } => o.u16(*batch)?,
         Msg::Control { op } => o.u8(*op as u8)?,
+        Msg::History { events } => {
+            o.u8(events.len() as u8)?;
+            for e in events {
+                o.u64(e.unix_s)?;
+                o.u8(e.ok as u8)?;
+                o.text(&e.text)?;
+            }
+        }
         Msg::Done { moved, kept } => {
             o.u32(*moved)?;
             o.u32(*kept)?;
@@ -566,6 +595,18 @@ pub fn decode(rec: &[u8]) -> Result<Msg, CodecError> {
         MsgType::Commit => Msg::Commit { batch: i.u16()? },
         MsgType::Done => Msg::Done { moved: i.u32()?, kept: i.u32()? },
         MsgType::Health => decode_health(&mut i)?,
+        MsgType::History => {
+            let count = i.u8()? as usize;
+            if count > MAX_HISTORY {
+                return Err(CodecError::TooMany);
+            }
+            let mut events = Vec::new();
+            for _ in 0..count {
+                let e = RestartEvent { unix_s: i.u64()?, ok: i.flag()?, text: i.text()? };
+                events.push(e).map_err(|_| CodecError::TooMany)?;
+            }
+            Msg::History { events }
+        }
         MsgType::Control => {
             let v = i.u8()?;
             Msg::Control { op: Control::from_u8(v).ok_or(CodecError::UnknownControl(v))? }

@@ -133,6 +133,12 @@ fn every_message_round_trips() {
         Msg::Control { op: Control::Reload },
         Msg::Control { op: Control::Stop },
         Msg::Control { op: Control::StopNow },
+        Msg::History { events: Vec::new() },
+        Msg::History {
+            events: (0..MAX_HISTORY as u64)
+                .map(|k| RestartEvent { unix_s: 1_765_000_000 + k, ok: k % 2 == 0, text: text(&"x".repeat(TEXT_LEN)) })
+                .collect(),
+        },
     ];
     let mut buf = [0u8; MAX_FRAME];
     for m in msgs {
@@ -194,6 +200,19 @@ fn malformed_records_are_refused_not_panicked_on() {
     let mut v = h.clone();
     assert!(v[flag_at] <= 1, "the check_down flag is where this test thinks");
     v[flag_at] = 2;
+    assert!(decode(&v).is_err());
+    // a HISTORY record: every truncation refused, more events than it may hold refused
+    let ev = RestartEvent { unix_s: 1, ok: true, text: text("pid 2 took over") };
+    let hn = encode(&Msg::History { events: [ev.clone(), ev].into_iter().collect() }, &mut buf).unwrap();
+    let h = buf[..hn].to_vec_in_test();
+    for cut in 0..hn {
+        assert!(decode(&h[..cut]).is_err(), "history cut at {cut}");
+    }
+    let mut v = h.clone();
+    v[HEADER_LEN] = MAX_HISTORY as u8 + 1;
+    assert_eq!(decode(&v), Err(CodecError::TooMany));
+    let mut v = h.clone();
+    v[HEADER_LEN + 1 + 8] = 2; // the ok flag
     assert!(decode(&v).is_err());
     // a control request this baton does not know is named, not guessed at
     let cn = encode(&Msg::Control { op: Control::Reload }, &mut buf).unwrap();

@@ -9,6 +9,10 @@ pub use crate::sansio::limits::MAX_REQUEST;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
+    /// The status page; `refresh`: seconds between reloads asked with `/?refresh=N` (0: none).
+    Page {
+        refresh: u16,
+    },
     Stats,
     Metrics,
     Health,
@@ -39,8 +43,9 @@ pub fn parse(buf: &[u8]) -> Parsed {
     if !(version == "HTTP/1.1" || version == "HTTP/1.0") || !target.starts_with('/') {
         return Parsed::Error(400);
     }
-    let path = target.split('?').next().unwrap_or(target);
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let route = match path {
+        "/" => Route::Page { refresh: refresh(query) },
         "/stats" => Route::Stats,
         "/metrics" => Route::Metrics,
         "/health" => Route::Health,
@@ -52,6 +57,16 @@ pub fn parse(buf: &[u8]) -> Parsed {
         m if m.bytes().all(|c| c.is_ascii_uppercase()) && !m.is_empty() => Parsed::Error(405),
         _ => Parsed::Error(400),
     }
+}
+
+/// `refresh=N` in a query, N from 1 to 3600 seconds; anything else is no refresh.
+fn refresh(query: &str) -> u16 {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("refresh="))
+        .and_then(|v| v.parse::<u16>().ok())
+        .filter(|n| (1..=3600).contains(n))
+        .unwrap_or(0)
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -123,6 +138,10 @@ mod tests {
         assert_eq!(parse(b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n"), Parsed::Get(Route::Stats));
         assert_eq!(parse(b"GET /metrics?x=1 HTTP/1.0\r\n\r\n"), Parsed::Get(Route::Metrics));
         assert_eq!(parse(b"GET /health HTTP/1.1\n\n"), Parsed::Get(Route::Health));
+        assert_eq!(parse(b"GET / HTTP/1.1\r\n\r\n"), Parsed::Get(Route::Page { refresh: 0 }));
+        assert_eq!(parse(b"GET /?refresh=5 HTTP/1.1\r\n\r\n"), Parsed::Get(Route::Page { refresh: 5 }));
+        assert_eq!(parse(b"GET /?x=1&refresh=99999 HTTP/1.1\r\n\r\n"), Parsed::Get(Route::Page { refresh: 0 }));
+        assert_eq!(parse(b"GET /?refresh=-1 HTTP/1.1\r\n\r\n"), Parsed::Get(Route::Page { refresh: 0 }));
         assert_eq!(parse(b"GET /stats HTTP/1.1\r\nHost"), Parsed::Incomplete);
         assert_eq!(parse(b"GET /nope HTTP/1.1\r\n\r\n"), Parsed::Error(404));
         assert_eq!(parse(b"POST /stats HTTP/1.1\r\n\r\n"), Parsed::Error(405));

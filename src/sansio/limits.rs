@@ -115,6 +115,10 @@ pub const MAX_ACCESS_LOGS: usize = 1;
 /// PEM certificate in a `tls_context` is 1-2 KiB).
 pub const MAX_ESCAPED_STRING: usize = 4096;
 
+/// Hot restarts the status page lists (the last ones, carried from process to process in a
+/// HISTORY record).
+pub const MAX_HISTORY: usize = 8;
+
 /// Longest access log format: MOSN's default is 330 bytes.
 pub const ACCESS_FORMAT_LEN: usize = 512;
 
@@ -314,6 +318,8 @@ const _: () = assert!(
 const _: () = assert!(PATH_LEN + "/reconfig.sock".len() < 108, "sun_path is 108 bytes");
 const _: () = assert!(PATH_LEN <= PATH_STR_LEN, "a valid path fits the raw config's string");
 const _: () = assert!(NAME_LEN <= RAW_STR_LEN, "a valid name fits the raw config's string");
+const _: () =
+    assert!(HEADER_LEN + 1 + MAX_HISTORY * (8 + 1 + 1 + TEXT_LEN) <= MAX_FRAME, "a HISTORY record fits a frame");
 const _: () = assert!(NAME_LEN <= NAME_TEXT && NAME_LEN <= TEXT_LEN, "names travel whole in handoff records");
 const _: () = assert!(MAX_CONNS_PER_BATCH <= 64, "TAKEN's mask is a u64, one bit per connection of a batch");
 const _: () = assert!(MAX_CONNS_PER_BATCH * 2 <= MAX_FDS_PER_MSG, "a batch's sockets fit one record");

@@ -14,6 +14,7 @@
 //! - `route`: tcp_proxy routes by source and destination address and port, as MOSN matches them.
 //! - `stats`: counters and their JSON and Prometheus renderings.
 //! - `status`: `baton status`'s table for people.
+//! - `page`: the status page (`GET /` on the admin port), HTML without scripts.
 //! - `portable`: a connection's state as it moves between processes.
 //! - `codec`: the hot-restart and connection-transfer wire format.
 
@@ -25,6 +26,7 @@ pub mod conn;
 pub mod http;
 pub mod lb;
 pub mod limits;
+pub mod page;
 pub mod portable;
 pub mod route;
 pub mod stats;

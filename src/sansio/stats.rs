@@ -78,6 +78,8 @@ pub struct Snapshot<'a> {
     /// Access log lines written, and dropped (a file that did not take them in time, a full
     /// disk), since this process started.
     pub access_log_lines: u64,
+    /// The last hot restarts and their results, oldest first.
+    pub history: &'a [crate::sansio::codec::RestartEvent],
     pub access_log_dropped: u64,
     /// When this process image started, in seconds since the Unix epoch.
     pub started_unix_s: Option<u64>,

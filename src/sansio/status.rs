@@ -3,6 +3,7 @@
 
 use core::fmt::{self, Display, Write};
 
+use crate::sansio::accesslog::UtcSecs;
 use crate::sansio::stats::Snapshot;
 
 /// Writes the status table for `s`; `draining` are the PIDs of older generations still
@@ -75,6 +76,13 @@ pub fn write_table(w: &mut dyn Write, s: &Snapshot<'_>, draining: &[u32]) -> fmt
             writeln!(w, "  {:>6} {:>9} {:>9}", st.active, st.total, st.failures)?;
         }
     }
+    if !s.history.is_empty() {
+        w.write_str("\nhot restarts (newest first, UTC)\n")?;
+        for e in s.history.iter().rev() {
+            let result = if e.ok { "ok    " } else { "failed" };
+            writeln!(w, "{}  {result}  {}", UtcSecs(e.unix_s), Plain(&e.text))?;
+        }
+    }
     Ok(())
 }
 
@@ -137,7 +145,7 @@ impl Display for Health {
 }
 
 /// `3d4h`, `2h5m`, `4m10s`, `12s`.
-struct Uptime(u64);
+pub struct Uptime(pub u64);
 
 impl Display for Uptime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

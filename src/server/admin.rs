@@ -275,6 +275,10 @@ fn respond(c: &mut AdminConn, route: Route, snap: &Snapshot<'_>) {
     let head_only = c.req.starts_with(b"HEAD ");
     let mut w = SliceWriter::new(&mut c.out[HEAD_ROOM..]);
     let ctype = match route {
+        Route::Page { refresh } => {
+            let _ = crate::sansio::page::write_html(&mut w, snap, refresh, super::wall_ms());
+            "text/html; charset=utf-8"
+        }
         Route::Stats => {
             let _ = stats::write_json(&mut w, snap);
             "application/json"

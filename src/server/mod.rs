@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use crate::sansio::accesslog::{write_line, Entry, DEFAULT_FORMAT};
 use crate::sansio::addr::Addr;
+use crate::sansio::codec::{RestartEvent, MAX_HISTORY};
 use crate::sansio::config::{Config, MAX_HOSTS, MAX_LISTENERS};
 use crate::sansio::conn::{Conn, Outcome, Phase, Side};
 use crate::sansio::lb::{self, HealthChange, HostState};
@@ -187,6 +188,9 @@ pub struct Server {
     draining: usize,
     /// The listeners' access logs (set by the caller, which opens the files).
     access: AccessLogs,
+    /// The last hot restarts and their results, oldest first (the status page); carried over
+    /// a hot restart in a HISTORY record.
+    history: heapless::Vec<RestartEvent, MAX_HISTORY>,
     now: u64,
     last_tick: u64,
     rng: u64,
@@ -241,6 +245,7 @@ impl Server {
             started_unix_s: sys::process::unix_now_s(),
             draining: 0,
             access: AccessLogs::default(),
+            history: heapless::Vec::new(),
             now: 0,
             last_tick: 0,
             rng: seed(),
@@ -321,6 +326,30 @@ impl Server {
             }
         }
         self.access.flush();
+    }
+
+    /// Records a hot restart's result (or the cold start), dropping the oldest beyond
+    /// `MAX_HISTORY`.
+    pub fn note_restart(&mut self, ok: bool, what: core::fmt::Arguments<'_>) {
+        if self.history.is_full() {
+            self.history.remove(0);
+        }
+        let unix_s = wall_ms() / 1000;
+        let _ = self.history.push(RestartEvent { unix_s, ok, text: crate::sansio::codec::text(&what.to_string()) });
+    }
+
+    /// The predecessor's restart history (before this process notes its own start).
+    pub fn adopt_history(&mut self, events: &[RestartEvent]) {
+        for e in events {
+            if self.history.is_full() {
+                self.history.remove(0);
+            }
+            let _ = self.history.push(e.clone());
+        }
+    }
+
+    pub fn history(&self) -> &[RestartEvent] {
+        &self.history
     }
 
     /// Replaces the access logs (at start, and on SIGUSR1 with files opened again), writing
@@ -459,6 +488,7 @@ impl Server {
             listeners: &self.listener_counters,
             hosts: &self.hosts,
             draining: self.draining,
+            history: &self.history,
             access_log_lines: self.access.written,
             access_log_dropped: self.access.dropped,
             started_unix_s: self.started_unix_s,
@@ -484,7 +514,7 @@ impl Server {
 }
 
 /// Now, in ms since the Unix epoch (access log times).
-fn wall_ms() -> u64 {
+pub(crate) fn wall_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
