@@ -3,12 +3,44 @@
 //! values with `"`, `\` and a newline escaped as the format wants (JSON escaping made
 //! promtool fail), the content type, `baton_build_info`, the process metrics, and what `/stats`
 //! has (per-listener and per-host totals and failures, max_connections, transferred bytes).
-//! promtool itself is not used: Debian ships it only inside the 96 MB `prometheus` server
-//! package, whose install would start a daemon; this checker follows the same grammar.
+//! promtool, Prometheus' own checker, reads the same output (`promtool check metrics`: format
+//! and lint), from Debian's `prometheus` package unpacked by tests/tools/promtool.sh.
 mod common;
 use common::*;
 use std::collections::HashSet;
 use std::io::{Read, Write};
+
+/// The path of promtool: `BATON_PROMTOOL` (tests/run.sh sets it), else what
+/// tests/tools/promtool.sh unpacks.
+fn promtool() -> String {
+    if let Ok(p) = std::env::var("BATON_PROMTOOL") {
+        return p;
+    }
+    let script = format!("{}/tests/tools/promtool.sh", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("bash").arg(&script).output().unwrap();
+    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// `promtool check metrics` on `text`: Ok, or what promtool said.
+fn promtool_check(text: &str) -> Result<(), String> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(promtool())
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.success() && said.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(said)
+    }
+}
 
 /// Checks `text` against the exposition format; returns the sample names seen.
 fn check_format(text: &str) -> Result<HashSet<String>, String> {
@@ -103,6 +135,7 @@ fn metrics_follow_the_text_format_and_carry_what_stats_has() {
     let (head, body) = raw.split_once("\r\n\r\n").unwrap();
     assert!(head.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8"), "{head}");
     let names = check_format(body).unwrap_or_else(|e| panic!("{e}\n{body}"));
+    promtool_check(body).unwrap_or_else(|e| panic!("promtool check metrics: {e}\n{body}"));
     for n in [
         "baton_build_info",
         "process_start_time_seconds",
@@ -142,5 +175,10 @@ fn the_checker_refuses_what_promtool_refuses() {
         "# TYPE a gauge\na x\n",                           // not a number
     ] {
         assert!(check_format(bad).is_err(), "{bad:?}");
+    }
+    // and promtool agrees on both sides (so its silence on baton's output means something)
+    assert_eq!(promtool_check(ok), Ok(()));
+    for bad in ["# TYPE a_total counter\na_total{l=\"v\nw\"} 1\n", "# TYPE a gauge\na x\n", "# TYPE a counter\na 1\n"] {
+        assert!(promtool_check(bad).is_err(), "promtool accepted {bad:?}");
     }
 }

@@ -41,6 +41,10 @@ if ! command -v prlimit >/dev/null || ! command -v chattr >/dev/null || ! comman
   apt_install util-linux e2fsprogs python3
 fi
 
+step "promtool (Debian's prometheus package, unpacked under target/tools)"
+BATON_PROMTOOL=$(bash tests/tools/promtool.sh)
+export BATON_PROMTOOL
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
