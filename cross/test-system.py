@@ -243,6 +243,20 @@ def main():
                 check("restart: the held request completes through the new process", *finish_held(held))
             time.sleep(1)
             owner_alive(f"restart {k + 1}")
+        # a reload with a bad config: S50baton reports baton's error and the owner serves on
+        before = stats()
+        rc, out = con.run("cp /etc/baton/baton.json /tmp/good.json && "
+                          "sed -i 's/\"max_connections\"/\"max_conections\"/' /etc/baton/baton.json && "
+                          "/etc/init.d/S50baton reload; echo reload-rc=$?; cp /tmp/good.json /etc/baton/baton.json", 60)
+        m = re.search(r"reload-rc=(\d+)", out)
+        check("a reload with a bad config fails through S50baton with baton's reason",
+              m and m.group(1) != "0" and "FAIL: config /etc/baton/baton.json" in out and "max_conections" in out,
+              out.strip().splitlines()[0] if out.strip() else "")
+        after = stats()
+        check("after the failed reload the same process serves the same generation",
+              after.get("pid") == before.get("pid") and after.get("generation") == before.get("generation"),
+              f"pid {before.get('pid')} -> {after.get('pid')}, generation {before.get('generation')} -> {after.get('generation')}")
+        owner_alive("failed reload")
         rc, out = con.run("cp /opt/baton-upgrade /usr/bin/baton.new && mv /usr/bin/baton.new /usr/bin/baton && /etc/init.d/S50baton reload", 60)
         check("binary upgrade + reload", rc == 0, out.strip().splitlines()[-1] if out.strip() else "")
         t = time.time()

@@ -1,6 +1,7 @@
 //! Proof that proxying allocates nothing after start-up: a counting global allocator counts the
 //! allocations made on the proxy's thread while 1,000 connections, routed by their addresses,
-//! and 400 more on a unix and an IPv6 listener carry checked data, with health checks running.
+//! and 400 more on a unix and an IPv6 listener carry checked data, with health checks running
+//! and an access log line written for every connection (two listeners, two files).
 mod common;
 use common::*;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -101,8 +102,14 @@ fn no_allocation_on_the_data_path_after_warm_up() {
     let v6_port = free_port();
     cfg.listeners.push(("uds".into(), 1, "back".into()));
     cfg.listeners.push(("v6".into(), v6_port, "back".into()));
+    let (log_tcp, log_uds) = (dir.path("tcp.log"), dir.path("uds.log"));
     let cfg = cfg
+        .edit(r#""bind_port":true"#, &format!(r#""bind_port":true,"access_logs":[{{"log_path":"{log_tcp}"}}]"#))
         .edit(r#""address":"127.0.0.1:1","#, &format!(r#""address":"{unix_path}","network":"unix","#))
+        .edit(
+            &format!(r#""address":"{unix_path}","network":"unix","bind_port":true"#),
+            &format!(r#""address":"{unix_path}","network":"unix","bind_port":true,"access_logs":[{{"log_path":"{log_uds}"}}]"#),
+        )
         .edit(&format!(r#""address":"127.0.0.1:{v6_port}""#), &format!(r#""address":"[::1]:{v6_port}""#));
     let config = baton::sansio::config::parse(cfg.json().as_bytes()).unwrap();
     assert!(config.listeners[0].cluster.is_none() && config.listeners[0].routes.len() == 1);
@@ -111,6 +118,7 @@ fn no_allocation_on_the_data_path_after_warm_up() {
     let st = stop.clone();
     let proxy = std::thread::spawn(move || {
         let mut server = baton::server::Server::new(config, &mut Default::default()).unwrap();
+        server.set_access_logs(baton::logfiles::open(server.cfg()).unwrap());
         PROXY_THREAD.with(|t| t.set(true));
         while !st.load(Ordering::Relaxed) {
             server.turn().unwrap();
@@ -130,4 +138,8 @@ fn no_allocation_on_the_data_path_after_warm_up() {
     assert!(totals.accepted >= 1_100 + 2 * 220, "{totals:?}");
     assert!(totals.upstream_failures >= 1, "the failover path was not exercised: {totals:?}");
     assert_eq!(ALLOCS.load(Ordering::SeqCst), 0, "allocations on the proxy thread while proxying");
+    // every connection of the two logged listeners has its line (written before the loop
+    // ended): the readiness probe's, 100 + 1,000 on TCP, 20 + 200 on the unix listener
+    let lines = |p: &str| std::fs::read_to_string(p).unwrap().lines().count();
+    assert_eq!((lines(&log_tcp), lines(&log_uds)), (1_101, 220), "one access log line per connection");
 }
