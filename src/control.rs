@@ -128,10 +128,17 @@ fn answer(text: &str) -> i32 {
     }
 }
 
-/// One line on stderr, `baton: ...`; returns `code`.
+/// One line on stderr, `baton: ...`, without control characters (a reason may come from the
+/// socket); returns `code`.
 fn say(code: i32, msg: core::fmt::Arguments<'_>) -> i32 {
-    crate::logger::line(format_args!("baton: {msg}"));
+    crate::logger::line(format_args!("baton: {}", printable(&msg.to_string())));
     code
+}
+
+/// Text as it may be shown on a terminal, maybe root's: control characters (escape sequences)
+/// become `?`, newlines stay.
+fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() && c != '\n' { '?' } else { c }).collect()
 }
 
 /// Sends `op` and reads the whole answer (until the running baton closes the connection, at
@@ -174,13 +181,14 @@ fn ask(dir: &str, op: Control, wait: Duration) -> Result<String, (i32, String)> 
         // an older baton reads CONTROL as a malformed handshake and closes
         return Err((1, "the running baton closed without answering; see its log (an older version?)".into()));
     }
-    // shown on a terminal, maybe root's: control characters (escape sequences) are not passed on
-    let text = String::from_utf8_lossy(&out);
-    Ok(text.chars().map(|c| if c.is_control() && c != '\n' { '?' } else { c }).collect())
+    Ok(printable(&String::from_utf8_lossy(&out)))
 }
 
-/// `reconfig.sock` in `dir`, checked like a successor checks it: a socket only this user (or,
-/// for root, the runtime directory's owner) could have made, served by an authorised process.
+/// `reconfig.sock` in `dir`, checked like a successor checks it: a socket only this user could
+/// have made, served by an authorised process. Root also talks to an instance of another user
+/// (baton run as `baton`): then the socket must be that of the runtime directory's owner, the
+/// directory writable by nobody else, and its parent root's and writable by nobody else (no
+/// sticky `/tmp`, where any user could have made the directory while baton was stopped).
 fn connect(dir: &str) -> Result<OwnedFd, (i32, String)> {
     let path = rundir::path(dir, rundir::RECONFIG);
     let me = nix::unistd::geteuid().as_raw();
@@ -189,8 +197,14 @@ fn connect(dir: &str) -> Result<OwnedFd, (i32, String)> {
         Err(Errno::ENOENT) => return Err((1, format!("not running: no {path}"))),
         Err(e) => return Err((1, format!("{path}: {}", e.desc()))),
     };
+    let parent = match dir.rsplit_once('/') {
+        Some(("", _)) | None => "/",
+        Some((p, _)) => p,
+    };
     let trusted = sock.st_uid == me
-        || (me == 0 && nix::sys::stat::lstat(dir).is_ok_and(|d| d.st_uid == sock.st_uid && d.st_mode & 0o022 == 0));
+        || (me == 0
+            && nix::sys::stat::lstat(dir).is_ok_and(|d| d.st_uid == sock.st_uid && d.st_mode & 0o022 == 0)
+            && nix::sys::stat::stat(parent).is_ok_and(|p| p.st_uid == 0 && p.st_mode & 0o022 == 0));
     if !trusted {
         return Err((1, HandoffError::ForeignSocket { uid: sock.st_uid }.to_string()));
     }

@@ -1,10 +1,13 @@
 //! Opening the listeners' access log files (`access_logs[0].log_path`), at start and again on
 //! SIGUSR1 (logrotate's convention: the files are opened anew, by name). baton often runs as
-//! root, so a log path is treated like the PID file: its directory and every component above
-//! it can be changed only by root or baton's user (a sticky `/tmp` passes), the file is opened
-//! without following a link (`O_NOFOLLOW`), and what is found there must be a regular file of
-//! baton's user with one name (no hard link to another file) or a FIFO. It is opened to append,
-//! non-blocking (a full FIFO drops lines instead of stopping the proxy) and close-on-exec.
+//! root, so a log path is held to more than the PID file: every directory above it can be
+//! changed only by root or baton's user, and its own directory can be written by nobody else,
+//! not even with the sticky bit (in a shared `/tmp` another user could take the name between
+//! two rotations: a FIFO of theirs would receive the lines, a file of theirs would stop the
+//! next start). The file is opened without following a link (`O_NOFOLLOW`), and what is found
+//! there must be baton's user's: a regular file with one name (no hard link to another file),
+//! or a FIFO. It is opened to append, non-blocking (a full FIFO drops lines instead of stopping
+//! the proxy) and close-on-exec.
 
 use std::os::fd::OwnedFd;
 
@@ -37,6 +40,21 @@ pub fn open(cfg: &Config) -> Result<AccessLogs, String> {
 
 fn open_file(path: &str) -> Result<OwnedFd, String> {
     rundir::check_file_dir(path).map_err(|e| e.to_string())?;
+    let dir = match path.rsplit_once('/') {
+        Some(("", _)) => "/",
+        Some((d, _)) => d,
+        None => path,
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    if let Ok(d) = nix::sys::stat::stat(dir) {
+        if d.st_mode & 0o022 != 0 || (d.st_uid != 0 && d.st_uid != me) {
+            return Err(format!(
+                "its directory {dir} can be written by other users (mode {:o}, uid {}); use one only root or baton's user can write, such as /var/log/baton",
+                d.st_mode & 0o7777,
+                d.st_uid
+            ));
+        }
+    }
     let flags =
         OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
     let fd = nix::fcntl::open(path, flags, Mode::from_bits_truncate(0o640)).map_err(|e| match e {
@@ -46,11 +64,7 @@ fn open_file(path: &str) -> Result<OwnedFd, String> {
     })?;
     let st = nix::sys::stat::fstat(&fd).map_err(|e| format!("fstat: {}", e.desc()))?;
     let kind = st.st_mode & SFlag::S_IFMT.bits();
-    let me = nix::unistd::geteuid().as_raw();
-    if kind == SFlag::S_IFIFO.bits() {
-        return Ok(fd);
-    }
-    if kind != SFlag::S_IFREG.bits() {
+    if kind != SFlag::S_IFREG.bits() && kind != SFlag::S_IFIFO.bits() {
         return Err("is neither a regular file nor a FIFO".into());
     }
     if st.st_uid != me {
@@ -59,7 +73,7 @@ fn open_file(path: &str) -> Result<OwnedFd, String> {
             st.st_uid
         ));
     }
-    if st.st_nlink != 1 {
+    if kind == SFlag::S_IFREG.bits() && st.st_nlink != 1 {
         return Err(format!("has {} names (hard links); give a file of its own", st.st_nlink));
     }
     Ok(fd)

@@ -73,11 +73,12 @@ impl Runtime {
                     self.reload(Some(client));
                 }
                 Some(Request::Stop { now, client }) => {
-                    if self.server.mode() == Mode::Serving {
+                    // not in the middle of a handoff accepted in the same loop turn
+                    if self.server.mode() == Mode::Serving && self.restart.idle() {
                         self.restart.stop_answer(client, now, self.server.cfg().settings.drain_timeout_ms);
                         self.stop(now);
                     } else {
-                        crate::restart::reply(client, format_args!("busy: this process is already draining"));
+                        crate::restart::reply(client, format_args!("busy: a hot restart or stop is under way; retry"));
                     }
                 }
                 None => {}

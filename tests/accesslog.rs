@@ -244,9 +244,26 @@ fn bad_access_log_settings_are_refused_naming_the_field() {
     nix::unistd::chown(foreign.as_str(), Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
     let fifo = dir.path("noreader.fifo");
     nix::unistd::mkfifo(fifo.as_str(), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    for (path, msg) in
-        [(&link, "is a symbolic link"), (&foreign, "belongs to uid 65534"), (&fifo, "is a FIFO nobody reads")]
-    {
+    // another user's FIFO, with a reader of theirs: it would receive the lines
+    let their_fifo = dir.path("theirs.fifo");
+    nix::unistd::mkfifo(their_fifo.as_str(), nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+    nix::unistd::chown(their_fifo.as_str(), Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    let _their_reader = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(&their_fifo).unwrap()
+    };
+    // a directory anyone may write, even with the sticky bit (a shared /tmp)
+    let shared = dir.path("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    let in_shared = format!("{shared}/access.log");
+    for (path, msg) in [
+        (&link, "is a symbolic link"),
+        (&foreign, "belongs to uid 65534"),
+        (&fifo, "is a FIFO nobody reads"),
+        (&their_fifo, "belongs to uid 65534"),
+        (&in_shared, "its directory"),
+    ] {
         let cfg = with_log(Cfg::simple(free_port(), &[free_port()]), path, None);
         let config = dir.path("start.json");
         std::fs::write(&config, cfg.json()).unwrap();
@@ -254,6 +271,9 @@ fn bad_access_log_settings_are_refused_naming_the_field() {
         let (c, _, err) = run(&["-c", &config, "--runtime-dir", &run_dir]);
         assert_eq!(c, 1, "{path}: {err}");
         assert!(err.contains(&format!("listener \"front\": access log {path}: {msg}")), "{err}");
+        if msg == "its directory" {
+            assert!(err.contains("can be written by other users (mode 1777"), "{err}");
+        }
     }
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "", "nothing written through the link");
 }

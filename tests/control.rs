@@ -247,3 +247,30 @@ fn a_reexecuted_process_that_dies_before_taking_over_is_reported_and_the_fork_se
     assert_eq!(echo_roundtrip(b.listen, b"on").unwrap(), b"on");
     assert_eq!(std::fs::read_to_string(&pid_file).unwrap().trim(), survivor[0].to_string(), "the PID file names it");
 }
+
+#[test]
+fn a_reload_or_stop_asked_while_a_reload_is_under_way_is_answered_busy() {
+    let be = Backend::start(Mode::Echo);
+    let dir = TempDir::new("ctlbusy");
+    // the re-executed process stalls after GO: the handoff stays under way for a while
+    let b = Baton::start_env(&Cfg::simple(free_port(), &[be.port]), dir, &[("BATON_FAULT", "new-after-go:pause")]);
+    let pid = b.pid();
+    let run_dir = b.run_dir();
+    let first = std::process::Command::new(&*BIN)
+        .args(["reload", "-c", &b.config, "--runtime-dir", &run_dir])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    for op in ["reload", "stop"] {
+        let (code, _, err) = ctl(&b, &[op]);
+        assert_eq!(code, 3, "{op} during a reload: {err}");
+        assert!(err.contains("busy"), "{op}: {err}");
+    }
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(b.generation(), 1, "one reload, not two");
+    assert_eq!(b.serving_pid(), Some(pid as u64));
+    assert_eq!(echo_roundtrip(b.listen, b"on").unwrap(), b"on", "and nothing stopped");
+}

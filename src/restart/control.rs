@@ -22,9 +22,11 @@ pub enum Request {
 impl Restart {
     pub(super) fn control(&mut self, server: &mut Server, peer: OwnedFd, pid: i32, op: Control) {
         log::debug!("control request {op:?} from pid {pid}");
-        if self.request.is_some() {
-            // a second request in the same loop turn: the first is carried out, this one waits
-            return reply(peer, format_args!("busy: another request is being carried out; retry"));
+        let changing = matches!(op, Control::Reload | Control::Stop | Control::StopNow);
+        if changing && (self.request.is_some() || self.reexec_parent.is_some() || self.reload_waiter.is_some()) {
+            // a second request in the same loop turn, or one that reaches the fork serving
+            // during a reload: the first is carried out, this one waits
+            return reply(peer, format_args!("busy: a reload or stop is under way; retry when it is over"));
         }
         match op {
             Control::Status | Control::StatusJson => self.status(server, peer, op == Control::StatusJson),

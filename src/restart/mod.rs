@@ -103,6 +103,8 @@ pub struct Restart {
     /// In the child a SIGHUP forked: the PID of the re-executed process that is to take over;
     /// if it exits before doing so, this process stays the owner and says so.
     reexec_parent: Option<i32>,
+    /// The successor's HELLO named a version that reads HISTORY records (0.2 and later).
+    successor_knows_history: bool,
 }
 
 /// A peer that is refused: answered when its HELLO arrives (closing a unix socket with unread
@@ -140,6 +142,7 @@ impl Restart {
             request: None,
             reload_waiter: None,
             reexec_parent: None,
+            successor_knows_history: false,
         };
         for (pid, fd) in predecessors {
             server.poller().add_read(&fd, Token::new(Kind::Predecessor, pid as usize))?;
@@ -164,6 +167,7 @@ impl Restart {
             request: None,
             reload_waiter: None,
             reexec_parent: None,
+            successor_knows_history: false,
         }
     }
 
@@ -236,11 +240,12 @@ impl Restart {
                 let e = HandoffError::Codec(CodecError::Version(v));
                 return self.abort(server, &e);
             }
-            Err(e) => return self.abort(server, &e),
+            Err(e) => return self.fail(server, &e),
         };
         match (&self.state, msg) {
             (State::Greeting { .. }, Msg::Hello { pid: claimed, baton_version }) => {
                 log::info!("hot restart: pid {pid} (baton {baton_version}, claims pid {claimed}) asks to take over");
+                self.successor_knows_history = knows_history(&baton_version);
                 if let Err(e) = channel::send(peer, &Msg::Go { pid: std::process::id() }, &[]) {
                     return self.abort(server, &e);
                 }
@@ -257,9 +262,21 @@ impl Restart {
                 server.poller().delete(&peer);
                 self.control(server, peer, pid, op);
             }
-            (_, Msg::Abort { reason }) => self.abort(server, &HandoffError::Refused(reason)),
-            _ => self.abort(server, &HandoffError::Unexpected("out-of-order message on reconfig.sock")),
+            (_, Msg::Abort { reason }) => self.fail(server, &HandoffError::Refused(reason)),
+            _ => self.fail(server, &HandoffError::Unexpected("out-of-order message on reconfig.sock")),
         }
+    }
+
+    /// A peer failed: before its HELLO (a control client that closed, timed out or sent
+    /// something else) nothing was started, so it is only dropped; after it, the handoff is
+    /// aborted (and recorded as a failed hot restart).
+    fn fail(&mut self, server: &mut Server, why: &HandoffError) {
+        if let State::Greeting { peer, pid, .. } = std::mem::replace(&mut self.state, State::Idle) {
+            server.poller().delete(&peer);
+            log::warn!("reconfig.sock: pid {pid} closed before any handoff began ({why}); dropped");
+            return;
+        }
+        self.abort(server, why)
     }
 
     // ----- handing over -----
@@ -288,7 +305,9 @@ impl Restart {
     }
 
     fn send_manifest(&self, server: &Server, chan: &OwnedFd) -> Result<(), HandoffError> {
-        if !server.history().is_empty() {
+        // only to a successor that knows the record: one from before it would refuse the
+        // handoff, and going back to an older build by hot restart would never work
+        if self.successor_knows_history && !server.history().is_empty() {
             let events = server.history().iter().cloned().collect();
             channel::send(chan, &Msg::History { events }, &[])?;
         }
@@ -448,7 +467,7 @@ impl Restart {
             _ => return,
         };
         if server.now() >= deadline {
-            self.abort(server, &HandoffError::Timeout("the new process (handoff_timeout)"));
+            self.fail(server, &HandoffError::Timeout("the new process (handoff_timeout)"));
         }
     }
 
@@ -461,6 +480,11 @@ impl Restart {
 
     /// Tells the oldest draining generations beyond the cap to close now (SIGTERM). Called once
     /// this process has acknowledged the takeover.
+    /// No handoff under way (state `Idle`).
+    pub fn idle(&self) -> bool {
+        matches!(self.state, State::Idle)
+    }
+
     /// Older generations still draining that this process knows of.
     pub fn draining(&self) -> usize {
         self.predecessors.len()
@@ -530,9 +554,25 @@ pub fn transfer_decision(transfer_version: u8, splice: bool, own_splice: bool) -
     Ok(())
 }
 
+/// Whether a baton of `version` (`MAJOR.MINOR...`, as its HELLO says) reads HISTORY records,
+/// which came with 0.2.0.
+fn knows_history(version: &str) -> bool {
+    let mut parts = version.split(['.', '-', '+']).map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) >= (0, 2),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_goes_only_to_versions_that_read_it() {
+        assert!(knows_history("0.2.0") && knows_history("0.2.0-upgrade") && knows_history("1.0.0"));
+        assert!(!knows_history("0.1.0") && !knows_history("0.1.9-upgrade") && !knows_history("dev"));
+    }
 
     #[test]
     fn connections_move_only_to_a_successor_that_asks_in_the_same_version_and_mode() {

@@ -100,7 +100,9 @@ impl AccessLogs {
             }
             let rest = &s.buf[done..s.len];
             let r = match &s.target {
-                Target::File(fd) => nix::unistd::write(fd, rest),
+                // whole lines, at most a pipe's atomic size: the generations of a hot restart
+                // writing one FIFO never cut into each other's lines
+                Target::File(fd) => nix::unistd::write(fd, whole_lines(rest)),
                 Target::Stdout => shared_write(std::io::stdout().as_fd(), rest),
                 Target::Stderr => shared_write(std::io::stderr().as_fd(), rest),
             };
@@ -132,13 +134,17 @@ fn shared_write(fd: BorrowedFd<'_>, bytes: &[u8]) -> Result<usize, Errno> {
     if !net::writable_now(&fd) {
         return Err(Errno::EAGAIN);
     }
-    let page = &bytes[..bytes.len().min(4096)];
-    let end = if page.len() < bytes.len() {
-        page.iter().rposition(|&b| b == b'\n').map_or(page.len(), |i| i + 1)
-    } else {
-        page.len()
-    };
-    nix::unistd::write(fd, &page[..end])
+    nix::unistd::write(fd, whole_lines(bytes))
+}
+
+/// The first at most `PIPE_BUF` (4096) bytes of `bytes`, ending at a line's end when there is
+/// more (lines are shorter than that: `ACCESS_LINE_MAX`).
+fn whole_lines(bytes: &[u8]) -> &[u8] {
+    if bytes.len() <= 4096 {
+        return bytes;
+    }
+    let page = &bytes[..4096];
+    &page[..page.iter().rposition(|&b| b == b'\n').map_or(page.len(), |i| i + 1)]
 }
 
 /// Writes into a line's room; past it the text is cut (room for `...` kept).

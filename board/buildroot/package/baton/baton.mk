@@ -4,7 +4,7 @@
 #
 ################################################################################
 
-BATON_VERSION = 0.1.0
+BATON_VERSION = 0.2.0
 # The source tree this external tree lives in (board/buildroot/ -> the repository root).
 BATON_SITE = $(BR2_EXTERNAL_BATON_PATH)/../..
 BATON_SITE_METHOD = local
