@@ -5,13 +5,23 @@
 ################################################################################
 
 BATON_VERSION = 0.2.0
-# The source tree this external tree lives in (board/buildroot/ -> the repository root).
-BATON_SITE = $(BR2_EXTERNAL_BATON_PATH)/../..
-BATON_SITE_METHOD = local
+# A tarball of this checkout, made by board/buildroot/source.sh. A file site goes through
+# Buildroot's download step, where pkg-cargo vendors the crates (`make baton-source`, network
+# needed once); a local site is rsynced and never vendored, so an offline build finds no crates.
+BATON_SITE = $(BR2_EXTERNAL_BATON_PATH)/dl
+BATON_SITE_METHOD = file
 BATON_LICENSE = Apache-2.0
 BATON_LICENSE_FILES = LICENSE
 
 BATON_BOARD = $(BR2_EXTERNAL_BATON_PATH)/..
+
+# pkg-cargo sets 16 codegen units, no LTO and the global optimisation level; baton's own
+# release profile (size: opt-level s, LTO, one unit, abort on panic) is put back here.
+BATON_CARGO_ENV = \
+	CARGO_PROFILE_RELEASE_OPT_LEVEL=s \
+	CARGO_PROFILE_RELEASE_LTO=true \
+	CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+	CARGO_PROFILE_RELEASE_PANIC=abort
 
 define BATON_INSTALL_CONFIG
 	$(INSTALL) -D -m 0644 $(BATON_BOARD)/rootfs/etc/baton/baton.json \
