@@ -29,8 +29,8 @@ pub fn open(cfg: &Config) -> Result<AccessLogs, String> {
             continue;
         }
         let target = match a.path.as_str() {
-            "stdout" => Target::Stdout,
-            "stderr" => Target::Stderr,
+            "stdout" => Target::Shared(crate::sys::stdio::Shared::new(true)),
+            "stderr" => Target::Shared(crate::sys::stdio::Shared::new(false)),
             p => Target::File(open_file(p).map_err(|e| format!("listener \"{}\": access log {p}: {e}", l.name))?),
         };
         targets.push((a.path.to_string(), target, vec![li]));

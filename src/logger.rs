@@ -15,11 +15,13 @@ use core::fmt::Write as _;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use log::{Level, LevelFilter, Log, Metadata, Record};
-use std::os::fd::{AsFd as _, OwnedFd};
+use nix::errno::Errno;
+use std::os::fd::OwnedFd;
 use std::sync::Mutex;
 
 use crate::sansio::config::LogSink;
 use crate::sys::net;
+use crate::sys::stdio::Shared;
 
 /// Longest log line, newline included; longer messages are cut.
 pub const LINE_MAX: usize = 1024;
@@ -84,24 +86,29 @@ fn to_syslog(level: Level, args: core::fmt::Arguments<'_>) -> bool {
 /// Lines not written to stderr because it was not being read (see the module's note).
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
+/// stderr, written without waiting (`sys::stdio`: a pipe through a non-blocking description of
+/// its own, a socket with `MSG_DONTWAIT`, else after `poll`).
+static STDERR: std::sync::OnceLock<Shared> = std::sync::OnceLock::new();
+
 /// Writes one line to stderr if it takes it without waiting, ignoring failures (see the
 /// module's note); after lines were dropped, says how many first.
 pub fn line(args: core::fmt::Arguments<'_>) {
-    let err = std::io::stderr();
-    let mut out = err.lock();
-    if !net::writable_now(&out.as_fd()) {
-        DROPPED.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
+    let err = STDERR.get_or_init(|| Shared::new(false));
+    let _serialised = std::io::stderr().lock(); // one line at a time from this process's threads
     let dropped = DROPPED.swap(0, Ordering::Relaxed);
     if dropped > 0 {
-        write_line(&mut out, format_args!("WARN  [baton] {dropped} log lines dropped: stderr was not being read"));
-        if !net::writable_now(&out.as_fd()) {
-            DROPPED.fetch_add(1, Ordering::Relaxed);
+        let mut note = Line { buf: [0; LINE_MAX], len: 0 };
+        let _ = write!(note, "WARN  [baton] {dropped} log lines dropped: stderr was not being read");
+        if let Err(Errno::EAGAIN) = err.write(note.finish()) {
+            DROPPED.fetch_add(dropped + 1, Ordering::Relaxed);
             return;
         }
     }
-    write_line(&mut out, args);
+    let mut b = Line { buf: [0; LINE_MAX], len: 0 };
+    let _ = b.write_fmt(args);
+    if let Err(Errno::EAGAIN) = err.write(b.finish()) {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Writes one line to stdout, ignoring failures (`--check`'s `ok` into a closed pipe).

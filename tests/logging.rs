@@ -88,7 +88,7 @@ fn an_unknown_log_sink_is_refused() {
 fn a_stderr_nobody_reads_drops_lines_instead_of_stopping_baton() {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use std::os::fd::AsFd;
-    let (r, w) = nix::unistd::pipe().unwrap();
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
     // fill the pipe: 4096-byte writes while the kernel says one goes through without waiting
     let chunk = [b'x'; 4096];
     while poll(&mut [PollFd::new(w.as_fd(), PollFlags::POLLOUT)], PollTimeout::ZERO).unwrap() > 0 {
@@ -114,6 +114,12 @@ fn a_stderr_nobody_reads_drops_lines_instead_of_stopping_baton() {
         eventually(Duration::from_secs(10), || echo_roundtrip(cfg.listeners[0].1, &data).is_ok_and(|b| b == data)),
         "baton stopped serving behind a full stderr pipe"
     );
+    // baton writes the pipe through a non-blocking description of its own (sys::stdio): a
+    // second descriptor for the same pipe, besides the shared fd 2
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", b.pid())).unwrap();
+    let pipe = std::fs::read_link(format!("/proc/{}/fd/2", b.pid())).unwrap();
+    let same = fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok()).filter(|l| *l == pipe).count();
+    assert_eq!(same, 2, "fd 2 and baton's own non-blocking copy of {pipe:?}");
     // a hot restart logs a dozen lines, all into the full pipe: it still completes
     let gen = json_num(&http_get(cfg.admin.unwrap(), "/stats").unwrap().1, "\"generation\"", "generation");
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP);

@@ -2,22 +2,22 @@
 //! formatted into it (no allocation) and written with one `write` per event-loop turn.
 //! Files are opened non-blocking by the caller (`logfiles.rs`, with its checks), so a full pipe
 //! answers `EAGAIN`: lines wait in the buffer, and what does not fit is dropped and counted.
-//! `stdout` and `stderr` are shared with other processes and stay blocking: they are written
-//! only as far as `poll` says they take now, a page at a time.
+//! `stdout` and `stderr` are shared with other processes; `sys::stdio` writes them without
+//! waiting too.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use nix::errno::Errno;
 
 use crate::sansio::limits::{ACCESS_LINE_MAX, ACCESS_LOG_BUF, MAX_LISTENERS};
-use crate::sys::net;
+use crate::sys::stdio::Shared;
 
 /// Where one access log goes.
 pub enum Target {
     /// A file or FIFO this process opened (non-blocking, append).
     File(OwnedFd),
-    Stdout,
-    Stderr,
+    /// stdout or stderr, which other processes share (`sys::stdio`).
+    Shared(Shared),
 }
 
 struct Sink {
@@ -103,8 +103,7 @@ impl AccessLogs {
                 // whole lines, at most a pipe's atomic size: the generations of a hot restart
                 // writing one FIFO never cut into each other's lines
                 Target::File(fd) => nix::unistd::write(fd, whole_lines(rest)),
-                Target::Stdout => shared_write(std::io::stdout().as_fd(), rest),
-                Target::Stderr => shared_write(std::io::stderr().as_fd(), rest),
+                Target::Shared(w) => w.write(whole_lines(rest)),
             };
             match r {
                 Ok(0) | Err(Errno::EAGAIN) => break false,
@@ -126,15 +125,6 @@ impl AccessLogs {
         s.buf.copy_within(done..s.len, 0);
         s.len -= done;
     }
-}
-
-/// A write to a descriptor other processes share (so it stays blocking): only when `poll` says
-/// it takes a page now, and at most a page, ending at a line's end.
-fn shared_write(fd: BorrowedFd<'_>, bytes: &[u8]) -> Result<usize, Errno> {
-    if !net::writable_now(&fd) {
-        return Err(Errno::EAGAIN);
-    }
-    nix::unistd::write(fd, whole_lines(bytes))
 }
 
 /// The first at most `PIPE_BUF` (4096) bytes of `bytes`, ending at a line's end when there is

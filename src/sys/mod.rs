@@ -6,10 +6,12 @@
 //!   `Transport`s that let `sansio::conn` move bytes.
 //! - `poller`: the edge-triggered epoll loop, with opaque tokens.
 //! - `process`: the process's own figures for `/metrics` (descriptors, memory, start time).
+//! - `stdio`: writing to stdout or stderr, which other processes share, without waiting.
 
 mod ffi;
 pub mod net;
 pub mod poller;
 pub mod process;
+pub mod stdio;
 
 pub use ffi::*;
