@@ -5,8 +5,9 @@
 #   2. qemu-user: the same tests for aarch64 and armv7 (cross/test-qemu-user.sh)
 #   3. release builds for x86_64, aarch64, armv7: static, within their size budgets (cross/build.sh)
 #   3b. packaging: the OpenWrt procd script under OpenWrt's rc.common/procd.sh (vendored in
-#      ../shared), S50baton under BusyBox sh, Buildroot's check-package, and the Buildroot
-#      package built the way pkg-cargo builds it: vendored, offline, aarch64 (tests/packaging)
+#      ../shared), S50baton under BusyBox sh, Buildroot's check-package, the Buildroot package
+#      built the way pkg-cargo builds it (vendored, offline, aarch64), and the systemd unit under
+#      a real systemd in systemd-nspawn (tests/packaging)
 #   3c. the status page in a headless Chromium (tests/page/chromium.sh; installs chromium)
 #   4. full system: the firmware image booted under qemu-system for aarch64 and armv7, with
 #      reloads, restarts and a binary upgrade through the init script under load (cross/test-system.sh)
@@ -74,9 +75,9 @@ if [ "${BATON_TESTS:-all}" != host ]; then
   step "release builds and size budgets"
   bash cross/build.sh | tee target/sizes.log
 
-  step "packaging: OpenWrt procd script, BusyBox init script, Buildroot check-package and cargo build"
+  step "packaging: OpenWrt procd, BusyBox init, Buildroot check-package and cargo build, systemd"
   # the static x86_64 build from cross/build.sh runs where the init scripts call baton
-  for t in openwrt sysv-init check-package buildroot; do
+  for t in openwrt sysv-init check-package buildroot systemd; do
     log=target/packaging-$t.log
     BATON_BIN=$PWD/target/x86_64-unknown-linux-musl/release/baton bash "tests/packaging/$t.sh" > "$log" 2>&1 || true
     tail -n 3 "$log"
