@@ -68,6 +68,10 @@ cp /tmp/good.json /etc/baton/baton.json
 systemctl restart baton; rc=$?
 pid4=$(mainpid)
 [ "$rc" = 0 ] && [ "$pid4" != "$pid1" ] && [ "$pid4" != 0 ]; check restart $? "MainPID $pid1 -> $pid4"
+# the sandbox: baton runs as a user of its own, not root, with only CAP_NET_BIND_SERVICE
+user=$(ps -o user= -p "$pid4" 2>/dev/null | tr -d ' ')
+caps=$(grep CapEff "/proc/$pid4/status" 2>/dev/null | awk '{print $2}')
+[ "$user" = baton ] && [ "$caps" = 0000000000000400 ]; check runs-as-baton-with-only-net-bind-service $? "user=$user CapEff=$caps"
 
 # 5. stop with a generation still draining (transfer_connections is off in this config): no
 #    process and no socket left
@@ -85,6 +89,31 @@ n=$(batons)
 left=$(find /run/baton -name '*.sock' 2>/dev/null | wc -l)
 [ "$left" = 0 ]; check stop-leaves-no-socket $? "left in /run/baton: $(find /run/baton -mindepth 1 -printf '%f ' 2>/dev/null)"
 kill "$holder" 2>/dev/null
+
+say "INFO $(systemd-analyze security baton --no-pager 2>/dev/null | tail -n 1)"
+
+# 7. socket activation: systemd holds the listeners, the first client starts baton
+systemctl start baton.socket; rc=$?
+check socket-unit-starts "$rc" "$(systemctl is-active baton.socket), service $(systemctl is-active baton)"
+[ "$(systemctl is-active baton)" != active ] && listening 15020; check systemd-holds-the-listener $? ""
+python3 -c '
+import socket
+s = socket.create_connection(("127.0.0.1", 15020), 10); s.settimeout(10)
+s.sendall(b"activated"); s.shutdown(socket.SHUT_WR)
+back = b""
+while True:
+    d = s.recv(100)
+    if not d: break
+    back += d
+assert back == b"activated", back' 2>/dev/null
+check first-client-starts-baton-and-is-served $? "service $(systemctl is-active baton)"
+journalctl -u baton -n 30 --no-pager -o cat | grep -q "socket activation: listener socket 127.0.0.1:15020 taken from the supervisor"
+check baton-takes-the-passed-sockets $? ""
+pid7=$(mainpid)
+systemctl reload baton; rc=$?
+[ "$rc" = 0 ] && [ "$(mainpid)" = "$pid7" ]; check reload-with-activated-sockets $? "rc=$rc MainPID $pid7 -> $(mainpid)"
+systemctl stop baton.socket baton; rc=$?
+[ "$rc" = 0 ] && [ "$(batons)" = 0 ] && ! listening 15020; check socket-and-service-stop $? "rc=$rc"
 
 journalctl -b -u baton --no-pager -o cat | tail -n 40 | sed 's/^/BT-LOG /'
 say "DONE fails=$fails"

@@ -41,6 +41,11 @@ stage=$T/stage
 cp -al "$ROOTFS" "$stage"
 install -D -m 0755 "$BATON" "$stage/usr/bin/baton"
 install -D -m 0644 "$REPO/board/systemd/baton.service" "$stage/usr/lib/systemd/system/baton.service"
+install -D -m 0644 "$REPO/board/systemd/baton.sysusers" "$stage/usr/lib/sysusers.d/baton.conf"
+# the shipped socket unit, with the test config's addresses
+sed -e '/^ListenStream=/d' -e 's/^\[Socket\]$/[Socket]\nListenStream=127.0.0.1:15020\nListenStream=127.0.0.1:34901/' \
+	"$REPO/board/systemd/baton.socket" >"$T/baton.socket"
+install -D -m 0644 "$T/baton.socket" "$stage/usr/lib/systemd/system/baton.socket"
 install -D -m 0755 "$REPO/tests/packaging/systemd-guest.sh" "$stage/usr/local/sbin/baton-test.sh"
 mkdir -p "$stage/etc/baton"
 cat >"$stage/etc/baton/baton.json" <<'EOF'

@@ -39,6 +39,13 @@ endef
 define BATON_INSTALL_INIT_SYSTEMD
 	$(INSTALL) -D -m 0644 $(BATON_BOARD)/systemd/baton.service \
 		$(TARGET_DIR)/usr/lib/systemd/system/baton.service
+	$(INSTALL) -D -m 0644 $(BATON_BOARD)/systemd/baton.socket \
+		$(TARGET_DIR)/usr/lib/systemd/system/baton.socket
+endef
+
+# the user baton.service runs as (board/systemd/baton.sysusers elsewhere)
+define BATON_USERS
+	baton -1 baton -1 * - - - baton TCP proxy
 endef
 
 $(eval $(cargo-package))
