@@ -195,11 +195,18 @@ sleep 0.5
 check "without logger, baton's log goes to LOGFILE" has "$T/log/baton.log" "serving (pid $(owner)"
 for _ in 1 2 3 4 5 6; do S reload "$T/bb"; S restart "$T/bb"; done
 sleep 1
-size() { wc -c <"$1" 2>/dev/null || echo 0; }
+size() { if [ -f "$1" ]; then wc -c <"$1"; else echo 0; fi; }
 check "LOGFILE was rotated to LOGFILE.0" test -s "$T/log/baton.log.0"
 check "LOGFILE stays bounded ($(size "$T/log/baton.log") bytes, LOG_SIZE 1024)" test "$(size "$T/log/baton.log")" -le 2560
 check "LOGFILE.0 stays bounded ($(size "$T/log/baton.log.0") bytes)" test "$(size "$T/log/baton.log.0")" -le 2560
-check "only LOGFILE and LOGFILE.0 are kept" eq "$(cd "$T/log" && echo *)" "baton.log baton.log.0 syslog"
+# (right after a rotation LOGFILE is not there until the next line arrives)
+only_two() {
+	local f
+	for f in "$T"/log/*; do
+		case ${f##*/} in baton.log | baton.log.0 | syslog) ;; *) echo "#   also kept: ${f##*/}" >&2; return 1 ;; esac
+	done
+}
+check "only LOGFILE and LOGFILE.0 are kept ($(cd "$T/log" && echo *))" only_two
 S stop "$T/bb"
 check "stop without logger: OK" eq "$rc/$out" "0/Stopping baton: OK"
 check "the fallback log sinks end with baton" wait_gone sinks
