@@ -26,6 +26,22 @@ count() { # LABEL LOG: add "N passed, N failed" from cargo's result lines
   summary+=("$1: $p passed, $f failed")
   total_p=$(( ${total_p:-0} + p )); total_f=$(( ${total_f:-0} + f ))
 }
+# script_result LABEL SCRIPT LOG: runs a test script (with the static x86_64 build from
+# cross/build.sh as BATON_BIN), adds its last "NAME: N passed, N failed" line to the summary,
+# or a failure when it printed none
+script_result() {
+  local line
+  BATON_BIN=$PWD/target/x86_64-unknown-linux-musl/release/baton bash "$2" > "$3" 2>&1 || true
+  tail -n 3 "$3"
+  line=$(grep -E '^[a-z-]+: [0-9]+ passed, [0-9]+ failed$' "$3" | tail -1)
+  if [ -n "$line" ]; then
+    summary+=("$line")
+    total_p=$((total_p + $(echo "$line" | grep -Eo '[0-9]+ passed' | grep -Eo '[0-9]+')))
+    total_f=$((total_f + $(echo "$line" | grep -Eo '[0-9]+ failed' | grep -Eo '[0-9]+')))
+  else
+    summary+=("$1: no result (see $3)"); total_f=$((total_f + 1))
+  fi
+}
 mkdir -p target
 rm -f target/test-hangs.log # tests/runner.sh notes hung test binaries here
 # every host test binary runs under tests/runner.sh: a time limit, so a hang fails one binary
@@ -78,31 +94,11 @@ if [ "${BATON_TESTS:-all}" != host ]; then
   step "packaging: OpenWrt procd, BusyBox init, Buildroot check-package and cargo build, systemd"
   # the static x86_64 build from cross/build.sh runs where the init scripts call baton
   for t in openwrt sysv-init check-package buildroot systemd; do
-    log=target/packaging-$t.log
-    BATON_BIN=$PWD/target/x86_64-unknown-linux-musl/release/baton bash "tests/packaging/$t.sh" > "$log" 2>&1 || true
-    tail -n 3 "$log"
-    line=$(grep -E '^[a-z-]+: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
-    if [ -n "$line" ]; then
-      summary+=("$line")
-      total_p=$((total_p + $(echo "$line" | grep -Eo '[0-9]+ passed' | grep -Eo '[0-9]+')))
-      total_f=$((total_f + $(echo "$line" | grep -Eo '[0-9]+ failed' | grep -Eo '[0-9]+')))
-    else
-      summary+=("packaging $t: no result (see $log)"); total_f=$((total_f + 1))
-    fi
+    script_result "packaging $t" "tests/packaging/$t.sh" "target/packaging-$t.log"
   done
 
   step "the status page in a headless Chromium"
-  log=target/status-page.log
-  BATON_BIN=$PWD/target/x86_64-unknown-linux-musl/release/baton bash tests/page/chromium.sh > "$log" 2>&1 || true
-  tail -n 3 "$log"
-  line=$(grep -E '^status-page: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
-  if [ -n "$line" ]; then
-    summary+=("$line")
-    total_p=$((total_p + $(echo "$line" | grep -Eo '[0-9]+ passed' | grep -Eo '[0-9]+')))
-    total_f=$((total_f + $(echo "$line" | grep -Eo '[0-9]+ failed' | grep -Eo '[0-9]+')))
-  else
-    summary+=("status-page: no result (see $log)"); total_f=$((total_f + 1))
-  fi
+  script_result status-page tests/page/chromium.sh target/status-page.log
 
   step "full-system tests under qemu-system (aarch64, armv7)"
   bash cross/test-system.sh 2>&1 | tee target/test-system.log

@@ -19,6 +19,10 @@ BR=$REPO/../shared/vendor/buildroot
 TARGET=aarch64-unknown-linux-musl
 [ -x "$BR/support/download/cargo-post-process" ] || { echo "buildroot: no $BR (the shared vendor folder)" >&2; exit 2; }
 rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET" >/dev/null
+if ! command -v file >/dev/null 2>&1; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get -o DPkg::Lock::Timeout=600 install -y -qq file >/dev/null
+fi
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/baton-br.XXXXXX")
 trap 'rm -rf "$T"' EXIT

@@ -27,7 +27,7 @@ say "INFO $(systemctl --version | head -1); $(/usr/bin/baton --version)"
 systemd-analyze verify /usr/lib/systemd/system/baton.service 2>&1 | sed 's/^/BT-INFO verify: /'
 
 # an upstream: an echo server
-python3 /usr/local/lib/baton-echo.py 15021 &
+python3 /usr/local/lib/baton-echo.py 15021 >/dev/null &
 for _ in $(seq 50); do listening 15021 && break; sleep 0.1; done
 
 # 1. start (Type=notify: active only once it serves, so the listeners are up when start returns)

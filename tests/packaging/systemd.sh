@@ -57,19 +57,7 @@ cat >"$stage/etc/baton/baton.json" <<'EOF'
   "baton": { "max_connections": 256, "transfer_connections": false, "drain_timeout": "60s" }
 }
 EOF
-cat >"$stage/usr/local/lib/baton-echo.py" <<'EOF'
-import socket, sys, threading
-l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-l.bind(("127.0.0.1", int(sys.argv[1]))); l.listen(128)
-def serve(c):
-    while True:
-        d = c.recv(65536)
-        if not d: break
-        c.sendall(d)
-    c.close()
-while True:
-    c, _ = l.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
-EOF
+install -D -m 0644 "$REPO/tests/tools/echo.py" "$stage/usr/local/lib/baton-echo.py"
 cat >"$stage/usr/local/lib/baton-load.py" <<'EOF'
 # checked round trips through baton, one after another, until SIGTERM; writes "ok failed"
 import signal, socket, sys

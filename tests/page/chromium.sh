@@ -46,20 +46,8 @@ has() { grep -qF -- "$2" <<<"$1" || { echo "#   no \"$2\"" >&2; return 1; }; }
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 APORT=$(port) L1=$(port) L2=$(port) DEAD=$(port)
-# a live upstream: a python echo server
-python3 -c '
-import socket, sys, threading
-l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(("127.0.0.1", 0)); l.listen(64)
-print(l.getsockname()[1], flush=True)
-def serve(c):
-    while True:
-        d = c.recv(65536)
-        if not d: break
-        c.sendall(d)
-    c.close()
-while True:
-    c, _ = l.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
-' >"$T/echo.port" & PIDS+=($!); disown
+# a live upstream: an echo server
+python3 "$REPO/tests/tools/echo.py" 0 >"$T/echo.port" & PIDS+=($!); disown
 for _ in $(seq 50); do [ -s "$T/echo.port" ] && break; sleep 0.1; done
 LIVE=$(cat "$T/echo.port")
 cat >"$T/baton.json" <<EOF
