@@ -197,10 +197,7 @@ fn connect(dir: &str) -> Result<OwnedFd, (i32, String)> {
         Err(Errno::ENOENT) => return Err((1, format!("not running: no {path}"))),
         Err(e) => return Err((1, format!("{path}: {}", e.desc()))),
     };
-    let parent = match dir.rsplit_once('/') {
-        Some(("", _)) | None => "/",
-        Some((p, _)) => p,
-    };
+    let parent = rundir::parent(dir).unwrap_or("/");
     let trusted = sock.st_uid == me
         || (me == 0
             && nix::sys::stat::lstat(dir).is_ok_and(|d| d.st_uid == sock.st_uid && d.st_mode & 0o022 == 0)

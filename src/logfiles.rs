@@ -40,11 +40,7 @@ pub fn open(cfg: &Config) -> Result<AccessLogs, String> {
 
 fn open_file(path: &str) -> Result<OwnedFd, String> {
     rundir::check_file_dir(path).map_err(|e| e.to_string())?;
-    let dir = match path.rsplit_once('/') {
-        Some(("", _)) => "/",
-        Some((d, _)) => d,
-        None => path,
-    };
+    let dir = rundir::parent(path).unwrap_or(path);
     let me = nix::unistd::geteuid().as_raw();
     if let Ok(d) = nix::sys::stat::stat(dir) {
         if d.st_mode & 0o022 != 0 || (d.st_uid != 0 && d.st_uid != me) {

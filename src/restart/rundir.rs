@@ -184,14 +184,18 @@ pub fn check_path(path: &str) -> Result<(), DirError> {
     Ok(())
 }
 
+/// The directory an absolute `path` is in (`/` for `/x`); `None` for a path without a `/`.
+pub fn parent(path: &str) -> Option<&str> {
+    match path.rsplit_once('/')? {
+        ("", _) => Some("/"),
+        (d, _) => Some(d),
+    }
+}
+
 /// For a file baton writes outside its runtime directory (the PID file): its directory and
 /// every component above it can be changed only by root or this user.
 pub fn check_file_dir(file: &str) -> Result<(), DirError> {
-    let dir = match file.rsplit_once('/') {
-        Some(("", _)) => "/",
-        Some((d, _)) => d,
-        None => return Err(DirError::NotNormal(file.into())),
-    };
+    let dir = parent(file).ok_or_else(|| DirError::NotNormal(file.into()))?;
     if dir != "/" {
         check_path(dir)?;
     }

@@ -331,21 +331,22 @@ impl Server {
     /// Records a hot restart's result (or the cold start), dropping the oldest beyond
     /// `MAX_HISTORY`.
     pub fn note_restart(&mut self, ok: bool, what: core::fmt::Arguments<'_>) {
-        if self.history.is_full() {
-            self.history.remove(0);
-        }
         let unix_s = wall_ms() / 1000;
-        let _ = self.history.push(RestartEvent { unix_s, ok, text: crate::sansio::codec::text(&what.to_string()) });
+        self.push_history(RestartEvent { unix_s, ok, text: crate::sansio::codec::text(&what.to_string()) });
     }
 
     /// The predecessor's restart history (before this process notes its own start).
     pub fn adopt_history(&mut self, events: &[RestartEvent]) {
         for e in events {
-            if self.history.is_full() {
-                self.history.remove(0);
-            }
-            let _ = self.history.push(e.clone());
+            self.push_history(e.clone());
         }
+    }
+
+    fn push_history(&mut self, e: RestartEvent) {
+        if self.history.is_full() {
+            self.history.remove(0);
+        }
+        let _ = self.history.push(e);
     }
 
     pub fn history(&self) -> &[RestartEvent] {
