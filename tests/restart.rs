@@ -247,7 +247,32 @@ fn malformed_messages_to_the_running_baton_are_refused_without_a_crash() {
     send_raw(b"BATN\x09\x01\x05\x00\x01\x00\x00\x00\x00"); // protocol version 9
     send_raw(b"BATN\x01\x01\xff\x00\x01"); // length lies
     send_raw(b"BAT"); // truncated header
-                      // a HELLO, then garbage instead of READY
+                      // CONTROL records (type 15) that are wrong: an unknown request, none, one byte too many.
+                      // None begins a handoff, so none is recorded as a failed hot restart (the junk above in
+                      // another protocol version is: it could be a successor of that version)
+    let failed_restarts = || http_get(b.admin.unwrap(), "/").unwrap().1.matches(">failed<").count();
+    let failed_before = failed_restarts();
+    let v = baton::sansio::codec::PROTO_VERSION;
+    send_raw(&[b'B', b'A', b'T', b'N', v, 15, 1, 0, 9]);
+    send_raw(&[b'B', b'A', b'T', b'N', v, 15, 0, 0]);
+    send_raw(&[b'B', b'A', b'T', b'N', v, 15, 2, 0, 1, 1]);
+    // a status request carrying a descriptor it does not announce: refused (closed without an
+    // answer), and the descriptor closed (once baton's copy of the pipe's read end is gone,
+    // writing gets EPIPE)
+    {
+        let c = baton::sys::net::unix_connect(&path).unwrap();
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let status = baton::sansio::codec::Msg::Control { op: baton::sansio::codec::Control::Status };
+        channel::send(&c, &status, &[std::os::fd::AsRawFd::as_raw_fd(&r)]).unwrap();
+        drop(r);
+        assert!(baton::sys::net::wait_readable(&c, 2000).unwrap(), "closed or answered");
+        let mut buf = [0u8; 64];
+        assert_eq!(nix::unistd::read(&c, &mut buf).unwrap(), 0, "refused: no answer");
+        let closed = || nix::unistd::write(&w, b"x") == Err(nix::errno::Errno::EPIPE);
+        assert!(eventually(Duration::from_secs(2), closed), "the received descriptor was closed");
+    }
+    assert_eq!(failed_restarts(), failed_before, "a bad control request is not a failed hot restart");
+    // a HELLO, then garbage instead of READY
     let c = baton::sys::net::unix_connect(&path).unwrap();
     let hello = baton::sansio::codec::Msg::Hello { pid: 1, baton_version: Default::default() };
     channel::send(&c, &hello, &[]).unwrap();
