@@ -53,6 +53,11 @@ attempt() {
     waited=$((waited + 1))
   done
   wait "$pid"
+  local rc=$?
+  # whatever the binary left in its group (a baton it started, a fork that never reached exec)
+  # would hold cargo's output pipe open and stall the run: gone with the binary
+  kill -KILL -- "-$pid" 2>/dev/null
+  return "$rc"
 }
 
 attempt "$@"
