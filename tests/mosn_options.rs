@@ -1,7 +1,8 @@
 //! MOSN's tcp_proxy routes and per-cluster / per-listener options, with the real binary:
 //! clients routed by source address, a client no route matches, the circuit breaker's
-//! connection ceiling, a cluster's own connect_timeout, a listener's connection_idle_timeout and
-//! the tcp_proxy's max_connect_attempts, and IPv6 listeners, routes and hosts.
+//! connection ceiling, a cluster's own connect_timeout, a listener's connection_idle_timeout,
+//! the tcp_proxy's max_connect_attempts (ignored, as MOSN), Go's ":PORT" listeners, and IPv6
+//! listeners, routes and hosts.
 mod common;
 use common::*;
 use std::io::{Read, Write};
@@ -153,9 +154,10 @@ fn a_listeners_connection_idle_timeout_overrides_the_default() {
     assert_eq!(json_num(&baton.stats(), "\"connections\"", "idle_timeouts"), 1);
 }
 
-/// `max_connect_attempts: 1`: a client whose first host is dead is closed, not failed over.
+/// MOSN's tcp_proxy stores `max_connect_attempts` and never applies it to TCP: with it set to
+/// 1, the dead host's clients are still failed over (baton's `connect_attempts`, 3).
 #[test]
-fn max_connect_attempts_bounds_the_failover() {
+fn max_connect_attempts_is_ignored_as_in_mosn() {
     let a = Backend::start(Mode::Echo);
     let (dead, port) = (free_port(), free_port());
     let cfg = Cfg::simple(port, &[dead, a.port])
@@ -163,8 +165,43 @@ fn max_connect_attempts_bounds_the_failover() {
         .edit(r#""config":{"cluster":"back"}"#, r#""config":{"cluster":"back","max_connect_attempts":1}"#);
     let baton = Baton::start(&cfg);
     let ok = (0..4).filter(|&i| roundtrip(&mut connect_from([127, 0, 0, 1], port), i)).count();
-    assert_eq!(ok, 2, "round robin alternates; the dead host's clients are not failed over");
-    assert!(eventually(Duration::from_secs(2), || json_num(&baton.stats(), "\"connections\"", "refused") == 2));
+    assert_eq!(ok, 4, "every client failed over to the live host");
+    assert_eq!(json_num(&baton.stats(), "\"connections\"", "refused"), 0);
+}
+
+/// Go's `":PORT"` listens on every IPv4 and IPv6 address (MOSN's `net.Listen`): IPv4 and IPv6
+/// clients are served, an IPv4 client is shown and routed as IPv4, and both keep working
+/// through a hot restart (the dual-stack socket is handed over).
+#[test]
+fn a_colon_port_listener_serves_ipv4_and_ipv6_through_a_restart() {
+    let be = Backend::start(Mode::Echo);
+    let port = free_port();
+    let route = r#""config":{"routes":[{"cluster":"back","SourceAddrs":[{"address":"127.0.0.0","length":8},{"address":"::1","length":128}],"DestinationAddrs":[{"address":"0.0.0.0","length":0},{"address":"::","length":0}],"SourcePort":"1-65535","DestinationPort":"1-65535"}]}"#;
+    let cfg = Cfg::simple(port, &[be.port])
+        .edit(&format!(r#""address":"127.0.0.1:{port}""#), &format!(r#""address":":{port}""#))
+        .edit(r#""config":{"cluster":"back"}"#, route);
+    let baton = Baton::start(&cfg);
+    let ipv6 = std::net::TcpListener::bind("[::1]:0").is_ok();
+    let clients = |round: u64| {
+        let mut s4 = connect_from([127, 0, 0, 2], port);
+        assert!(roundtrip(&mut s4, round), "IPv4 client");
+        if ipv6 {
+            let mut s6 = TcpStream::connect(("::1", port)).unwrap();
+            s6.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            assert!(roundtrip(&mut s6, round + 1), "IPv6 client");
+        }
+        s4
+    };
+    let mut kept = clients(0);
+    assert_eq!(json_num(&baton.stats(), "\"name\":\"front\"", "no_route"), 0, "v4-mapped clients match IPv4 routes");
+    let generation = baton.generation();
+    baton.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(eventually(Duration::from_secs(10), || baton.generation() > generation), "hot restart");
+    drop(clients(10));
+    assert!(roundtrip(&mut kept, 20), "the IPv4 connection from before the restart");
+    if !ipv6 {
+        eprintln!("no IPv6 loopback here: only the IPv4 side was checked");
+    }
 }
 
 /// IPv6 end to end: a `[::1]` listener routed by an IPv6 prefix to an IPv6 host.

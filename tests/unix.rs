@@ -143,6 +143,16 @@ fn unix_listener_and_unix_host_proxy_and_survive_restarts_without_a_gap() {
         roundtrip(&mut u, 10 + round);
         roundtrip(&mut t, 20 + round);
         assert!(std::fs::symlink_metadata(&listen_path).is_ok(), "the socket file is still there");
+        // the old generation exits once it holds nothing: had the unix connection stayed with it
+        // to drain, it would live on for drain_timeout (30 s)
+        let none_draining = || {
+            http_get(b.admin.unwrap(), "/metrics")
+                .is_some_and(|(_, m)| m.lines().any(|l| l == "baton_draining_generations 0"))
+        };
+        assert!(
+            eventually(Duration::from_secs(5), none_draining),
+            "round {round}: the old process still holds a connection"
+        );
     }
     std::thread::sleep(Duration::from_millis(100));
     stop.store(true, Ordering::Relaxed);

@@ -127,23 +127,36 @@ pub fn pick(
     if !(0..hosts.len()).any(|i| eligible(i, st)) {
         return None;
     }
+    let weight = |i: usize| hosts[i].weight as u64;
+    let one = |_: usize| 1u64;
+    let equal = hosts.iter().all(|h| h.weight == hosts[0].weight);
     Some(match policy {
-        LbPolicy::RoundRobin => smooth_wrr(hosts, st, |i, st| eligible(i, st)),
-        LbPolicy::Random => weighted_random(hosts, st, rng, |i, st| eligible(i, st)),
+        LbPolicy::RoundRobin => smooth_wrr(st, one, |i, st| eligible(i, st), hosts.len()),
+        LbPolicy::WeightedRoundRobin => smooth_wrr(st, weight, |i, st| eligible(i, st), hosts.len()),
+        LbPolicy::Random => weighted_random(st, one, rng, |i, st| eligible(i, st), hosts.len()),
+        LbPolicy::RequestRoundRobin => (0..hosts.len()).find(|&i| eligible(i, st)).unwrap_or(0),
         LbPolicy::LeastConn => least_conn(hosts, st, |i, st| eligible(i, st)),
+        LbPolicy::LeastRequest if equal => weighted_random(st, one, rng, |i, st| eligible(i, st), hosts.len()),
+        LbPolicy::LeastRequest => smooth_wrr(st, weight, |i, st| eligible(i, st), hosts.len()),
     })
 }
 
-/// nginx's smooth weighted round-robin: spreads picks evenly in proportion to weights.
-fn smooth_wrr(hosts: &[Host], st: &mut [HostState], ok: impl Fn(usize, &[HostState]) -> bool) -> usize {
+/// nginx's smooth weighted round-robin: spreads picks evenly in proportion to the weights
+/// (all 1: plain round robin).
+fn smooth_wrr(
+    st: &mut [HostState],
+    weight: impl Fn(usize) -> u64,
+    ok: impl Fn(usize, &[HostState]) -> bool,
+    n: usize,
+) -> usize {
     let mut total = 0i64;
     let mut best: Option<usize> = None;
-    for i in 0..hosts.len() {
+    for i in 0..n {
         if !ok(i, st) {
             continue;
         }
-        st[i].current += hosts[i].weight as i64;
-        total += hosts[i].weight as i64;
+        st[i].current += weight(i) as i64;
+        total += weight(i) as i64;
         if best.is_none_or(|b| st[i].current > st[b].current) {
             best = Some(i);
         }
@@ -153,13 +166,19 @@ fn smooth_wrr(hosts: &[Host], st: &mut [HostState], ok: impl Fn(usize, &[HostSta
     b
 }
 
-fn weighted_random(hosts: &[Host], st: &[HostState], rng: &mut u64, ok: impl Fn(usize, &[HostState]) -> bool) -> usize {
-    let total: u64 = (0..hosts.len()).filter(|&i| ok(i, st)).map(|i| hosts[i].weight as u64).sum();
+fn weighted_random(
+    st: &[HostState],
+    weight: impl Fn(usize) -> u64,
+    rng: &mut u64,
+    ok: impl Fn(usize, &[HostState]) -> bool,
+    n: usize,
+) -> usize {
+    let total: u64 = (0..n).filter(|&i| ok(i, st)).map(&weight).sum();
     let mut r = next_random(rng) % total.max(1);
     let mut last = 0;
-    for i in (0..hosts.len()).filter(|&i| ok(i, st)) {
+    for i in (0..n).filter(|&i| ok(i, st)) {
         last = i;
-        let w = hosts[i].weight as u64;
+        let w = weight(i);
         if r < w {
             return i;
         }
@@ -207,15 +226,34 @@ mod tests {
     }
 
     #[test]
-    fn round_robin_follows_weights_exactly() {
+    fn round_robin_ignores_weights_and_weighted_round_robin_follows_them_exactly() {
         assert_eq!(counts(LbPolicy::RoundRobin, &[1, 1, 1], 300), [100, 100, 100, 0]);
-        assert_eq!(counts(LbPolicy::RoundRobin, &[3, 1], 400), [300, 100, 0, 0]);
+        assert_eq!(counts(LbPolicy::RoundRobin, &[3, 1], 400), [200, 200, 0, 0], "MOSN's LB_ROUNDROBIN");
+        assert_eq!(counts(LbPolicy::WeightedRoundRobin, &[3, 1], 400), [300, 100, 0, 0]);
     }
 
     #[test]
-    fn random_follows_weights_roughly() {
+    fn random_is_uniform_whatever_the_weights() {
         let c = counts(LbPolicy::Random, &[1, 3], 40_000);
-        assert!((9_000..11_000).contains(&c[0]), "{c:?}");
+        assert!((19_000..21_000).contains(&c[0]), "{c:?}");
+    }
+
+    #[test]
+    fn request_round_robin_takes_the_first_healthy_host_then_the_next_on_failover() {
+        assert_eq!(counts(LbPolicy::RequestRoundRobin, &[1, 5, 1], 30), [30, 0, 0, 0]);
+        let h = hosts(&[1, 1, 1]);
+        let mut st = [HostState::default(); 3];
+        assert_eq!(pick(LbPolicy::RequestRoundRobin, &h, &mut st, 0b001, 0, &mut 1), Some(1), "host 0 failed");
+        st[0].down_until = 1000;
+        assert_eq!(pick(LbPolicy::RequestRoundRobin, &h, &mut st, 0, 500, &mut 1), Some(1), "host 0 down");
+    }
+
+    #[test]
+    fn least_request_is_weighted_round_robin_or_random_as_in_mosns_tcp_proxy() {
+        assert_eq!(counts(LbPolicy::LeastRequest, &[3, 1], 400), [300, 100, 0, 0]);
+        let c = counts(LbPolicy::LeastRequest, &[2, 2], 40_000);
+        assert!((19_000..21_000).contains(&c[0]), "{c:?}");
+        assert_ne!(counts(LbPolicy::LeastRequest, &[2, 2], 40), [20, 20, 0, 0], "random, not alternating");
     }
 
     #[test]

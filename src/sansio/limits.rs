@@ -102,7 +102,7 @@ pub const MAX_SINKS: usize = 4;
 /// access log's three, and once each the admin address (three), `pid` and the `"baton"` object
 /// (seventeen); the array limits bound them, so the list never overflows.
 pub const MAX_CAPTURES: usize =
-    MAX_CLUSTERS * (7 + MAX_THRESHOLDS) + MAX_SINKS * 5 + MAX_LISTENERS * 3 * MAX_ACCESS_LOGS + 3 + 1 + 17;
+    MAX_CLUSTERS * (7 + MAX_THRESHOLDS) + MAX_SINKS * 5 + MAX_LISTENERS * (3 * MAX_ACCESS_LOGS + 1) + 3 + 1 + 17;
 
 /// Access logs per listener: one file per listener is what a gateway keeps (MOSN allows a list;
 /// more than one is refused with this limit's name).

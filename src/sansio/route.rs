@@ -72,8 +72,9 @@ pub fn parse_ports(s: &str) -> Option<Vec<PortRange, MAX_PORT_RANGES>> {
     Some(out)
 }
 
+/// Digits only: MOSN's `strconv.Atoi` fails on a space and MOSN then skips the item, so a
+/// list such as "80, 443" would match only 80 there; baton refuses it instead.
 fn port(s: &str) -> Option<u16> {
-    let s = s.trim();
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -151,12 +152,12 @@ mod tests {
 
     #[test]
     fn port_lists() {
-        let p = parse_ports("80, 443,8000-8999").unwrap();
+        let p = parse_ports("80,443,8000-8999").unwrap();
         assert_eq!(
             p.as_slice(),
             &[PortRange { min: 80, max: 80 }, PortRange { min: 443, max: 443 }, PortRange { min: 8000, max: 8999 }]
         );
-        for bad in ["", "x", "1-", "-1", "9-1", "65536", "1,,2", "+1"] {
+        for bad in ["", "x", "1-", "-1", "9-1", "65536", "1,,2", "+1", "80, 443", " 80"] {
             assert_eq!(parse_ports(bad), None, "{bad:?}");
         }
         assert_eq!(parse_ports("1,2,3,4,5,6,7,8,9"), None, "more than MAX_PORT_RANGES");

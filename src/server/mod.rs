@@ -259,17 +259,27 @@ impl Server {
 
     fn open_listeners(&mut self, inherited: &mut Inherited) -> Result<(), StartError> {
         for (i, l) in self.cfg.listeners.iter().enumerate() {
-            let fd = match inherited.listeners.iter().position(|(a, _)| *a == l.addr) {
+            let fd = match inherited.listeners.iter().position(|(a, _)| l.listens_on(a)) {
                 Some(p) => {
                     log::info!("listener \"{}\" on {}: adopted from the previous process", l.name, l.addr);
                     inherited.listeners.swap_remove(p).1
                 }
                 None => {
-                    let fd = net::listen_at(&l.addr, self.cfg.settings.backlog).map_err(|errno| StartError::Bind {
+                    let backlog = self.cfg.settings.backlog;
+                    let fd = match (&l.addr, l.any_family) {
+                        (Addr::Ip(a), true) => net::listen_any_family(a.port(), backlog),
+                        _ => net::listen_at(&l.addr, backlog),
+                    }
+                    .map_err(|errno| StartError::Bind {
                         listener: Box::new((l.name.clone(), l.addr.clone())),
                         errno,
                     })?;
-                    log::info!("listener \"{}\" on {}: bound", l.name, l.addr);
+                    match net::local(&fd) {
+                        Some(at) if l.any_family => {
+                            log::info!("listener \"{}\" (:{}) on {at}: bound", l.name, at.ip().map_or(0, |a| a.port()))
+                        }
+                        _ => log::info!("listener \"{}\" on {}: bound", l.name, l.addr),
+                    }
                     fd
                 }
             };

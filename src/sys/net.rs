@@ -66,6 +66,24 @@ fn stale_unix_socket(path: &str) -> bool {
     is_socket && probe() == Err(Errno::ECONNREFUSED)
 }
 
+/// Go's `":PORT"`: one dual-stack socket on `[::]:PORT` (IPv4 clients arrive as
+/// v4-mapped addresses, which `any_addr` turns back into IPv4), or `0.0.0.0:PORT` when this
+/// kernel has no IPv6 (`ipv6.disable=1`, common on small gateways).
+pub fn listen_any_family(port: u16, backlog: u32) -> Result<OwnedFd, Errno> {
+    let v6 = SocketAddr::from((core::net::Ipv6Addr::UNSPECIFIED, port));
+    let fd = match stream_socket(&v6) {
+        Ok(fd) => fd,
+        Err(Errno::EAFNOSUPPORT) => return listen(&SocketAddr::from(([0, 0, 0, 0], port)), backlog),
+        Err(e) => return Err(e),
+    };
+    so::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    let _ = so::setsockopt(&fd, sockopt::TcpNoDelay, &true);
+    so::setsockopt(&fd, sockopt::Ipv6V6Only, &false)?;
+    so::bind(fd.as_raw_fd(), &SockaddrStorage::from(v6))?;
+    so::listen(&fd, Backlog::new(backlog.min(i32::MAX as u32) as i32).unwrap_or(Backlog::MAXCONN))?;
+    Ok(fd)
+}
+
 /// A non-blocking listening TCP socket bound to `addr`.
 pub fn listen(addr: &SocketAddr, backlog: u32) -> Result<OwnedFd, Errno> {
     let fd = stream_socket(addr)?;
@@ -137,7 +155,9 @@ fn any_addr(ss: &SockaddrStorage) -> Option<Addr> {
         return Some(Addr::Ip(SocketAddr::from((v4.ip(), v4.port()))));
     }
     if let Some(v6) = ss.as_sockaddr_in6() {
-        return Some(Addr::Ip(SocketAddr::from((v6.ip(), v6.port()))));
+        // an IPv4 client of a dual-stack listener (`listen_any_family`) is shown as IPv4
+        let ip = v6.ip().to_ipv4_mapped().map_or(core::net::IpAddr::V6(v6.ip()), core::net::IpAddr::V4);
+        return Some(Addr::Ip(SocketAddr::new(ip, v6.port())));
     }
     let path = ss.as_unix_addr()?.path()?;
     Addr::unix(path.to_str()?)

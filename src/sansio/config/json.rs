@@ -149,6 +149,7 @@ pub const CAPTURED: &[&str] = &[
     "servers[].listeners[].access_logs[]",
     "servers[].listeners[].access_logs[].log_path",
     "servers[].listeners[].access_logs[].log_format",
+    "servers[].listeners[].use_original_dst",
 ];
 
 /// One captured value: which `CAPTURED` pattern, the first two array indices on its path
@@ -400,8 +401,10 @@ impl<'a> Walker<'a> {
     }
 
     /// Whether the value here is the number `0` and nothing more (`0.0`, `00`, `0e1` are not).
+    /// `0` or `-0`: the only JSON numbers Go's `time.ParseDuration` takes (it has no unit).
     fn bare_zero(&self) -> bool {
-        self.peek() == Some(b'0') && !matches!(self.b.get(self.i + 1), Some(b'0'..=b'9' | b'.' | b'e' | b'E'))
+        let at = self.i + usize::from(self.peek() == Some(b'-'));
+        self.b.get(at) == Some(&b'0') && !matches!(self.b.get(at + 1), Some(b'0'..=b'9' | b'.' | b'e' | b'E'))
     }
 
     fn checked_string(&mut self, want: Option<Kind>) -> Result<(), JsonError> {

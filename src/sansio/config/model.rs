@@ -23,24 +23,40 @@ pub use crate::sansio::limits::PATH_LEN;
 pub type Name = String<NAME_LEN>;
 pub type Path = String<PATH_LEN>;
 
-/// Load-balancing policy of a cluster.
+/// Load-balancing policy of a cluster, with MOSN's meaning of each name for a TCP proxy
+/// (mosn/mosn pkg/upstream/cluster/loadbalancer.go, read at 707d635).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LbPolicy {
+    /// `LB_ROUNDROBIN`: every healthy host in turn; weights are not used (MOSN's
+    /// `roundRobinLoadBalancer` ignores them).
     RoundRobin,
+    /// `LB_WEIGHTED_ROUNDROBIN`: in proportion to the weights (smooth, as nginx; MOSN uses an
+    /// EDF scheduler with the same proportions).
+    WeightedRoundRobin,
+    /// `LB_RANDOM`: uniform among the healthy hosts; weights are not used.
     Random,
+    /// `LB_REQUEST_ROUNDROBIN`: MOSN starts at the first host for every new downstream
+    /// connection and moves on only when a connect fails, so each connection goes to the first
+    /// healthy host in list order.
+    RequestRoundRobin,
+    /// `LB_LEAST_CONNECTION` (alias `LB_LEASTCONNECTION`): fewest active connections per unit
+    /// of weight (MOSN: weight / (active + 1) for unequal weights, two random choices otherwise;
+    /// baton looks at every host).
     LeastConn,
+    /// `LB_LEAST_REQUEST`: MOSN counts active requests, which its TCP proxy never opens, so
+    /// every count is 0: weighted round robin when the weights differ, random when they do not.
+    LeastRequest,
 }
 
 impl LbPolicy {
-    /// MOSN's names of each policy. Round robin is weighted (smooth, as nginx), so MOSN's
-    /// weighted variant is the same policy; for TCP every connection is one request, so "request
-    /// round robin" is round robin too, and least request is least connections.
-    /// `LB_LEASTCONNECTION` is an older alias of MOSN's `LB_LEAST_CONNECTION`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
-            "LB_ROUNDROBIN" | "LB_WEIGHTED_ROUNDROBIN" | "LB_REQUEST_ROUNDROBIN" | "" => Some(Self::RoundRobin),
+            "LB_ROUNDROBIN" | "" => Some(Self::RoundRobin),
+            "LB_WEIGHTED_ROUNDROBIN" => Some(Self::WeightedRoundRobin),
             "LB_RANDOM" => Some(Self::Random),
-            "LB_LEAST_CONNECTION" | "LB_LEASTCONNECTION" | "LB_LEAST_REQUEST" => Some(Self::LeastConn),
+            "LB_REQUEST_ROUNDROBIN" => Some(Self::RequestRoundRobin),
+            "LB_LEAST_CONNECTION" | "LB_LEASTCONNECTION" => Some(Self::LeastConn),
+            "LB_LEAST_REQUEST" => Some(Self::LeastRequest),
             _ => None,
         }
     }
@@ -48,8 +64,11 @@ impl LbPolicy {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::RoundRobin => "LB_ROUNDROBIN",
+            Self::WeightedRoundRobin => "LB_WEIGHTED_ROUNDROBIN",
             Self::Random => "LB_RANDOM",
+            Self::RequestRoundRobin => "LB_REQUEST_ROUNDROBIN",
             Self::LeastConn => "LB_LEAST_CONNECTION",
+            Self::LeastRequest => "LB_LEAST_REQUEST",
         }
     }
 }
@@ -148,17 +167,31 @@ pub struct Listener {
     /// MOSN allows unnamed listeners; they get `listener-N` here.
     pub name: Name,
     pub addr: Addr,
+    /// Go's `":PORT"`: every IPv4 and IPv6 address, as MOSN's `net.Listen` does (one dual-stack
+    /// socket on `[::]:PORT`, or `0.0.0.0:PORT` when the kernel has no IPv6); `addr` is then
+    /// `0.0.0.0:PORT`.
+    pub any_family: bool,
     /// The tcp_proxy `cluster` (an index into `Config::clusters`); when it is `None`, `routes`
     /// choose per connection (`sansio::route`, MOSN's rules).
     pub cluster: Option<usize>,
     pub routes: Vec<Route, MAX_ROUTES>,
-    /// `connection_idle_timeout`, else the tcp_proxy `idle_timeout`; `None`:
-    /// `baton.idle_timeout`. 0 disables.
+    /// `connection_idle_timeout`; `None`: `baton.idle_timeout`. 0 disables.
     pub idle_timeout_ms: Option<u64>,
-    /// The tcp_proxy `max_connect_attempts`; `None`: `baton.connect_attempts`.
+    /// Always `None` from a MOSN config (MOSN's tcp_proxy never applies its
+    /// `max_connect_attempts`): `baton.connect_attempts`.
     pub connect_attempts: Option<u8>,
     /// MOSN's `access_logs` (one): a line per closed connection.
     pub access_log: Option<AccessLog>,
+}
+
+impl Listener {
+    /// Whether a listening socket bound to `a` is this listener's: its address, or for a
+    /// `":PORT"` listener the wildcard of either family on that port.
+    pub fn listens_on(&self, a: &Addr) -> bool {
+        self.addr == *a
+            || (self.any_family
+                && a.ip().zip(self.addr.ip()).is_some_and(|(a, me)| a.port() == me.port() && a.ip().is_unspecified()))
+    }
 }
 
 /// Where a listener's access log goes, and its format.
@@ -251,7 +284,8 @@ impl Default for Settings {
             buffer_size: 16 * 1024,
             backlog: 1024,
             connect_timeout_ms: 3_000,
-            idle_timeout_ms: 600_000,
+            // MOSN's DefaultIdleTimeout for a listener without connection_idle_timeout
+            idle_timeout_ms: 90_000,
             drain_timeout_ms: 30_000,
             handoff_timeout_ms: 5_000,
             connect_attempts: 3,
@@ -279,7 +313,7 @@ pub struct Config {
 
 impl Config {
     pub fn listener_by_addr(&self, addr: &Addr) -> Option<usize> {
-        self.listeners.iter().position(|l| &l.addr == addr)
+        self.listeners.iter().position(|l| l.listens_on(addr))
     }
 
     /// The idle timeout of a listener's connections (ms, 0 = none).

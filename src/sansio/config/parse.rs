@@ -8,7 +8,7 @@ use heapless::Vec;
 use super::json::{self, JsonError, PathText};
 use super::model::*;
 use super::raw::*;
-use super::value::{parse_addr, parse_duration_ms, parse_ip_port, MAX_DURATION_MS};
+use super::value::{parse_addr, parse_duration_ms, parse_ip_port};
 use crate::sansio::limits::{MAX_BACKLOG, MAX_DRAINING, MAX_ESCAPED_STRING, MAX_FAIL_THRESHOLD, MAX_SINKS, MAX_WEIGHT};
 use crate::sansio::route::{parse_ports, Cidr, MAX_CIDRS};
 
@@ -115,7 +115,7 @@ impl fmt::Display for Problem {
             Self::UnreadRouteKey(go) => write!(f, "MOSN does not read this key (its route keys are the Go field names), so in MOSN this route would match nothing; write \"{go}\""),
             Self::RouteNeverMatches => f.write_str("can never match: MOSN matches a route only when SourceAddrs, DestinationAddrs, SourcePort and DestinationPort are all given and match, so every connection would be closed; give all four, or set the tcp_proxy \"cluster\" to send every connection to one cluster"),
             Self::BadCidr => f.write_str("is not an address range; write {\"address\": \"10.0.0.0\", \"length\": 8} (length at most 32 for IPv4, 128 for IPv6)"),
-            Self::BadPorts(s) => write!(f, "\"{s}\" is not a port list; write ports and ranges separated by commas, e.g. \"80,443,8000-8999\" (at most 8 entries)"),
+            Self::BadPorts(s) => write!(f, "\"{s}\" is not a port list; write ports and ranges separated by commas, without spaces (MOSN skips an entry with a space), e.g. \"80,443,8000-8999\" (at most 8 entries)"),
         }
     }
 }
@@ -237,7 +237,7 @@ fn build_listener(
         "unix" => true,
         _ => return Err(at(".network", Problem::NotSupported(NETWORK_TCP_OR_UNIX))),
     };
-    if l.use_original_dst == Some(true) {
+    if cap.on(cap::ORIGINAL_DST, [si as u16, li as u16]) {
         return Err(at(".use_original_dst", Problem::NotSupported(NO_ORIGINAL_DST)));
     }
     if l.listener_filters.as_ref().is_some_and(|f| f.0) {
@@ -260,6 +260,7 @@ fn build_listener(
     let mut listener = Listener {
         name: name.clone(),
         addr: addr.clone(),
+        any_family: !unix && text.starts_with(':'),
         cluster: None,
         routes: Vec::new(),
         idle_timeout_ms: None,
@@ -283,20 +284,15 @@ fn build_listener(
             }
         }
     }
-    listener.idle_timeout_ms = match (&l.connection_idle_timeout, proxy.idle_timeout) {
-        (Some(d), _) => Some(duration(
+    // MOSN's tcp_proxy `idle_timeout` and `max_connect_attempts` are read and never applied to
+    // TCP (streamproxy.go uses the first for UDP only; retries are min(hosts, 3)): baton lists
+    // them as ignored, like MOSN's other unused settings.
+    if let Some(d) = &l.connection_idle_timeout {
+        listener.idle_timeout_ms = Some(duration(
             d,
             format_args!("listener \"{name}\" (servers[{si}].listeners[{li}].connection_idle_timeout)"),
-        )?),
-        // Go's time.Duration: nanoseconds, rounded up to whole milliseconds; 0 is unset
-        (None, Some(ns)) if ns > 0 => Some(
-            range(ns.div_ceil(1_000_000), 1, MAX_DURATION_MS)
-                .map_err(|p| at(&here(format_args!(".idle_timeout")), p))?,
-        ),
-        _ => None,
-    };
-    // 0 is Go's unset; more attempts than a cluster can have hosts would try none twice
-    listener.connect_attempts = proxy.max_connect_attempts.filter(|&n| n > 0).map(|n| n.min(MAX_HOSTS as u64) as u8);
+        )?);
+    }
     listener.access_log = access_log(cap, [si as u16, li as u16], &at)?;
     if let Some(other) = cfg.listeners.iter().find(|o| o.addr == addr) {
         let mut p = PathText::new();
@@ -391,7 +387,12 @@ const NO_TLS_SET: &str =
     "TLS is not supported, and baton will not guess which of a tls_context_set would apply; remove tls_context_set or leave it empty ([]) and terminate TLS in the service";
 const NETWORK_TCP_OR_UNIX: &str =
     "only \"tcp\" and \"unix\" are supported (baton is a stream proxy; UDP is not); remove the key or set it to \"tcp\"";
-const NO_ORIGINAL_DST: &str = "use_original_dst (transparent proxying) is not supported; remove it or set it to false";
+const NO_ORIGINAL_DST: &str =
+    "use_original_dst (transparent proxying: tproxy or redirect) is not supported; remove it or set it to false";
+const NO_MARK: &str =
+    "mark (SO_MARK on upstream connections, for policy routing) is not supported; remove it or set it to 0";
+const NO_CLUSTERS_CONFIGS: &str =
+    "clusters_configs (clusters loaded from a directory) is not supported; list the clusters in cluster_manager.clusters";
 const NO_LISTENER_FILTERS: &str =
     "listener filters (original_dst and the like) are not supported; remove them or leave the list empty";
 const NO_ZERO_CONNECT_TIMEOUT: &str =
@@ -410,6 +411,12 @@ fn path_fmt(a: fmt::Arguments<'_>) -> PathText {
 
 fn build_clusters(raw: &RawConfig, cap: &Captured<'_>) -> Result<Vec<Cluster, MAX_CLUSTERS>, ConfigError> {
     let mut out: Vec<Cluster, MAX_CLUSTERS> = Vec::new();
+    if raw.cluster_manager.as_ref().and_then(|m| m.clusters_configs.as_ref()).is_some_and(|d| !d.is_empty()) {
+        return Err(field(
+            format_args!("cluster_manager.clusters_configs"),
+            Problem::NotSupported(NO_CLUSTERS_CONFIGS),
+        ));
+    }
     let list = raw.cluster_manager.as_ref().and_then(|m| m.clusters.as_deref()).unwrap_or(&[]);
     for (ci, c) in list.iter().enumerate() {
         let name = c.name_upper.as_ref().or(c.name.as_ref()).filter(|n| !n.is_empty());
@@ -421,8 +428,14 @@ fn build_clusters(raw: &RawConfig, cap: &Captured<'_>) -> Result<Vec<Cluster, MA
         if RawTls::on(&c.tls_context) {
             return Err(at(".tls_context", Problem::TlsNotSupported));
         }
+        if c.cluster_manager_tls == Some(true) {
+            return Err(at(".cluster_manager_tls", Problem::TlsNotSupported));
+        }
         let lb_text = c.lb_type.clone().unwrap_or_default();
         let lb = LbPolicy::parse(&lb_text).ok_or_else(|| at(".lb_type", Problem::BadLbType(lb_text.clone())))?;
+        if c.mark.is_some_and(|m| m != 0) {
+            return Err(at(".mark", Problem::NotSupported(NO_MARK)));
+        }
         let mut hosts = Vec::new();
         for (hi, h) in c.hosts.as_deref().unwrap_or(&[]).iter().enumerate() {
             hosts.push(build_host(h, &|p| at(&path_fmt(format_args!(".hosts[{hi}]")), p))?).ok();

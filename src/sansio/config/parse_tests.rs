@@ -85,12 +85,12 @@ fn configs_baton_would_run_differently_are_refused() {
 fn mosn_lb_names_and_weight_clamping() {
     for (name, lb) in [
         ("LB_ROUNDROBIN", LbPolicy::RoundRobin),
-        ("LB_WEIGHTED_ROUNDROBIN", LbPolicy::RoundRobin),
-        ("LB_REQUEST_ROUNDROBIN", LbPolicy::RoundRobin),
+        ("LB_WEIGHTED_ROUNDROBIN", LbPolicy::WeightedRoundRobin),
+        ("LB_REQUEST_ROUNDROBIN", LbPolicy::RequestRoundRobin),
         ("LB_RANDOM", LbPolicy::Random),
         ("LB_LEAST_CONNECTION", LbPolicy::LeastConn),
         ("LB_LEASTCONNECTION", LbPolicy::LeastConn),
-        ("LB_LEAST_REQUEST", LbPolicy::LeastConn),
+        ("LB_LEAST_REQUEST", LbPolicy::LeastRequest),
     ] {
         let text = with("").replace("\"name\":\"c\"", &std::format!("\"name\":\"c\",\"lb_type\":\"{name}\""));
         assert_eq!(parse(text.as_bytes()).unwrap().clusters[0].lb, lb, "{name}");
@@ -212,19 +212,43 @@ fn per_cluster_and_per_listener_options() {
     let mut s = std::string::String::new();
     crate::sansio::config::render::write_json(&mut s, &c).unwrap();
     assert_eq!(parse(s.as_bytes()).unwrap(), c, "{s}");
-    // tcp_proxy idle_timeout is Go's time.Duration: nanoseconds; 0 is unset, as in MOSN
-    let ns = with_config("{\"cluster\":\"c\",\"idle_timeout\":2500000000,\"max_connect_attempts\":2}");
+    // MOSN's tcp_proxy reads idle_timeout (Go nanoseconds) and max_connect_attempts and never
+    // applies them to TCP: loaded, ignored, the defaults stay
+    let ns = with_config("{\"cluster\":\"c\",\"idle_timeout\":2500000000,\"max_connect_attempts\":1}");
     let c = parse(ns.as_bytes()).unwrap();
-    assert_eq!((c.idle_timeout_ms(0), c.connect_attempts(0)), (2_500, 2));
-    let zero = with_config("{\"cluster\":\"c\",\"idle_timeout\":0,\"max_connect_attempts\":0}");
-    let c = parse(zero.as_bytes()).unwrap();
-    assert_eq!((c.idle_timeout_ms(0), c.connect_attempts(0)), (600_000, 3), "defaults");
-    let many = with_config("{\"cluster\":\"c\",\"max_connect_attempts\":1000}");
-    assert_eq!(parse(many.as_bytes()).unwrap().connect_attempts(0), MAX_HOSTS as u8, "clamped");
+    assert_eq!((c.idle_timeout_ms(0), c.connect_attempts(0)), (90_000, 3), "MOSN's default idle timeout");
+    for key in ["idle_timeout", "max_connect_attempts"] {
+        let path = std::format!("servers[0].listeners[0].filter_chains[0].filters[0].config.{key}");
+        assert_eq!(
+            crate::sansio::config::schema::describe_unknown(&path),
+            crate::sansio::config::schema::UnknownKey::IgnoredMosn,
+            "{key}"
+        );
+    }
     let c = parse(with("").as_bytes()).unwrap();
     assert_eq!((c.connect_timeout_ms(0), c.clusters[0].max_connections), (3_000, 0));
     let zero_ct = with("").replace("\"name\":\"c\"", "\"name\":\"c\",\"connect_timeout\":\"0s\"");
     assert!(err(&zero_ct).contains("connect_timeout): 0 (in MOSN: no timeout"), "{}", err(&zero_ct));
+}
+
+/// MOSN settings that would make baton run differently are refused, naming the field.
+#[test]
+fn mosn_settings_baton_cannot_honour_are_refused() {
+    let cl = |extra: &str| with("").replace("\"name\":\"c\"", &std::format!("\"name\":\"c\",{extra}"));
+    assert!(err(&cl("\"mark\":7")).contains(".mark): mark (SO_MARK"), "{}", err(&cl("\"mark\":7")));
+    assert!(parse(cl("\"mark\":0").as_bytes()).is_ok());
+    assert!(err(&cl("\"cluster_manager_tls\":true")).contains("cluster_manager_tls): TLS is not supported"));
+    assert!(parse(cl("\"cluster_manager_tls\":false").as_bytes()).is_ok());
+    let dir = with("").replace("{\"clusters\"", "{\"clusters_configs\":\"/etc/mosn/clusters\",\"clusters\"");
+    assert!(err(&dir).contains("clusters_configs (clusters loaded"), "{}", err(&dir));
+    for on in ["true", "\"tproxy\"", "\"redirect\""] {
+        let l = with("").replace("\"bind_port\":true", &std::format!("\"bind_port\":true,\"use_original_dst\":{on}"));
+        assert!(err(&l).contains("use_original_dst): use_original_dst (transparent proxying"), "{on}: {}", err(&l));
+    }
+    for off in ["false", "\"\""] {
+        let l = with("").replace("\"bind_port\":true", &std::format!("\"bind_port\":true,\"use_original_dst\":{off}"));
+        assert!(parse(l.as_bytes()).is_ok(), "{off}");
+    }
 }
 
 /// Durations as MOSN's DurationConfig reads them: strings, or the bare number 0.
@@ -232,10 +256,16 @@ fn per_cluster_and_per_listener_options() {
 fn durations_as_strings_or_zero() {
     let c = parse(with(r#","baton":{"idle_timeout":0,"drain_timeout":"1m30s"}"#).as_bytes()).unwrap();
     assert_eq!((c.settings.idle_timeout_ms, c.settings.drain_timeout_ms), (0, 90_000));
-    for bad in ["30", "0.0", "1e3", "-0", "00", "true"] {
+    for bad in ["30", "0.0", "1e3", "00", "true", "-1"] {
         let e = err(&with(&std::format!(",\"baton\":{{\"idle_timeout\":{bad}}}")));
         assert!(e.contains("`baton.idle_timeout` must be a duration string such as \"30s\""), "{bad}: {e}");
     }
+    // every other form Go's time.ParseDuration takes: signs, both micro signs, -0
+    for (text, ms) in [("-0", 0), ("\"+5s\"", 5_000), ("\"-0s\"", 0), ("\"1500\u{3bc}s\"", 1), ("\"2000\u{b5}s\"", 2)] {
+        let c = parse(with(&std::format!(",\"baton\":{{\"idle_timeout\":{text}}}")).as_bytes());
+        assert_eq!(c.map(|c| c.settings.idle_timeout_ms).ok(), Some(ms), "{text}");
+    }
+    assert!(err(&with(",\"baton\":{\"drain_timeout\":\"-1s\"}")).contains("drain_timeout"), "negative refused");
     // MOSN: a zero graceful_timeout keeps the 30 s default
     for zero in ["0", "\"0s\""] {
         let g = with("").replace("{\"listeners\"", &std::format!("{{\"graceful_timeout\":{zero},\"listeners\""));

@@ -32,7 +32,6 @@ pub(super) struct RawListener {
     pub(super) address: Option<RawPath>,
     pub(super) bind_port: Option<bool>,
     pub(super) network: Option<Raw>,
-    pub(super) use_original_dst: Option<bool>,
     pub(super) listener_filters: Option<NonEmpty>,
     pub(super) connection_idle_timeout: Option<RawDur>,
     pub(super) filter_chains: Option<Vec<RawChain, MAX_CHAINS>>,
@@ -71,9 +70,6 @@ pub(super) struct RawTcpProxy {
     pub(super) cluster: Option<Raw>,
     #[serde(alias = "Routes")]
     pub(super) routes: Option<Vec<RawRoute, MAX_ROUTES>>,
-    /// Go's `*time.Duration`: a number of nanoseconds (0 = unset).
-    pub(super) idle_timeout: Option<u64>,
-    pub(super) max_connect_attempts: Option<u64>,
 }
 
 /// A route as MOSN reads it: its Go type (`StreamRoute`) has no JSON tags, so the keys are the
@@ -113,6 +109,8 @@ pub(super) struct RawCidr {
 #[derive(Deserialize)]
 pub(super) struct RawClusterManager {
     pub(super) clusters: Option<Vec<RawCluster, MAX_CLUSTERS>>,
+    /// MOSN loads more clusters from the files of this directory.
+    pub(super) clusters_configs: Option<Raw>,
 }
 
 #[derive(Deserialize)]
@@ -126,6 +124,10 @@ pub(super) struct RawCluster {
     pub(super) tls_context: Option<RawTls>,
     pub(super) hosts: Option<Vec<RawHost, MAX_HOSTS>>,
     pub(super) connect_timeout: Option<RawDur>,
+    /// SO_MARK on upstream connections (policy routing).
+    pub(super) mark: Option<u64>,
+    /// Connect upstream with `cluster_manager.tls_context`.
+    pub(super) cluster_manager_tls: Option<bool>,
 }
 
 /// MOSN's `health_check` (`HealthCheckConfig`); the fields baton uses. Read from the captured
@@ -299,6 +301,7 @@ pub(super) mod cap {
     pub const ACCESS_LOG: usize = 34;
     pub const AL_PATH: usize = 35;
     pub const AL_FORMAT: usize = 36;
+    pub const ORIGINAL_DST: usize = 37;
 }
 
 impl Captured<'_> {
@@ -308,6 +311,12 @@ impl Captured<'_> {
 
     pub(super) fn present(&self, id: usize, idx: [u16; 2]) -> bool {
         self.raw(id, idx).is_some()
+    }
+
+    /// `true`, or a non-empty string: `use_original_dst` was a bool in MOSN before 1.0 and is a
+    /// string (`"tproxy"`, `"redirect"`, empty for none) since.
+    pub(super) fn on(&self, id: usize, idx: [u16; 2]) -> bool {
+        self.raw(id, idx).is_some_and(|t| t == b"true" || (t.first() == Some(&b'"') && t.len() > 2))
     }
 
     /// A string, with JSON's short escapes decoded (a `\uXXXX` one loses its backslash).
@@ -379,7 +388,7 @@ impl Captured<'_> {
     /// A duration: a string, or the bare number 0 (`Kind::Dur`).
     pub(super) fn dur(&self, id: usize, idx: [u16; 2]) -> Option<RawDur> {
         match self.raw(id, idx)? {
-            b"0" => Some(RawDur::Zero),
+            b"0" | b"-0" => Some(RawDur::Zero),
             _ => self.str(id, idx).map(RawDur::Text),
         }
     }

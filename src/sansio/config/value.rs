@@ -7,6 +7,18 @@ pub use crate::sansio::limits::MAX_DURATION_MS;
 /// Parses a Go duration string (`"30s"`, `"500ms"`, `"1m30s"`, `"1.5h"`) into milliseconds.
 /// Sub-millisecond parts round down; `"0"` and `"0s"` are zero.
 pub fn parse_duration_ms(s: &str) -> Option<u64> {
+    // Go's time.ParseDuration takes a sign; a negative duration means nothing for a timeout,
+    // so only "-0..." (zero) is taken with a minus.
+    let (negative, s) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let ms = parse_unsigned_ms(s)?;
+    (!negative || ms == 0).then_some(ms)
+}
+
+fn parse_unsigned_ms(s: &str) -> Option<u64> {
     if s == "0" {
         return Some(0);
     }
@@ -55,10 +67,11 @@ fn number(b: &[u8], mut i: usize) -> Option<(u64, u64, u64, usize)> {
 
 /// A unit suffix at `i`: (nanoseconds per unit, end).
 fn unit(b: &[u8], i: usize) -> Option<(u128, usize)> {
-    const UNITS: [(&[u8], u128); 7] = [
+    const UNITS: [(&[u8], u128); 8] = [
         (b"ns", 1),
         (b"us", 1_000),
-        ("µs".as_bytes(), 1_000),
+        ("\u{b5}s".as_bytes(), 1_000),  // micro sign
+        ("\u{3bc}s".as_bytes(), 1_000), // Greek mu: Go takes both
         (b"ms", 1_000_000),
         (b"s", 1_000_000_000),
         (b"m", 60_000_000_000),
@@ -77,7 +90,7 @@ pub fn parse_addr(s: &str) -> Option<SocketAddr> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Some(a);
     }
-    // Go's ":port" (MOSN listeners): every IPv4 address
+    // Go's ":port" (MOSN listeners): every address; `Listener::any_family` adds IPv6
     if let Some(port) = s.strip_prefix(':') {
         return Some(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port.parse::<u16>().ok()?));
     }
