@@ -5,6 +5,7 @@
 //! afterwards: a SIGHUP restart re-executes under the same PID and must not take descriptor
 //! numbers for sockets a second time.
 
+use crate::sansio::addr::same_listen_addr;
 use crate::sansio::config::Config;
 use crate::server::Inherited;
 use crate::sys::{self, net};
@@ -43,10 +44,10 @@ pub fn take(cfg: &Config) -> Inherited {
         } else if cfg.listener_by_addr(&addr).is_some() {
             log::info!("socket activation: listener socket {addr} taken from the supervisor");
             inh.listeners.push((addr, fd));
-        } else if let Some(ip) = addr.ip().filter(|a| cfg.admin == Some(*a)) {
+        } else if let Some(ip) = addr.ip().filter(|a| cfg.admin.is_some_and(|c| same_listen_addr(a, &c))) {
             log::info!("socket activation: admin socket {addr} taken from the supervisor");
             inh.admin = Some((ip, fd));
-        } else if let Some(ip) = addr.ip().filter(|a| cfg.metrics == Some(*a)) {
+        } else if let Some(ip) = addr.ip().filter(|a| cfg.metrics.is_some_and(|c| same_listen_addr(a, &c))) {
             log::info!("socket activation: metrics socket {addr} taken from the supervisor");
             inh.metrics = Some((ip, fd));
         } else {

@@ -6,7 +6,7 @@
 use std::io::Read;
 
 use crate::sansio::config::{
-    describe_unknown, parse_noting, Config, ConfigError, UnknownKey, UnknownKeys, MAX_CONFIG_BYTES,
+    describe_unknown, parse_noting, Config, ConfigError, LbPolicy, UnknownKey, UnknownKeys, MAX_CONFIG_BYTES,
 };
 
 /// Why a config file could not be used.
@@ -63,9 +63,22 @@ pub fn read_file(path: &str) -> Result<(Config, UnknownKeys), LoadError> {
 }
 
 /// One line per key baton does not know: a MOSN setting it knowingly ignores (`info`), or an
-/// unknown key (`warn`), with the known key it is close to. `out` gets each line and whether it
-/// is a warning.
-pub fn describe(unknown: &UnknownKeys, mut out: impl FnMut(bool, core::fmt::Arguments<'_>)) {
+/// unknown key (`warn`), with the known key it is close to; and a warning per cluster whose
+/// policy does not use the weights it was given. `out` gets each line and whether it is a warning.
+pub fn describe(cfg: &Config, unknown: &UnknownKeys, mut out: impl FnMut(bool, core::fmt::Arguments<'_>)) {
+    for c in &cfg.clusters {
+        let unweighted = matches!(c.lb, LbPolicy::RoundRobin | LbPolicy::Random | LbPolicy::RequestRoundRobin);
+        if unweighted && c.hosts.iter().any(|h| h.weight != c.hosts[0].weight) {
+            out(
+                true,
+                format_args!(
+                    "config: cluster \"{}\": {} does not use host weights (as in MOSN); use LB_WEIGHTED_ROUNDROBIN for weighted picks",
+                    c.name,
+                    c.lb.as_str()
+                ),
+            );
+        }
+    }
     for p in &unknown.paths {
         match describe_unknown(p) {
             UnknownKey::IgnoredMosn => {

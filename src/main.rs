@@ -65,7 +65,11 @@ fn start() -> Result<(Box<Runtime>, Incoming), i32> {
     apply_overrides(&mut cfg, &args);
     init_logging(args.log_level.unwrap_or(cfg.log_level), cfg.settings.log);
     // only now that logging is set up
-    baton::config_file::describe(&unknown, |warn, line| if warn { log::warn!("{line}") } else { log::info!("{line}") });
+    baton::config_file::describe(
+        &cfg,
+        &unknown,
+        |warn, line| if warn { log::warn!("{line}") } else { log::info!("{line}") },
+    );
     let signals =
         runtime::block_signals().map_err(|e| fail(format_args!("cannot set up signal handling: {}", e.desc())))?;
     let dir = runtime_dir(&args, &cfg);
@@ -107,9 +111,9 @@ fn args_and_config() -> Result<(cli::Args, Config, UnknownKeys), i32> {
         }
     };
     match baton::config_file::load(&args.config) {
-        Ok((_, unknown)) if args.check => {
+        Ok((cfg, unknown)) if args.check => {
             // on stderr: an init script that hides stdout still shows them
-            baton::config_file::describe(&unknown, |_, line| baton::logger::line(format_args!("{line}")));
+            baton::config_file::describe(&cfg, &unknown, |_, line| baton::logger::line(format_args!("{line}")));
             print_and_exit(format_args!("ok"))
         }
         Ok((cfg, unknown)) => Ok((args, cfg, unknown)),

@@ -178,6 +178,17 @@ fn unknown_keys_are_warned_about_and_refused_in_the_baton_object() {
         "{err}"
     );
     assert!(err.contains("MOSN setting `pprof` is not supported by baton; ignored"), "{err}");
+    // weights given to a policy that does not use them (MOSN's LB_ROUNDROBIN)
+    let weighted = Cfg::simple(free_port(), &[8080, 8081])
+        .json()
+        .replace("{\"address\":\"127.0.0.1:8081\"}", "{\"address\":\"127.0.0.1:8081\",\"weight\":3}");
+    std::fs::write(&p, &weighted).unwrap();
+    let (rc, out, err) = run(&["--check", "-c", &p]);
+    assert_eq!((rc, out.trim()), (0, "ok"), "{err}");
+    assert!(err.contains("cluster \"back\": LB_ROUNDROBIN does not use host weights"), "{err}");
+    std::fs::write(&p, weighted.replace("LB_ROUNDROBIN", "LB_WEIGHTED_ROUNDROBIN")).unwrap();
+    let (_, _, err) = run(&["--check", "-c", &p]);
+    assert!(!err.contains("does not use host weights"), "{err}");
     // a running baton logs them (here it then stops on a taken port)
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();

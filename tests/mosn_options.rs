@@ -204,6 +204,24 @@ fn a_colon_port_listener_serves_ipv4_and_ipv6_through_a_restart() {
     }
 }
 
+/// `0.0.0.0:PORT` is a wildcard like `:PORT`: Go (MOSN) listens on both families for it too.
+#[test]
+fn a_wildcard_listener_takes_ipv6_clients_as_go_does() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here; skipped");
+        return;
+    }
+    let be = Backend::start(Mode::Echo);
+    let port = free_port();
+    let cfg = Cfg::simple(port, &[be.port])
+        .edit(&format!(r#""address":"127.0.0.1:{port}""#), &format!(r#""address":"0.0.0.0:{port}""#));
+    let _baton = Baton::start(&cfg);
+    let mut s6 = TcpStream::connect(("::1", port)).unwrap();
+    s6.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert!(roundtrip(&mut s6, 1), "IPv6 client of 0.0.0.0");
+    assert!(roundtrip(&mut connect_from([127, 0, 0, 3], port), 2), "IPv4 client");
+}
+
 /// IPv6 end to end: a `[::1]` listener routed by an IPv6 prefix to an IPv6 host.
 #[test]
 fn ipv6_listener_route_and_host() {

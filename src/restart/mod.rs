@@ -316,9 +316,10 @@ impl Restart {
         let mut items: Vec<(Entry, RawFd)> = Vec::new();
         let entry = |kind, name: &str, addr, pid| Entry { kind, name: text(name), addr, pid };
         for (i, addr, fd) in server.listener_fds() {
-            // the socket's own address: a ":PORT" listener is bound to [::] or 0.0.0.0
-            let addr = sys::net::local(fd).unwrap_or_else(|| addr.clone());
-            items.push((entry(FdKind::Listener, &server.cfg().listeners[i].name, Some(addr), 0), fd.as_raw_fd()));
+            items.push((
+                entry(FdKind::Listener, &server.cfg().listeners[i].name, Some(addr.clone()), 0),
+                fd.as_raw_fd(),
+            ));
         }
         if let Some((addr, fd)) = server.admin_listener() {
             items.push((entry(FdKind::Admin, "admin", Some(addr.into()), 0), fd.as_raw_fd()));

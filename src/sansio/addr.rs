@@ -33,6 +33,14 @@ impl Addr {
     }
 }
 
+/// Whether a listening socket bound to `a` serves a listener configured at `b`: the same
+/// address, or both a wildcard (`0.0.0.0`, `::`, Go's `:PORT`) on the same port. A wildcard
+/// listens on IPv4 and IPv6 at once, as Go's `net.Listen("tcp", ...)` does in MOSN, whichever
+/// family it is written in (`sys::net::listen`).
+pub fn same_listen_addr(a: &SocketAddr, b: &SocketAddr) -> bool {
+    a == b || (a.port() == b.port() && a.ip().is_unspecified() && b.ip().is_unspecified())
+}
+
 impl From<SocketAddr> for Addr {
     fn from(a: SocketAddr) -> Addr {
         Addr::Ip(a)

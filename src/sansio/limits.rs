@@ -99,7 +99,7 @@ pub const MAX_SINKS: usize = 4;
 
 /// Values read from the config text without serde (`config::json::CAPTURED`): per cluster a
 /// health check's seven and `MAX_THRESHOLDS` circuit breakers, per sink five, per listener an
-/// access log's three, and once each the admin address (three), `pid` and the `"baton"` object
+/// access log's three and `use_original_dst`, and once each the admin address (three), `pid` and the `"baton"` object
 /// (seventeen); the array limits bound them, so the list never overflows.
 pub const MAX_CAPTURES: usize =
     MAX_CLUSTERS * (7 + MAX_THRESHOLDS) + MAX_SINKS * 5 + MAX_LISTENERS * (3 * MAX_ACCESS_LOGS + 1) + 3 + 1 + 17;

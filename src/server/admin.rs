@@ -84,7 +84,7 @@ impl Admin {
         };
         let name = role.name();
         let fd = match inherited {
-            Some((a, fd)) if a == addr => {
+            Some((a, fd)) if crate::sansio::addr::same_listen_addr(&a, &addr) => {
                 log::info!("{name} on {addr}: adopted from the previous process");
                 fd
             }

@@ -262,22 +262,25 @@ impl Server {
             let fd = match inherited.listeners.iter().position(|(a, _)| l.listens_on(a)) {
                 Some(p) => {
                     log::info!("listener \"{}\" on {}: adopted from the previous process", l.name, l.addr);
-                    inherited.listeners.swap_remove(p).1
+                    let fd = inherited.listeners.swap_remove(p).1;
+                    if let Some(only) = net::wildcard_single_family(&fd) {
+                        log::warn!(
+                            "listener \"{}\" on {}: the socket handed over serves {only} (made by a build before \
+                             wildcards took both families, or by a supervisor: systemd's ListenStream=PORT is \
+                             dual-stack, ListenStream=0.0.0.0:PORT is not); stop and start baton to serve both",
+                            l.name,
+                            l.addr
+                        );
+                    }
+                    fd
                 }
                 None => {
-                    let backlog = self.cfg.settings.backlog;
-                    let fd = match (&l.addr, l.any_family) {
-                        (Addr::Ip(a), true) => net::listen_any_family(a.port(), backlog),
-                        _ => net::listen_at(&l.addr, backlog),
-                    }
-                    .map_err(|errno| StartError::Bind {
+                    let fd = net::listen_at(&l.addr, self.cfg.settings.backlog).map_err(|errno| StartError::Bind {
                         listener: Box::new((l.name.clone(), l.addr.clone())),
                         errno,
                     })?;
                     match net::local(&fd) {
-                        Some(at) if l.any_family => {
-                            log::info!("listener \"{}\" (:{}) on {at}: bound", l.name, at.ip().map_or(0, |a| a.port()))
-                        }
+                        Some(at) if at != l.addr => log::info!("listener \"{}\" on {}: bound ({at})", l.name, l.addr),
                         _ => log::info!("listener \"{}\" on {}: bound", l.name, l.addr),
                     }
                     fd

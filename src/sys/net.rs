@@ -66,37 +66,46 @@ fn stale_unix_socket(path: &str) -> bool {
     is_socket && probe() == Err(Errno::ECONNREFUSED)
 }
 
-/// Go's `":PORT"`: one dual-stack socket on `[::]:PORT` (IPv4 clients arrive as
-/// v4-mapped addresses, which `any_addr` turns back into IPv4), or `0.0.0.0:PORT` when this
-/// kernel has no IPv6 (`ipv6.disable=1`, common on small gateways).
-pub fn listen_any_family(port: u16, backlog: u32) -> Result<OwnedFd, Errno> {
-    let v6 = SocketAddr::from((core::net::Ipv6Addr::UNSPECIFIED, port));
-    let fd = match stream_socket(&v6) {
-        Ok(fd) => fd,
-        Err(Errno::EAFNOSUPPORT) => return listen(&SocketAddr::from(([0, 0, 0, 0], port)), backlog),
-        Err(e) => return Err(e),
-    };
-    so::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
-    let _ = so::setsockopt(&fd, sockopt::TcpNoDelay, &true);
-    so::setsockopt(&fd, sockopt::Ipv6V6Only, &false)?;
-    so::bind(fd.as_raw_fd(), &SockaddrStorage::from(v6))?;
-    so::listen(&fd, Backlog::new(backlog.min(i32::MAX as u32) as i32).unwrap_or(Backlog::MAXCONN))?;
-    Ok(fd)
+/// A non-blocking listening TCP socket bound to `addr`. A wildcard (`0.0.0.0:P` or `[::]:P`)
+/// listens on both families, as Go's `net.Listen("tcp", ...)` does in MOSN: one socket on
+/// `[::]:P` with `IPV6_V6ONLY` off (IPv4 clients arrive v4-mapped; `any_addr` turns them back
+/// into IPv4), or `0.0.0.0:P` when the kernel has no IPv6 (`ipv6.disable=1`, common on small
+/// gateways). A specific IPv6 address is `IPV6_V6ONLY`.
+pub fn listen(addr: &SocketAddr, backlog: u32) -> Result<OwnedFd, Errno> {
+    if addr.ip().is_unspecified() {
+        let v6 = SocketAddr::from((core::net::Ipv6Addr::UNSPECIFIED, addr.port()));
+        match listen_one(&v6, false, backlog) {
+            Err(Errno::EAFNOSUPPORT | Errno::EADDRNOTAVAIL) => {}
+            done => return done,
+        }
+        return listen_one(&SocketAddr::from(([0, 0, 0, 0], addr.port())), true, backlog);
+    }
+    listen_one(addr, true, backlog)
 }
 
-/// A non-blocking listening TCP socket bound to `addr`.
-pub fn listen(addr: &SocketAddr, backlog: u32) -> Result<OwnedFd, Errno> {
+fn listen_one(addr: &SocketAddr, v6_only: bool, backlog: u32) -> Result<OwnedFd, Errno> {
     let fd = stream_socket(addr)?;
     so::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
     // accepted sockets inherit TCP_NODELAY from the listener on Linux: one call, not one per client
     let _ = so::setsockopt(&fd, sockopt::TcpNoDelay, &true);
     if addr.is_ipv6() {
-        // The listener's identity is its exact address: [::]:80 must not also take 0.0.0.0:80.
-        so::setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+        so::setsockopt(&fd, sockopt::Ipv6V6Only, &v6_only)?;
     }
     so::bind(fd.as_raw_fd(), &SockaddrStorage::from(*addr))?;
     so::listen(&fd, Backlog::new(backlog.min(i32::MAX as u32) as i32).unwrap_or(Backlog::MAXCONN))?;
     Ok(fd)
+}
+
+/// For a wildcard listening socket: `Some("IPv4 only")` or `Some("IPv6 only")` when it serves one
+/// family while this kernel has both (a socket from a build before wildcards took both, or one
+/// a supervisor made); `None` when it serves both, or the kernel has no IPv6.
+pub fn wildcard_single_family(fd: &OwnedFd) -> Option<&'static str> {
+    match local_addr(fd)? {
+        SocketAddr::V4(_) => {
+            stream_socket(&SocketAddr::from((core::net::Ipv6Addr::UNSPECIFIED, 0))).is_ok().then_some("IPv4 only")
+        }
+        SocketAddr::V6(_) => so::getsockopt(fd, sockopt::Ipv6V6Only).ok().filter(|&only| only).map(|_| "IPv6 only"),
+    }
 }
 
 /// Accepts one pending connection, `Ok(None)` when the queue is empty.
@@ -155,7 +164,7 @@ fn any_addr(ss: &SockaddrStorage) -> Option<Addr> {
         return Some(Addr::Ip(SocketAddr::from((v4.ip(), v4.port()))));
     }
     if let Some(v6) = ss.as_sockaddr_in6() {
-        // an IPv4 client of a dual-stack listener (`listen_any_family`) is shown as IPv4
+        // an IPv4 client of a wildcard listener (dual-stack, see `listen`) is shown as IPv4
         let ip = v6.ip().to_ipv4_mapped().map_or(core::net::IpAddr::V6(v6.ip()), core::net::IpAddr::V4);
         return Some(Addr::Ip(SocketAddr::new(ip, v6.port())));
     }
@@ -404,11 +413,12 @@ pub fn wait_for(fd: &impl AsFd, what: PollFlags, timeout_ms: u64) -> Result<bool
 
 // ----- checking sockets received from elsewhere -----
 
-/// Checks with the kernel that `fd` is a listening TCP socket bound to exactly `addr`.
+/// Checks with the kernel that `fd` is a listening TCP socket bound to `addr` (a wildcard of
+/// either family for a wildcard: `addr::same_listen_addr`).
 pub fn verify_tcp_listener(fd: &OwnedFd, addr: &SocketAddr) -> Result<(), &'static str> {
     listening_stream(fd)?;
     match local_addr(fd) {
-        Some(a) if a == *addr => Ok(()),
+        Some(a) if crate::sansio::addr::same_listen_addr(&a, addr) => Ok(()),
         Some(_) => Err("bound to a different address than announced"),
         None => Err("not an IP socket"),
     }

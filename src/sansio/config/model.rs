@@ -167,10 +167,6 @@ pub struct Listener {
     /// MOSN allows unnamed listeners; they get `listener-N` here.
     pub name: Name,
     pub addr: Addr,
-    /// Go's `":PORT"`: every IPv4 and IPv6 address, as MOSN's `net.Listen` does (one dual-stack
-    /// socket on `[::]:PORT`, or `0.0.0.0:PORT` when the kernel has no IPv6); `addr` is then
-    /// `0.0.0.0:PORT`.
-    pub any_family: bool,
     /// The tcp_proxy `cluster` (an index into `Config::clusters`); when it is `None`, `routes`
     /// choose per connection (`sansio::route`, MOSN's rules).
     pub cluster: Option<usize>,
@@ -185,12 +181,12 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Whether a listening socket bound to `a` is this listener's: its address, or for a
-    /// `":PORT"` listener the wildcard of either family on that port.
+    /// Whether a listening socket bound to `a` is this listener's (`addr::same_listen_addr`).
     pub fn listens_on(&self, a: &Addr) -> bool {
-        self.addr == *a
-            || (self.any_family
-                && a.ip().zip(self.addr.ip()).is_some_and(|(a, me)| a.port() == me.port() && a.ip().is_unspecified()))
+        match (&self.addr, a) {
+            (Addr::Ip(me), Addr::Ip(a)) => crate::sansio::addr::same_listen_addr(a, me),
+            (me, a) => me == a,
+        }
     }
 }
 

@@ -115,7 +115,7 @@ impl fmt::Display for Problem {
             Self::UnreadRouteKey(go) => write!(f, "MOSN does not read this key (its route keys are the Go field names), so in MOSN this route would match nothing; write \"{go}\""),
             Self::RouteNeverMatches => f.write_str("can never match: MOSN matches a route only when SourceAddrs, DestinationAddrs, SourcePort and DestinationPort are all given and match, so every connection would be closed; give all four, or set the tcp_proxy \"cluster\" to send every connection to one cluster"),
             Self::BadCidr => f.write_str("is not an address range; write {\"address\": \"10.0.0.0\", \"length\": 8} (length at most 32 for IPv4, 128 for IPv6)"),
-            Self::BadPorts(s) => write!(f, "\"{s}\" is not a port list; write ports and ranges separated by commas, without spaces (MOSN skips an entry with a space), e.g. \"80,443,8000-8999\" (at most 8 entries)"),
+            Self::BadPorts(s) => write!(f, "\"{s}\" is not a port list; write ports and ranges separated by commas, without spaces (MOSN misreads an entry with a space), e.g. \"80,443,8000-8999\" (at most 8 entries)"),
         }
     }
 }
@@ -260,7 +260,6 @@ fn build_listener(
     let mut listener = Listener {
         name: name.clone(),
         addr: addr.clone(),
-        any_family: !unix && text.starts_with(':'),
         cluster: None,
         routes: Vec::new(),
         idle_timeout_ms: None,
@@ -294,7 +293,11 @@ fn build_listener(
         )?);
     }
     listener.access_log = access_log(cap, [si as u16, li as u16], &at)?;
-    if let Some(other) = cfg.listeners.iter().find(|o| o.addr == addr) {
+    let clash = |o: &Listener| match (o.addr.ip(), addr.ip()) {
+        (Some(a), Some(b)) => collide(&a, &b),
+        _ => o.addr == addr,
+    };
+    if let Some(other) = cfg.listeners.iter().find(|o| clash(o)) {
         let mut p = PathText::new();
         let _ = write!(p, "listener \"{}\"", other.name);
         return Err(at(".address", Problem::DuplicateAddress(p)));
@@ -388,7 +391,7 @@ const NO_TLS_SET: &str =
 const NETWORK_TCP_OR_UNIX: &str =
     "only \"tcp\" and \"unix\" are supported (baton is a stream proxy; UDP is not); remove the key or set it to \"tcp\"";
 const NO_ORIGINAL_DST: &str =
-    "use_original_dst (transparent proxying: tproxy or redirect) is not supported; remove it or set it to false";
+    "use_original_dst (transparent proxying: tproxy or redirect) is not supported; remove it (or set it to \"\", or false before MOSN 1.2)";
 const NO_MARK: &str =
     "mark (SO_MARK on upstream connections, for policy routing) is not supported; remove it or set it to 0";
 const NO_CLUSTERS_CONFIGS: &str =
@@ -428,7 +431,9 @@ fn build_clusters(raw: &RawConfig, cap: &Captured<'_>) -> Result<Vec<Cluster, MA
         if RawTls::on(&c.tls_context) {
             return Err(at(".tls_context", Problem::TlsNotSupported));
         }
-        if c.cluster_manager_tls == Some(true) {
+        // MOSN uses cluster_manager.tls_context for such a cluster, and only when it is on
+        if c.cluster_manager_tls == Some(true) && RawTls::on(&raw.cluster_manager.as_ref().and_then(|m| m.tls_context))
+        {
             return Err(at(".cluster_manager_tls", Problem::TlsNotSupported));
         }
         let lb_text = c.lb_type.clone().unwrap_or_default();
@@ -573,12 +578,10 @@ const ONLY_METRICS_PATH: &str =
     "baton serves the prometheus sink at /metrics only; remove endpoint or set it to \"/metrics\"";
 const ONE_SINK: &str = "only one prometheus sink is supported";
 
-/// Whether two listening addresses would collide in `bind` (same port, and the same IP or
-/// either one every address).
+/// Whether two listening addresses would collide in `bind`: the same port, and the same IP or
+/// either one a wildcard (a wildcard takes both families, `addr::same_listen_addr`).
 fn collide(a: &SocketAddr, b: &SocketAddr) -> bool {
-    a.port() == b.port()
-        && a.is_ipv4() == b.is_ipv4()
-        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+    a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 fn check_admin_clash(cfg: &Config) -> Result<(), ConfigError> {

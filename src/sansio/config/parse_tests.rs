@@ -237,7 +237,11 @@ fn mosn_settings_baton_cannot_honour_are_refused() {
     let cl = |extra: &str| with("").replace("\"name\":\"c\"", &std::format!("\"name\":\"c\",{extra}"));
     assert!(err(&cl("\"mark\":7")).contains(".mark): mark (SO_MARK"), "{}", err(&cl("\"mark\":7")));
     assert!(parse(cl("\"mark\":0").as_bytes()).is_ok());
-    assert!(err(&cl("\"cluster_manager_tls\":true")).contains("cluster_manager_tls): TLS is not supported"));
+    // MOSN runs such a cluster with cluster_manager.tls_context, plaintext when that is off
+    assert!(parse(cl("\"cluster_manager_tls\":true").as_bytes()).is_ok());
+    let tls =
+        cl("\"cluster_manager_tls\":true").replace("{\"clusters\"", "{\"tls_context\":{\"status\":true},\"clusters\"");
+    assert!(err(&tls).contains("cluster_manager_tls): TLS is not supported"), "{}", err(&tls));
     assert!(parse(cl("\"cluster_manager_tls\":false").as_bytes()).is_ok());
     let dir = with("").replace("{\"clusters\"", "{\"clusters_configs\":\"/etc/mosn/clusters\",\"clusters\"");
     assert!(err(&dir).contains("clusters_configs (clusters loaded"), "{}", err(&dir));
@@ -261,7 +265,7 @@ fn durations_as_strings_or_zero() {
         assert!(e.contains("`baton.idle_timeout` must be a duration string such as \"30s\""), "{bad}: {e}");
     }
     // every other form Go's time.ParseDuration takes: signs, both micro signs, -0
-    for (text, ms) in [("-0", 0), ("\"+5s\"", 5_000), ("\"-0s\"", 0), ("\"1500\u{3bc}s\"", 1), ("\"2000\u{b5}s\"", 2)] {
+    for (text, ms) in [("-0", 0), ("\"+5s\"", 5_000), ("\"-0s\"", 0), ("\"1500\u{3bc}s\"", 2), ("\"2000\u{b5}s\"", 2)] {
         let c = parse(with(&std::format!(",\"baton\":{{\"idle_timeout\":{text}}}")).as_bytes());
         assert_eq!(c.map(|c| c.settings.idle_timeout_ms).ok(), Some(ms), "{text}");
     }
@@ -341,6 +345,22 @@ fn duplicate_listener_addresses_and_limits() {
     let two = std::format!("{},{}", l.replace("NAME", "a"), l.replace("NAME", "b"));
     let text = MIN.replace("BATON", "").replacen(&l.replace("NAME", "l"), &two, 1);
     assert!(err(&text).contains("the same address is already used by listener \"a\""), "{}", err(&text));
+    // a wildcard takes both families (Go's net.Listen in MOSN): it clashes with every IP
+    // address on its port, in either family, and ":P" is 0.0.0.0:P
+    for (a, b) in [(":1", "[::]:1"), ("0.0.0.0:1", "[::1]:1"), ("[::]:1", "127.0.0.1:1"), (":1", "0.0.0.0:1")] {
+        let pair = std::format!(
+            "{},{}",
+            l.replace("NAME", "a").replace("127.0.0.1:1", a),
+            l.replace("NAME", "b").replace("127.0.0.1:1", b)
+        );
+        let text = MIN.replace("BATON", "").replacen(&l.replace("NAME", "l"), &pair, 1);
+        assert!(err(&text).contains("already used by listener \"a\""), "{a} {b}: {}", err(&text));
+    }
+    let pair = std::format!("{},{}", l.replace("NAME", "a"), l.replace("NAME", "b").replace("127.0.0.1:1", "[::1]:1"));
+    assert!(
+        parse(MIN.replace("BATON", "").replacen(&l.replace("NAME", "l"), &pair, 1).as_bytes()).is_ok(),
+        "two specific addresses"
+    );
     let hosts: std::vec::Vec<_> = (0..33).map(|i| std::format!("{{\"address\":\"127.0.0.1:{}\"}}", i + 1)).collect();
     let text = MIN.replace("BATON", "").replace("{\"address\":\"127.0.0.1:2\"}", &hosts.join(","));
     assert!(err(&text).contains("MAX_HOSTS (32)"), "{}", err(&text));

@@ -45,7 +45,7 @@ pub(super) struct RawChain {
 }
 
 /// MOSN's TLS config: only `status: true` turns TLS on; `{}` and `status: false` are plaintext.
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone, Copy)]
 pub(super) struct RawTls {
     pub(super) status: Option<bool>,
 }
@@ -111,6 +111,8 @@ pub(super) struct RawClusterManager {
     pub(super) clusters: Option<Vec<RawCluster, MAX_CLUSTERS>>,
     /// MOSN loads more clusters from the files of this directory.
     pub(super) clusters_configs: Option<Raw>,
+    /// Used towards the hosts of clusters with `cluster_manager_tls`.
+    pub(super) tls_context: Option<RawTls>,
 }
 
 #[derive(Deserialize)]
@@ -313,7 +315,7 @@ impl Captured<'_> {
         self.raw(id, idx).is_some()
     }
 
-    /// `true`, or a non-empty string: `use_original_dst` was a bool in MOSN before 1.0 and is a
+    /// `true`, or a non-empty string: `use_original_dst` was a bool in MOSN before 1.2 and is a
     /// string (`"tproxy"`, `"redirect"`, empty for none) since.
     pub(super) fn on(&self, id: usize, idx: [u16; 2]) -> bool {
         self.raw(id, idx).is_some_and(|t| t == b"true" || (t.first() == Some(&b'"') && t.len() > 2))

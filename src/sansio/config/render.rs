@@ -12,9 +12,6 @@ pub fn write_json(w: &mut dyn Write, cfg: &Config) -> fmt::Result {
     for (i, l) in cfg.listeners.iter().enumerate() {
         let sep = if i == 0 { "" } else { "," };
         match &l.addr {
-            Addr::Ip(a) if l.any_family => {
-                write!(w, "{sep}{{\"name\":\"{}\",\"address\":\":{}\",", Esc(&l.name), a.port())?
-            }
             Addr::Ip(a) => write!(w, "{sep}{{\"name\":\"{}\",\"address\":\"{a}\",", Esc(&l.name))?,
             Addr::Unix(p) => {
                 write!(w, "{sep}{{\"name\":\"{}\",\"address\":\"{}\",\"network\":\"unix\",", Esc(&l.name), Esc(p))?

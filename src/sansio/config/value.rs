@@ -4,21 +4,25 @@ use core::net::{IpAddr, SocketAddr};
 
 pub use crate::sansio::limits::MAX_DURATION_MS;
 
-/// Parses a Go duration string (`"30s"`, `"500ms"`, `"1m30s"`, `"1.5h"`) into milliseconds.
-/// Sub-millisecond parts round down; `"0"` and `"0s"` are zero.
+/// Parses a Go duration string (`"30s"`, `"500ms"`, `"1m30s"`, `"1.5h"`, `"+5s"`, `"-0"`) into
+/// milliseconds. A non-zero duration under a millisecond rounds up to 1 ms (0 means "off" for
+/// some settings, which `"500us"` must not turn into); `"0"` and `"0s"` are zero.
 pub fn parse_duration_ms(s: &str) -> Option<u64> {
     // Go's time.ParseDuration takes a sign; a negative duration means nothing for a timeout,
-    // so only "-0..." (zero) is taken with a minus.
+    // so only a zero is taken with a minus.
     let (negative, s) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
         _ => (false, s),
     };
-    let ms = parse_unsigned_ms(s)?;
-    (!negative || ms == 0).then_some(ms)
+    let ns = parse_unsigned_ns(s)?;
+    if negative && ns > 0 {
+        return None;
+    }
+    Some(ns.div_ceil(1_000_000) as u64)
 }
 
-fn parse_unsigned_ms(s: &str) -> Option<u64> {
+fn parse_unsigned_ns(s: &str) -> Option<u128> {
     if s == "0" {
         return Some(0);
     }
@@ -37,7 +41,7 @@ fn parse_unsigned_ms(s: &str) -> Option<u64> {
         }
         i = after;
     }
-    Some((total_ns / 1_000_000) as u64)
+    Some(total_ns)
 }
 
 /// Digits with an optional fraction starting at `i`: (integer, fraction, 10^digits, end).
@@ -90,7 +94,7 @@ pub fn parse_addr(s: &str) -> Option<SocketAddr> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Some(a);
     }
-    // Go's ":port" (MOSN listeners): every address; `Listener::any_family` adds IPv6
+    // Go's ":port" (MOSN listeners): every address, like 0.0.0.0 (both families, as in Go)
     if let Some(port) = s.strip_prefix(':') {
         return Some(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port.parse::<u16>().ok()?));
     }
@@ -124,7 +128,10 @@ mod tests {
         assert_eq!(parse_duration_ms("1m"), Some(60_000));
         assert_eq!(parse_duration_ms("1m30s"), Some(90_000));
         assert_eq!(parse_duration_ms("1.5h"), Some(5_400_000));
-        assert_eq!(parse_duration_ms("250us"), Some(0));
+        assert_eq!(parse_duration_ms("250us"), Some(1), "under 1 ms is not 0 (off)");
+        assert_eq!(parse_duration_ms("1.2ms"), Some(2));
+        assert_eq!(parse_duration_ms("-0.0s"), Some(0));
+        assert_eq!(parse_duration_ms("-500us"), None, "negative, however small");
         assert_eq!(parse_duration_ms("0"), Some(0));
         assert_eq!(parse_duration_ms("0s"), Some(0));
         for bad in ["", "s", "30", "30x", "-1s", "1.s5", ".s", "999999999999999999999h", "200h"] {
