@@ -28,7 +28,7 @@ for mode in idle busy; do
 {"servers":[{"listeners":[{"name":"l","address":"127.0.0.1:$LP","bind_port":true,"filter_chains":[{"filters":[{"type":"tcp_proxy","config":{"cluster":"c"}}]}]}]}],
  "cluster_manager":{"clusters":[{"name":"c","hosts":[{"address":"127.0.0.1:$BP"}]}]},
  "admin":{"address":{"socket_address":{"address":"127.0.0.1","port_value":$AP}}},
- "baton":{"runtime_dir":"$D/run","pid_file":"$D/pid","drain_timeout":"60s","max_connections":4096,"transfer_connections":true}}
+ "baton":{"runtime_dir":"$D/run","pid_file":"$D/pid","drain_timeout":"60s","idle_timeout":"10m","max_connections":4096,"transfer_connections":true}}
 JSON
   : > "$D/log.$mode"
   setsid "$BIN" -c "$D/c.json" 2>>"$D/log.$mode" </dev/null & PIDS+=($!)
