@@ -247,3 +247,22 @@ fn ipv6_listener_route_and_host() {
     assert!(stats.contains(&format!("\"address\":\"[::1]:{port}\"")), "{stats}");
     assert_eq!(json_num(&stats, "\"name\":\"front\"", "no_route"), 0, "{stats}");
 }
+
+/// A hot restart warns about families only where a socket serves fewer than its listener
+/// says: not for a specific address, nor for a wildcard whose socket takes both already.
+#[test]
+fn a_restart_does_not_warn_about_sockets_that_serve_what_they_say() {
+    let be = Backend::start(Mode::Echo);
+    let (p1, p2) = (free_port(), free_port());
+    let mut cfg = Cfg::simple(p1, &[be.port]);
+    cfg.listeners.push(("wild".into(), p2, "back".into()));
+    let cfg = cfg.edit(&format!(r#""address":"127.0.0.1:{p2}""#), &format!(r#""address":"0.0.0.0:{p2}""#));
+    let b = Baton::start(&cfg);
+    let mut succ = b.successor(&[]);
+    assert!(eventually(Duration::from_secs(10), || b.generation() == 1), "takeover");
+    let _ = succ.kill();
+    let _ = succ.wait();
+    let log = child_stderr(&mut succ);
+    assert_eq!(log.matches("adopted from the previous process").count(), 3, "two listeners and the admin: {log}");
+    assert!(!log.contains("the socket handed over serves"), "{log}");
+}

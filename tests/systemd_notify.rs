@@ -110,3 +110,45 @@ fn listeners_from_socket_activation_are_adopted_and_survive_a_sighup() {
     b.signal(Signal::SIGTERM);
     assert_eq!(b.wait_exit(Duration::from_secs(5)), Some(0));
 }
+
+/// systemd's `ListenStream=0.0.0.0:P` gives an IPv4-only socket, where baton's own wildcard
+/// takes both families: baton keeps the socket it was given (no rebinding under the
+/// supervisor's feet) and says in a warning that IPv6 clients are not served.
+#[test]
+fn an_ipv4_only_wildcard_socket_from_the_supervisor_is_kept_with_a_warning() {
+    let be = Backend::start(Mode::Echo);
+    let dir = TempDir::new("activation-v4");
+    let port = free_port();
+    let cfg = Cfg::simple(port, &[be.port])
+        .edit(&format!(r#""address":"127.0.0.1:{port}""#), &format!(r#""address":"0.0.0.0:{port}""#));
+    let config = dir.path("baton.json");
+    std::fs::write(&config, cfg.json()).unwrap();
+    let log = dir.path("baton.log");
+    let script = format!(
+        "import os, socket\n\
+         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('0.0.0.0', {port})); s.listen(64)\n\
+         if s.fileno() != 3: os.dup2(s.fileno(), 3)\n\
+         os.set_inheritable(3, True)\n\
+         os.environ['LISTEN_FDS'] = '1'; os.environ['LISTEN_PID'] = str(os.getpid())\n\
+         os.execv('{bin}', ['{bin}', '-c', '{config}', '--runtime-dir', '{run}'])",
+        run = dir.path("run"),
+        bin = &*BIN
+    );
+    let child = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut b = Baton { child, dir, config, admin: cfg.admin, listen: port };
+    b.wait_ready();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(&format!("listener socket 0.0.0.0:{port} taken from the supervisor")), "{text}");
+    let ipv6 = std::net::TcpListener::bind("[::1]:0").is_ok();
+    assert_eq!(text.contains("the socket handed over serves IPv4 only"), ipv6, "{text}");
+    let d = payload(2, 2000);
+    assert_eq!(echo_roundtrip(port, &d).unwrap(), d);
+    b.signal(Signal::SIGTERM);
+    assert_eq!(b.wait_exit(Duration::from_secs(5)), Some(0));
+}

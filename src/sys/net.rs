@@ -98,9 +98,10 @@ fn listen_one(addr: &SocketAddr, v6_only: bool, backlog: u32) -> Result<OwnedFd,
 
 /// For a wildcard listening socket: `Some("IPv4 only")` or `Some("IPv6 only")` when it serves one
 /// family while this kernel has both (a socket from a build before wildcards took both, or one
-/// a supervisor made); `None` when it serves both, or the kernel has no IPv6.
+/// a supervisor made); `None` when it serves both, when the kernel has no IPv6, and for any
+/// socket bound to a specific address.
 pub fn wildcard_single_family(fd: &OwnedFd) -> Option<&'static str> {
-    match local_addr(fd)? {
+    match local_addr(fd).filter(|a| a.ip().is_unspecified())? {
         SocketAddr::V4(_) => {
             stream_socket(&SocketAddr::from((core::net::Ipv6Addr::UNSPECIFIED, 0))).is_ok().then_some("IPv4 only")
         }
