@@ -27,15 +27,7 @@ fi
 T=$(mktemp -d "${TMPDIR:-/tmp}/baton-br.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 
-passed=0 failed=0
-check() {
-	local what=$1; shift
-	if "$@"; then
-		echo "ok - $what"; passed=$((passed + 1))
-	else
-		echo "not ok - $what"; failed=$((failed + 1))
-	fi
-}
+. "$REPO/tests/tools/check.sh"
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/Cargo.toml" | head -n 1)
 name=baton-$version
@@ -104,5 +96,4 @@ ssize=$(stat -c %s "$stripped" 2>/dev/null || echo 0)
 echo "# buildroot-built $TARGET: $size bytes as built, $ssize stripped ($((ssize / 1024)) KiB), budget ${budget:-none} KiB"
 check "within cross/size-budget's buildroot/$TARGET (${budget:-none} KiB)" test -n "$budget" -a "$ssize" -gt 0 -a "$ssize" -le "$((${budget:-0} * 1024))"
 
-echo "buildroot: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish buildroot

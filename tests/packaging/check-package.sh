@@ -43,7 +43,7 @@ files=(
 	"package/baton/baton.mk:board/buildroot/package/baton/baton.mk"
 	"package/baton/S50baton:board/rootfs/etc/init.d/S50baton"
 )
-passed=0 failed=0
+. "$REPO/tests/tools/check.sh"
 for f in "${files[@]}"; do
 	tmp=${f%%:*} repo=${f#*:}
 	set +e
@@ -65,5 +65,4 @@ for f in "${files[@]}"; do
 	fi
 done
 
-echo "check-package: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish check-package

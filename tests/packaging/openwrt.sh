@@ -39,15 +39,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0 failed=0
-check() { # check "what" CONDITION...: runs the condition, prints ok / not ok
-	local what=$1; shift
-	if "$@"; then
-		echo "ok - $what"; passed=$((passed + 1))
-	else
-		echo "not ok - $what"; failed=$((failed + 1))
-	fi
-}
+. "$REPO/tests/tools/check.sh"
 
 # the shipped script with its paths pointed into $T (the variables procd itself never sees)
 CONF=$T/etc/baton/baton.json
@@ -129,8 +121,6 @@ for line in os.environ["CALLS"].splitlines():
         break
 ' "$1"
 }
-eq() { [ "$1" = "$2" ] || { echo "#   got:      $1" >&2; echo "#   expected: $2" >&2; return 1; }; }
-matches() { [[ $1 =~ $2 ]] || { echo "#   \"$1\" does not match /$2/" >&2; return 1; }; }
 has() { grep -qF -- "$2" <<<"$1" || { echo "#   no \"$2\" in: $1" >&2; return 1; }; }
 lacks() { ! grep -qF -- "$2" <<<"$1" || { echo "#   unexpected \"$2\" in: $1" >&2; return 1; }; }
 methods() { cut -f1-3 <<<"$calls" | tr '\t' ' ' | paste -sd, -; }
@@ -243,5 +233,4 @@ run restart
 check "restart exits 0" eq "$rc" 0
 check "restart deletes, then sets the service" eq "$(methods)" "call service delete,call service set"
 
-echo "openwrt-init: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish openwrt-init

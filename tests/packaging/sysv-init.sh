@@ -41,17 +41,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0 failed=0
-check() {
-	local what=$1; shift
-	if "$@"; then
-		echo "ok - $what"; passed=$((passed + 1))
-	else
-		echo "not ok - $what"; failed=$((failed + 1))
-	fi
-}
-eq() { [ "$1" = "$2" ] || { echo "#   got:      $1" >&2; echo "#   expected: $2" >&2; return 1; }; }
-matches() { [[ $1 =~ $2 ]] || { echo "#   \"$1\" does not match /$2/" >&2; return 1; }; }
+. "$REPO/tests/tools/check.sh"
 has() { grep -qF -- "$2" "$1" 2>/dev/null || { echo "#   no \"$2\" in $1" >&2; return 1; }; }
 
 mkdir -p "$T/run" "$T/log" "$T/bin" "$T/bb"
@@ -211,5 +201,4 @@ S stop "$T/bb"
 check "stop without logger: OK" eq "$rc/$out" "0/Stopping baton: OK"
 check "the fallback log sinks end with baton" wait_gone sinks
 
-echo "sysv-init: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish sysv-init

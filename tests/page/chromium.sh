@@ -33,15 +33,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0 failed=0
-check() {
-	local what=$1; shift
-	if "$@"; then
-		echo "ok - $what"; passed=$((passed + 1))
-	else
-		echo "not ok - $what"; failed=$((failed + 1))
-	fi
-}
+. "$REPO/tests/tools/check.sh"
 has() { grep -qF -- "$2" <<<"$1" || { echo "#   no \"$2\"" >&2; return 1; }; }
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -117,5 +109,4 @@ for shot in phone:412,915 desktop:1280,900; do
 	check "the $name screenshot shows content ($bytes bytes)" test "$bytes" -gt 15000
 done
 
-echo "status-page: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish status-page
