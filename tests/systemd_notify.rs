@@ -63,21 +63,19 @@ fn a_fake_manager_sees_ready_reloading_mainpid_and_stopping() {
     let _ = b.wait_exit(Duration::from_secs(5));
 }
 
-#[test]
-fn listeners_from_socket_activation_are_adopted_and_survive_a_sighup() {
-    let be = Backend::start(Mode::Echo);
-    let dir = TempDir::new("activation");
-    let mut cfg = Cfg::simple(free_port(), &[be.port]);
-    cfg.admin = Some(free_port());
+/// What systemd does for socket activation: bind a listening socket at `ip`:`cfg`'s first
+/// listener port, pass it as descriptor 3, name this PID in LISTEN_PID, exec baton. Its log goes
+/// to `baton.log` in its directory; returns it ready, and that log's path.
+fn activated(cfg: &Cfg, ip: &str, name: &str) -> (Baton, String) {
+    let dir = TempDir::new(name);
     let config = dir.path("baton.json");
     std::fs::write(&config, cfg.json()).unwrap();
     let port = cfg.listeners[0].1;
     let log = dir.path("baton.log");
-    // what systemd does: bind, pass the socket as descriptor 3, name this PID, exec the service
     let script = format!(
         "import os, socket\n\
          s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-         s.bind(('127.0.0.1', {port})); s.listen(64)\n\
+         s.bind(('{ip}', {port})); s.listen(64)\n\
          if s.fileno() != 3: os.dup2(s.fileno(), 3)\n\
          os.set_inheritable(3, True)\n\
          os.environ['LISTEN_FDS'] = '1'; os.environ['LISTEN_PID'] = str(os.getpid())\n\
@@ -93,6 +91,16 @@ fn listeners_from_socket_activation_are_adopted_and_survive_a_sighup() {
         .unwrap();
     let mut b = Baton { child, dir, config, admin: cfg.admin, listen: port };
     b.wait_ready();
+    (b, log)
+}
+
+#[test]
+fn listeners_from_socket_activation_are_adopted_and_survive_a_sighup() {
+    let be = Backend::start(Mode::Echo);
+    let mut cfg = Cfg::simple(free_port(), &[be.port]);
+    cfg.admin = Some(free_port());
+    let port = cfg.listeners[0].1;
+    let (mut b, log) = activated(&cfg, "127.0.0.1", "activation");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
         text.contains(&format!("socket activation: listener socket 127.0.0.1:{port} taken from the supervisor")),
@@ -117,32 +125,10 @@ fn listeners_from_socket_activation_are_adopted_and_survive_a_sighup() {
 #[test]
 fn an_ipv4_only_wildcard_socket_from_the_supervisor_is_kept_with_a_warning() {
     let be = Backend::start(Mode::Echo);
-    let dir = TempDir::new("activation-v4");
     let port = free_port();
     let cfg = Cfg::simple(port, &[be.port])
         .edit(&format!(r#""address":"127.0.0.1:{port}""#), &format!(r#""address":"0.0.0.0:{port}""#));
-    let config = dir.path("baton.json");
-    std::fs::write(&config, cfg.json()).unwrap();
-    let log = dir.path("baton.log");
-    let script = format!(
-        "import os, socket\n\
-         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-         s.bind(('0.0.0.0', {port})); s.listen(64)\n\
-         if s.fileno() != 3: os.dup2(s.fileno(), 3)\n\
-         os.set_inheritable(3, True)\n\
-         os.environ['LISTEN_FDS'] = '1'; os.environ['LISTEN_PID'] = str(os.getpid())\n\
-         os.execv('{bin}', ['{bin}', '-c', '{config}', '--runtime-dir', '{run}'])",
-        run = dir.path("run"),
-        bin = &*BIN
-    );
-    let child = std::process::Command::new("/usr/bin/python3")
-        .args(["-c", &script])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut b = Baton { child, dir, config, admin: cfg.admin, listen: port };
-    b.wait_ready();
+    let (mut b, log) = activated(&cfg, "0.0.0.0", "activation-v4");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains(&format!("listener socket 0.0.0.0:{port} taken from the supervisor")), "{text}");
     let ipv6 = std::net::TcpListener::bind("[::1]:0").is_ok();
