@@ -4,9 +4,9 @@ use super::*;
 
 impl Server {
     pub(super) fn connect_next(&mut self, idx: usize) {
-        let li = self.slots[idx].listener as usize;
         let ci = self.cluster_of(idx);
-        let attempts = self.cfg.connect_attempts(li);
+        // MOSN's tcp_proxy max_connect_attempts is ignored, as MOSN does: one setting for all
+        let attempts = self.cfg.settings.connect_attempts;
         loop {
             let s = &mut self.slots[idx];
             let cluster = &self.cfg.clusters[ci];

@@ -173,9 +173,6 @@ pub struct Listener {
     pub routes: Vec<Route, MAX_ROUTES>,
     /// `connection_idle_timeout`; `None`: `baton.idle_timeout`. 0 disables.
     pub idle_timeout_ms: Option<u64>,
-    /// Always `None` from a MOSN config (MOSN's tcp_proxy never applies its
-    /// `max_connect_attempts`): `baton.connect_attempts`.
-    pub connect_attempts: Option<u8>,
     /// MOSN's `access_logs` (one): a line per closed connection.
     pub access_log: Option<AccessLog>,
 }
@@ -315,11 +312,6 @@ impl Config {
     /// The idle timeout of a listener's connections (ms, 0 = none).
     pub fn idle_timeout_ms(&self, listener: usize) -> u64 {
         self.listeners[listener].idle_timeout_ms.unwrap_or(self.settings.idle_timeout_ms)
-    }
-
-    /// Hosts tried per client of a listener.
-    pub fn connect_attempts(&self, listener: usize) -> u8 {
-        self.listeners[listener].connect_attempts.unwrap_or(self.settings.connect_attempts)
     }
 
     /// The connect timeout towards a cluster's hosts (ms).

@@ -263,7 +263,6 @@ fn build_listener(
         cluster: None,
         routes: Vec::new(),
         idle_timeout_ms: None,
-        connect_attempts: None,
         access_log: None,
     };
     match proxy.cluster.as_ref().filter(|c| !c.is_empty()) {

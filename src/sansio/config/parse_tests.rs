@@ -216,7 +216,7 @@ fn per_cluster_and_per_listener_options() {
     // applies them to TCP: loaded, ignored, the defaults stay
     let ns = with_config("{\"cluster\":\"c\",\"idle_timeout\":2500000000,\"max_connect_attempts\":1}");
     let c = parse(ns.as_bytes()).unwrap();
-    assert_eq!((c.idle_timeout_ms(0), c.connect_attempts(0)), (90_000, 3), "MOSN's default idle timeout");
+    assert_eq!((c.idle_timeout_ms(0), c.settings.connect_attempts), (90_000, 3), "MOSN's default idle timeout");
     for key in ["idle_timeout", "max_connect_attempts"] {
         let path = std::format!("servers[0].listeners[0].filter_chains[0].filters[0].config.{key}");
         assert_eq!(

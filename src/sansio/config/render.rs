@@ -30,9 +30,6 @@ pub fn write_json(w: &mut dyn Write, cfg: &Config) -> fmt::Result {
             write!(w, "\"connection_idle_timeout\":\"{ms}ms\",")?;
         }
         w.write_str("\"filter_chains\":[{\"filters\":[{\"type\":\"tcp_proxy\",\"config\":{")?;
-        if let Some(n) = l.connect_attempts {
-            write!(w, "\"max_connect_attempts\":{n},")?;
-        }
         match l.cluster {
             Some(c) => write!(w, "\"cluster\":\"{}\"", Esc(&cfg.clusters[c].name))?,
             None => write_routes(w, cfg, &l.routes)?,
