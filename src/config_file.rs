@@ -68,7 +68,7 @@ pub fn read_file(path: &str) -> Result<(Config, UnknownKeys), LoadError> {
 pub fn describe(cfg: &Config, unknown: &UnknownKeys, mut out: impl FnMut(bool, core::fmt::Arguments<'_>)) {
     for c in &cfg.clusters {
         let unweighted = matches!(c.lb, LbPolicy::RoundRobin | LbPolicy::Random | LbPolicy::RequestRoundRobin);
-        if unweighted && c.hosts.iter().any(|h| h.weight != c.hosts[0].weight) {
+        if unweighted && !crate::sansio::lb::equal_weights(&c.hosts) {
             out(
                 true,
                 format_args!(

@@ -129,16 +129,22 @@ pub fn pick(
     }
     let weight = |i: usize| hosts[i].weight as u64;
     let one = |_: usize| 1u64;
-    let equal = hosts.iter().all(|h| h.weight == hosts[0].weight);
     Some(match policy {
         LbPolicy::RoundRobin => smooth_wrr(st, one, |i, st| eligible(i, st), hosts.len()),
         LbPolicy::WeightedRoundRobin => smooth_wrr(st, weight, |i, st| eligible(i, st), hosts.len()),
         LbPolicy::Random => weighted_random(st, one, rng, |i, st| eligible(i, st), hosts.len()),
         LbPolicy::RequestRoundRobin => (0..hosts.len()).find(|&i| eligible(i, st)).unwrap_or(0),
         LbPolicy::LeastConn => least_conn(hosts, st, |i, st| eligible(i, st)),
-        LbPolicy::LeastRequest if equal => weighted_random(st, one, rng, |i, st| eligible(i, st), hosts.len()),
+        LbPolicy::LeastRequest if equal_weights(hosts) => {
+            weighted_random(st, one, rng, |i, st| eligible(i, st), hosts.len())
+        }
         LbPolicy::LeastRequest => smooth_wrr(st, weight, |i, st| eligible(i, st), hosts.len()),
     })
+}
+
+/// Whether every host has the same weight (then weighted and unweighted policies agree).
+pub fn equal_weights(hosts: &[Host]) -> bool {
+    hosts.iter().all(|h| h.weight == hosts[0].weight)
 }
 
 /// nginx's smooth weighted round-robin: spreads picks evenly in proportion to the weights
