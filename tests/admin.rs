@@ -165,5 +165,7 @@ fn a_non_loopback_admin_address_is_warned_about_at_start() {
         let err = child_stderr(&mut c);
         assert!(up, "{err}");
         assert_eq!(err.contains("not a loopback address") && err.contains("no authentication"), warned, "{ip}: {err}");
+        // a wildcard takes IPv6 clients too: the warning says to firewall both
+        assert_eq!(err.contains("for IPv6 too"), warned, "{ip}: {err}");
     }
 }

@@ -101,13 +101,14 @@ impl Admin {
         if !addr.ip().is_loopback() {
             log::warn!(
                 "{name} on {addr}: not a loopback address, and it has no authentication: anyone who can reach it \
-                 reads {}; firewall the port{}",
+                 reads {}; firewall the port{}{}",
                 if role == Role::Admin { "the config, hosts and counters" } else { "the counters and host addresses" },
                 if role == Role::Admin {
                     " or bind it to 127.0.0.1"
                 } else {
                     " (MOSN's prometheus sink binds every address)"
-                }
+                },
+                if addr.ip().is_unspecified() { ", for IPv6 too: a wildcard takes both families" } else { "" }
             );
         }
         let conns = (0..MAX_ADMIN_CONNS)
