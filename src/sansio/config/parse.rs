@@ -237,8 +237,10 @@ fn build_listener(
         "unix" => true,
         _ => return Err(at(".network", Problem::NotSupported(NETWORK_TCP_OR_UNIX))),
     };
-    if cap.on(cap::ORIGINAL_DST, [si as u16, li as u16]) {
-        return Err(at(".use_original_dst", Problem::NotSupported(NO_ORIGINAL_DST)));
+    match cap.on(cap::ORIGINAL_DST, [si as u16, li as u16]) {
+        Ok(false) => {}
+        Ok(true) => return Err(at(".use_original_dst", Problem::NotSupported(NO_ORIGINAL_DST))),
+        Err(()) => return Err(at(".use_original_dst", Problem::NotSupported(ORIGINAL_DST_KIND))),
     }
     if l.listener_filters.as_ref().is_some_and(|f| f.0) {
         return Err(at(".listener_filters", Problem::NotSupported(NO_LISTENER_FILTERS)));
@@ -391,6 +393,8 @@ const NETWORK_TCP_OR_UNIX: &str =
     "only \"tcp\" and \"unix\" are supported (baton is a stream proxy; UDP is not); remove the key or set it to \"tcp\"";
 const NO_ORIGINAL_DST: &str =
     "use_original_dst (transparent proxying: tproxy or redirect) is not supported; remove it (or set it to \"\", or false before MOSN 1.2)";
+const ORIGINAL_DST_KIND: &str =
+    "must be false, true or a string (\"tproxy\", \"redirect\", or \"\" for none), as MOSN reads it";
 const NO_MARK: &str =
     "mark (SO_MARK on upstream connections, for policy routing) is not supported; remove it or set it to 0";
 const NO_CLUSTERS_CONFIGS: &str =

@@ -249,7 +249,11 @@ fn mosn_settings_baton_cannot_honour_are_refused() {
         let l = with("").replace("\"bind_port\":true", &std::format!("\"bind_port\":true,\"use_original_dst\":{on}"));
         assert!(err(&l).contains("use_original_dst): use_original_dst (transparent proxying"), "{on}: {}", err(&l));
     }
-    for off in ["false", "\"\""] {
+    for bad in ["1", "{}", "[]"] {
+        let l = with("").replace("\"bind_port\":true", &std::format!("\"bind_port\":true,\"use_original_dst\":{bad}"));
+        assert!(err(&l).contains("use_original_dst): must be false, true or a string"), "{bad}: {}", err(&l));
+    }
+    for off in ["false", "\"\"", "null"] {
         let l = with("").replace("\"bind_port\":true", &std::format!("\"bind_port\":true,\"use_original_dst\":{off}"));
         assert!(parse(l.as_bytes()).is_ok(), "{off}");
     }

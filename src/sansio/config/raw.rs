@@ -315,10 +315,17 @@ impl Captured<'_> {
         self.raw(id, idx).is_some()
     }
 
-    /// `true`, or a non-empty string: `use_original_dst` was a bool in MOSN before 1.2 and is a
-    /// string (`"tproxy"`, `"redirect"`, empty for none) since.
-    pub(super) fn on(&self, id: usize, idx: [u16; 2]) -> bool {
-        self.raw(id, idx).is_some_and(|t| t == b"true" || (t.first() == Some(&b'"') && t.len() > 2))
+    /// A switch MOSN has written both as a bool and as a string (`use_original_dst`: a bool
+    /// before MOSN 1.2, `"tproxy"`, `"redirect"` or `""` since): on for `true` or a non-empty
+    /// string, off for `false`, `""` or absent; `Err` for anything else (a number, an object),
+    /// which neither MOSN version loads.
+    pub(super) fn on(&self, id: usize, idx: [u16; 2]) -> Result<bool, ()> {
+        match self.raw(id, idx) {
+            None | Some(b"false") => Ok(false),
+            Some(b"true") => Ok(true),
+            Some(t) if t.first() == Some(&b'"') => Ok(t.len() > 2),
+            Some(_) => Err(()),
+        }
     }
 
     /// A string, with JSON's short escapes decoded (a `\uXXXX` one loses its backslash).
